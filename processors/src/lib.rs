@@ -1,0 +1,38 @@
+//! # coldchain-processors
+//!
+//! The shared rules of the cold chain, as Hyperledger Sawtooth transaction
+//! families. Every rule a participant must not be able to bypass lives here
+//! and runs inside a transaction processor (TP).
+//!
+//! ## Layout
+//! - [`messages`]: generated protobuf payloads and state (`proto/coldchain.proto`).
+//! - [`addressing`]: namespaces, type prefixes and natural keys of every record.
+//! - [`identifiers`]: GTIN, GLN, serial and ISBT 128 validation.
+//! - [`state`]: typed load/store of records and on-chain settings.
+//! - [`registry`]: the registry family (organisations, agents, sites, devices, gateways, lots, blood units).
+//! - [`custody`]: the custody family (shipments, hand-offs, dispensing, emergency blood transfers).
+//! - [`blood`]: ABO/Rh compatibility and blood-component profiles (pure rules).
+//! - [`thermal`]: excursions, budgets, gaps, MKT and the readings hash chain (pure rules).
+//! - [`sensor`]: the sensor family (readings batches from gateways).
+//! - [`host`]: the ZeroMQ host that runs one family as an external TP process.
+//! - [`signing`]: keys, signed transactions and batches (used by clients, tests, benches).
+//! - [`memory_context`]: an in-memory `TransactionContext` for tests and benches.
+//!
+//! ## Boundaries
+//! Handlers are deterministic: no clocks, no randomness, no floating point and no
+//! hash-map iteration in anything written to state; time comes from payloads.
+//! Handlers never do I/O besides the `TransactionContext` they are given, so the
+//! same code runs in an external TP process and inside the embedded node.
+pub mod addressing;
+pub mod blood;
+pub mod custody;
+pub mod host;
+pub mod identifiers;
+pub mod memory_context;
+#[allow(warnings, clippy::all)]
+pub mod messages;
+pub mod registry;
+pub mod sensor;
+pub mod signing;
+pub mod state;
+pub mod thermal;
