@@ -33,7 +33,11 @@ pub trait ChainFeed: Send + Sync {
     /// A committed block by id.
     fn block_by_id(&self, block_id: &str) -> Result<Option<Arc<CommittedBlock>>, ChainFeedError>;
     /// Committed blocks with `block_num > after`, oldest first, at most `limit`.
-    fn blocks_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<CommittedBlock>>, ChainFeedError>;
+    fn blocks_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<CommittedBlock>>, ChainFeedError>;
     /// Live feed of blocks as they commit (a subscriber that lags too far
     /// receives `Lagged` and must catch up with `blocks_after`).
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<CommittedBlock>>;

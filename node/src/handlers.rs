@@ -38,7 +38,13 @@ impl HandlerRegistry {
     }
 
     /// Registers an external processor (identified by its connection id).
-    pub fn register_external(&self, family: &str, version: &str, connection_id: &str, handler: SharedHandler) {
+    pub fn register_external(
+        &self,
+        family: &str,
+        version: &str,
+        connection_id: &str,
+        handler: SharedHandler,
+    ) {
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         let entry = routes
             .external

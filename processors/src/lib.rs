@@ -36,3 +36,38 @@ pub mod sensor;
 pub mod signing;
 pub mod state;
 pub mod thermal;
+
+use std::sync::Arc;
+
+use sawtooth_sdk::processor::handler::TransactionHandler;
+
+/// The three coldchain families, ready to run in-process (the embedded node)
+/// or one per external TP process (`coldchain tp <family>`).
+pub fn family_handlers() -> Vec<Arc<dyn TransactionHandler + Send + Sync>> {
+    vec![
+        Arc::new(registry::RegistryHandler::new()),
+        Arc::new(custody::CustodyHandler::new()),
+        Arc::new(sensor::SensorHandler::new()),
+    ]
+}
+
+/// Every event type the coldchain families emit (Sawtooth subscriptions
+/// match event types exactly, so subscribers list them). Keep in step with
+/// `docs/families.md` and `docs/families-sensor.md`.
+pub const EVENT_TYPES: &[&str] = &[
+    "coldchain/lot-status",
+    "coldchain/shipment-created",
+    "coldchain/shipment-cancelled",
+    "coldchain/handoff-proposed",
+    "coldchain/handoff-accepted",
+    "coldchain/handoff-rejected",
+    "coldchain/handoff-cancelled",
+    "coldchain/pack-dispensed",
+    "coldchain/blood-request-filed",
+    "coldchain/blood-offer",
+    "coldchain/blood-offer-accepted",
+    "coldchain/blood-delivered",
+    sensor::EVENT_EXCURSION_STARTED,
+    sensor::EVENT_EXCURSION_ENDED,
+    sensor::EVENT_COMPROMISED,
+];

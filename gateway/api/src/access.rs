@@ -1,0 +1,195 @@
+//! Who is asking, and what they may read.
+//!
+//! Verification verdicts are public. Every other read needs a partner: either a
+//! request signed with a registered participant key (headers
+//! `X-Coldchain-Key`, `X-Coldchain-Timestamp` in unix seconds,
+//! `X-Coldchain-Signature` = the Sawtooth-style secp256k1 signature over
+//! [`signed_message`]) accepted within [`FRESHNESS_S`] of the server clock, or
+//! `Authorization: Bearer <token>` with a token bound to such a key. The key
+//! must belong to an unrevoked Agent on the ledger (as indexed); the agent's
+//! organisation sees its own and its counterparties' data, inspectors and
+//! regulators see everything. This module decides; it does not serve.
+use coldchain_processors::addressing::RecordKind;
+use coldchain_processors::messages::coldchain::{Agent, Role, Shipment};
+use coldchain_processors::signing;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::index::{AuditEntry, IndexStore};
+use crate::provenance::LotRecords;
+use crate::records::load;
+
+/// How far a signed request's timestamp may be from the server clock.
+pub const FRESHNESS_S: u64 = 300;
+
+/// The authentication headers a request carries (all optional).
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    pub key: Option<String>,
+    pub timestamp: Option<String>,
+    pub signature: Option<String>,
+    pub bearer: Option<String>,
+}
+
+/// An authenticated partner.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub public_key: String,
+    pub org_id: String,
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    /// Inspectors and regulators read everything.
+    pub fn sees_everything(&self) -> bool {
+        self.roles.iter().any(|r| matches!(r, Role::INSPECTOR | Role::REGULATOR))
+    }
+}
+
+/// The bytes a partner signs: method, path, raw query and timestamp, one per line.
+pub fn signed_message(method: &str, path: &str, query: &str, timestamp: &str) -> String {
+    format!("{}\n{path}\n{query}\n{timestamp}", method.to_ascii_uppercase())
+}
+
+/// SHA-256 of a token, as stored in the index.
+pub fn token_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh random API token (64 hex characters).
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Checks a signed request and returns the signer's public key.
+pub fn check_signature(credentials: &Credentials, method: &str, path: &str, query: &str, now_s: u64) -> Result<String, ApiError> {
+    let (Some(key), Some(timestamp), Some(signature)) = (&credentials.key, &credentials.timestamp, &credentials.signature) else {
+        return Err(ApiError::unauthorized(
+            "this endpoint needs a partner key: send X-Coldchain-Key, X-Coldchain-Timestamp and X-Coldchain-Signature, or Authorization: Bearer <token>".into(),
+        ));
+    };
+    let at: u64 = timestamp
+        .parse()
+        .map_err(|_| ApiError::unauthorized("X-Coldchain-Timestamp must be unix seconds".into()))?;
+    if at.abs_diff(now_s) > FRESHNESS_S {
+        return Err(ApiError::unauthorized(format!(
+            "signed request timestamp {at} is more than {FRESHNESS_S} s from the server clock ({now_s}); sign again with the current time"
+        )));
+    }
+    let message = signed_message(method, path, query, timestamp);
+    match signing::verify(key, message.as_bytes(), signature) {
+        Ok(true) => Ok(key.clone()),
+        Ok(false) => Err(ApiError::unauthorized("X-Coldchain-Signature does not match the request (method, path, query, timestamp) for this key".into())),
+        Err(error) => Err(ApiError::unauthorized(format!("bad signature headers: {error}"))),
+    }
+}
+
+/// Resolves the caller's key (signature or token) to a registered, unrevoked agent.
+pub async fn authenticate(index: &dyn IndexStore, credentials: &Credentials, method: &str, path: &str, query: &str, now_s: u64) -> Result<Caller, ApiError> {
+    let public_key = match &credentials.bearer {
+        Some(token) => index
+            .token_owner(&token_digest(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the API token is not known; create one with POST /api/v1/tokens".into()))?,
+        None => check_signature(credentials, method, path, query, now_s)?,
+    };
+    let agent = load::<Agent>(index, RecordKind::Agent, &public_key)
+        .await?
+        .ok_or_else(|| ApiError::forbidden(format!("key {} is not a registered agent on the ledger", crate::identifiers::shorten(&public_key))))?
+        .record;
+    if agent.get_revoked() {
+        return Err(ApiError::forbidden(format!("agent {} was revoked: {}", public_key, agent.get_revoke_reason())));
+    }
+    Ok(Caller { public_key, org_id: agent.get_org_id().to_string(), roles: agent.get_roles().to_vec() })
+}
+
+/// Organisations party to a shipment: custodian and both sides of every hand-off.
+pub fn shipment_parties(shipment: &Shipment) -> Vec<&str> {
+    let mut parties = vec![shipment.get_custodian_org_id()];
+    for handoff in shipment.get_handoffs().iter().chain(shipment.pending.as_ref()) {
+        parties.push(handoff.get_from_org_id());
+        parties.push(handoff.get_to_org_id());
+    }
+    parties
+}
+
+/// The caller may read the lot when its organisation made it, holds it, or was
+/// a party to any shipment that carried it.
+pub fn may_read_lot(caller: &Caller, records: &LotRecords) -> bool {
+    let org = caller.org_id.as_str();
+    let lot = &records.lot.record;
+    caller.sees_everything()
+        || lot.get_manufacturer_org_id() == org
+        || lot.get_custodian_org_id() == org
+        || records.shipments.iter().any(|s| shipment_parties(&s.record).contains(&org))
+}
+
+/// The caller may read a shipment when its organisation is a party to it.
+pub fn may_read_shipment(caller: &Caller, shipment: &Shipment) -> bool {
+    caller.sees_everything() || shipment_parties(shipment).contains(&caller.org_id.as_str())
+}
+
+/// Records a read of restricted data.
+pub async fn audit(index: &dyn IndexStore, caller: &Caller, method: &str, path: &str, subject: &str, now_s: u64) -> Result<(), ApiError> {
+    index
+        .audit(AuditEntry {
+            at_s: now_s,
+            public_key: caller.public_key.clone(),
+            org_id: caller.org_id.clone(),
+            method: method.to_string(),
+            path: path.to_string(),
+            subject: subject.to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coldchain_processors::signing::Signer;
+
+    fn signed(signer: &Signer, at: u64) -> Credentials {
+        let ts = at.to_string();
+        Credentials {
+            key: Some(signer.public_key().to_string()),
+            signature: Some(signer.sign(signed_message("GET", "/api/v1/x", "a=1", &ts).as_bytes())),
+            timestamp: Some(ts),
+            bearer: None,
+        }
+    }
+
+    #[test]
+    fn fresh_signed_request_names_its_key() {
+        let signer = Signer::generate();
+        let key = check_signature(&signed(&signer, 1000), "GET", "/api/v1/x", "a=1", 1100).unwrap();
+        assert_eq!(key, signer.public_key());
+    }
+
+    #[test]
+    fn stale_tampered_or_unsigned_requests_are_refused() {
+        let signer = Signer::generate();
+        assert_eq!(check_signature(&signed(&signer, 1000), "GET", "/api/v1/x", "a=1", 1000 + FRESHNESS_S + 1).unwrap_err().status, 401);
+        assert!(check_signature(&signed(&signer, 1000), "GET", "/api/v1/x", "a=2", 1000).is_err());
+        assert!(check_signature(&signed(&signer, 1000), "GET", "/api/v1/y", "a=1", 1000).is_err());
+        assert!(check_signature(&Credentials::default(), "GET", "/api/v1/x", "", 1000).is_err());
+    }
+
+    #[test]
+    fn shipment_parties_include_both_sides_of_hand_offs() {
+        let mut shipment = Shipment::new();
+        shipment.set_custodian_org_id("carrier".into());
+        let mut handoff = coldchain_processors::messages::coldchain::Handoff::new();
+        handoff.set_from_org_id("maker".into());
+        handoff.set_to_org_id("carrier".into());
+        shipment.mut_handoffs().push(handoff);
+        let caller = |org: &str| Caller { public_key: String::new(), org_id: org.into(), roles: vec![Role::PHARMACY] };
+        assert!(may_read_shipment(&caller("maker"), &shipment));
+        assert!(!may_read_shipment(&caller("stranger"), &shipment));
+        let regulator = Caller { public_key: String::new(), org_id: "agency".into(), roles: vec![Role::REGULATOR] };
+        assert!(may_read_shipment(&regulator, &shipment));
+    }
+}

@@ -1,0 +1,180 @@
+//! Turning what the node publishes into [`BlockUpdate`]s and keeping the index
+//! on the chain the node considers canonical (forks roll back).
+//!
+//! The decision logic ([`ingest`]) is independent of transport: the ZeroMQ
+//! follower feeds it live blocks, tests feed it recorded blocks.
+use std::future::Future;
+use std::pin::Pin;
+
+use base64::Engine;
+use coldchain_processors::addressing::SENSOR_FAMILY;
+use coldchain_processors::messages::coldchain::SensorPayload;
+use protobuf::Message;
+use serde_json::Value;
+use sha2::{Digest, Sha512};
+
+use crate::index::{BlockRef, BlockUpdate, IndexError, IndexStore, ReadingRow, ReadingsBatch, StateChange};
+
+/// Why a block could not be followed.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("node REST API at {url}: {message}")]
+    Rest { url: String, message: String },
+    #[error("block {block_id} from the node is malformed: {message}")]
+    BadBlock { block_id: String, message: String },
+    #[error("component endpoint: {0}")]
+    Zmq(String),
+}
+
+/// A boxed future for [`ChainLookup`].
+pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, FollowError>> + Send + 'a>>;
+
+/// Asks the node whether a block is on its current chain.
+pub trait ChainLookup: Send + Sync {
+    fn is_on_chain<'a>(&'a self, block_id: &'a str) -> LookupFuture<'a>;
+}
+
+/// What [`ingest`] did with a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ingested {
+    Applied,
+    AlreadyIndexed,
+    /// A fork: rows above `to` were removed, then the block was applied.
+    RolledBackAndApplied { to: u64 },
+    /// Blocks are missing between the index and this one (after a possible
+    /// roll-back to `to`): resubscribe with catch-up from the index head.
+    NeedsCatchUp { to: u64 },
+}
+
+/// Applies `update` when it extends the index head; on a fork rolls back to the
+/// newest indexed block still on the node's chain first.
+pub async fn ingest(index: &dyn IndexStore, chain: &dyn ChainLookup, update: BlockUpdate) -> Result<Ingested, FollowError> {
+    let Some(head) = index.head().await? else {
+        index.apply_block(update).await?;
+        return Ok(Ingested::Applied);
+    };
+    let block = &update.block;
+    if index.block_at(block.block_num).await?.is_some_and(|b| b.block_id == block.block_id) {
+        return Ok(Ingested::AlreadyIndexed);
+    }
+    if block.previous_block_id == head.block_id && block.block_num == head.block_num + 1 {
+        index.apply_block(update).await?;
+        return Ok(Ingested::Applied);
+    }
+    let ancestor = common_ancestor(index, chain, &head, block).await?;
+    let rolled = ancestor.as_ref().map(|a| a.block_num);
+    match &ancestor {
+        Some(a) if a.block_num < head.block_num => index.roll_back_to(a.block_num).await?,
+        None => index.roll_back_to_nothing().await?,
+        _ => {}
+    }
+    let to = rolled.unwrap_or(0);
+    let extends = match &ancestor {
+        Some(a) => a.block_id == block.previous_block_id && a.block_num + 1 == block.block_num,
+        None => block.block_num == 0,
+    };
+    if extends {
+        index.apply_block(update).await?;
+        Ok(Ingested::RolledBackAndApplied { to })
+    } else {
+        Ok(Ingested::NeedsCatchUp { to })
+    }
+}
+
+/// The newest indexed block that the new block descends from (its parent) or
+/// that the node still has on its chain.
+async fn common_ancestor(index: &dyn IndexStore, chain: &dyn ChainLookup, head: &BlockRef, block: &BlockRef) -> Result<Option<BlockRef>, FollowError> {
+    let mut num = head.block_num.min(block.block_num.saturating_sub(1));
+    loop {
+        if let Some(candidate) = index.block_at(num).await? {
+            if candidate.block_id == block.previous_block_id || chain.is_on_chain(&candidate.block_id).await? {
+                return Ok(Some(candidate));
+            }
+        }
+        if num == 0 {
+            return Ok(None);
+        }
+        num -= 1;
+    }
+}
+
+/// Builds the index update of a block from its `sawtooth/state-delta` changes
+/// and the block as the REST API serves it (`GET /blocks/{id}` → `data`).
+pub fn block_update(block: BlockRef, changes: Vec<(String, Option<Vec<u8>>)>, rest_block: &Value) -> Result<BlockUpdate, FollowError> {
+    let bad = |message: String| FollowError::BadBlock { block_id: block.block_id.clone(), message };
+    let mut transactions: Vec<(String, Vec<String>)> = Vec::new();
+    let mut readings = Vec::new();
+    let batches = rest_block.get("batches").and_then(Value::as_array).ok_or_else(|| bad("no batches list".into()))?;
+    for txn in batches.iter().filter_map(|b| b.get("transactions").and_then(Value::as_array)).flatten() {
+        let id = txn.get("header_signature").and_then(Value::as_str).ok_or_else(|| bad("transaction without header_signature".into()))?.to_string();
+        let header = txn.get("header").ok_or_else(|| bad(format!("transaction {id} has no header")))?;
+        let outputs = header
+            .get("outputs")
+            .and_then(Value::as_array)
+            .map(|o| o.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        transactions.push((id.clone(), outputs));
+        if header.get("family_name").and_then(Value::as_str) != Some(SENSOR_FAMILY) {
+            continue;
+        }
+        let payload_b64 = txn.get("payload").and_then(Value::as_str).unwrap_or_default();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(payload_b64)
+            .map_err(|e| bad(format!("transaction {id} payload is not base64: {e}")))?;
+        let position = u32::try_from(readings.len()).unwrap_or(u32::MAX);
+        if let Some(batch) = readings_batch(&id, position, &payload) {
+            readings.push(batch);
+        }
+    }
+    let changes = changes
+        .into_iter()
+        .map(|(address, value)| {
+            let txn_id = transactions
+                .iter()
+                .rev()
+                .find(|(_, outputs)| outputs.iter().any(|o| address.starts_with(o.as_str())))
+                .map(|(id, _)| id.clone())
+                .unwrap_or_default();
+            StateChange { address, value, txn_id }
+        })
+        .collect();
+    Ok(BlockUpdate { block, changes, readings })
+}
+
+/// Decodes a sensor-family transaction payload into an indexed readings batch
+/// (None when it is not a `RecordReadings`; such a payload cannot be in a
+/// committed block, since the processor would have refused it).
+pub fn readings_batch(txn_id: &str, position: u32, payload: &[u8]) -> Option<ReadingsBatch> {
+    let sensor = SensorPayload::parse_from_bytes(payload).ok()?;
+    if !sensor.has_record_readings() {
+        return None;
+    }
+    let record = sensor.get_record_readings();
+    let shipment_id = record.get_shipment_id().to_string();
+    let device_id = record.get_device_id().to_string();
+    let rows = record
+        .get_readings()
+        .iter()
+        .map(|r| ReadingRow {
+            shipment_id: shipment_id.clone(),
+            device_id: device_id.clone(),
+            sequence: r.get_sequence(),
+            time_s: r.get_time_s(),
+            temperature_cdeg: r.get_temperature_cdeg(),
+            humidity_permille: r.get_has_humidity().then(|| r.get_humidity_permille()),
+            door: r.get_door() as i32,
+            block_num: 0,
+            txn_id: txn_id.to_string(),
+        })
+        .collect();
+    Some(ReadingsBatch {
+        shipment_id,
+        device_id,
+        txn_id: txn_id.to_string(),
+        position,
+        payload_sha512: hex::encode(Sha512::digest(payload)),
+        readings: rows,
+    })
+}

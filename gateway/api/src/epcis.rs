@@ -1,0 +1,122 @@
+//! EPCIS 2.0 JSON-LD export of a lot's events: a TransactionEvent per custody
+//! change (decided hand-off) and, per shipment with readings, an ObjectEvent
+//! (bizStep `sensor_reporting`) whose `sensorElementList` carries window
+//! aggregates (start/end, min/max/mean in CEL) with a pointer to the raw
+//! readings, and an alarm report for windows outside the allowed range.
+//! Identifiers are GS1 Digital Link URIs (`https://id.gs1.org/01/…/10/…`).
+use coldchain_processors::messages::coldchain::{HandoffOutcome, StorageProfile};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::index::{IndexStore, ReadingsQuery};
+use crate::provenance::LotRecords;
+use crate::readings::{celsius, downsample};
+
+/// Window length of the sensor aggregates.
+pub const WINDOW_S: u64 = 3_600;
+/// Most readings one export summarises per shipment.
+const MAX_READINGS: u32 = 1_000_000;
+
+/// RFC 3339 UTC time of unix seconds.
+pub fn iso_time(unix_s: u64) -> String {
+    let date = crate::verdict::date_of(unix_s);
+    let secs = unix_s % 86_400;
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", date / 10_000, date / 100 % 100, date % 100, secs / 3_600, secs / 60 % 60, secs % 60)
+}
+
+fn number(cdeg: i32) -> Value {
+    celsius(cdeg).parse::<f64>().map(Value::from).unwrap_or(Value::Null)
+}
+
+/// The EPCIS document for a lot.
+pub async fn lot_document(index: &dyn IndexStore, records: &LotRecords, now_s: u64) -> Result<Value, ApiError> {
+    let lot = &records.lot.record;
+    let class = format!("https://id.gs1.org/01/{}/10/{}", lot.get_gtin(), lot.get_lot());
+    let mut events = Vec::new();
+    for found in &records.shipments {
+        let shipment = &found.record;
+        let id = shipment.get_shipment_id();
+        for handoff in shipment.get_handoffs() {
+            let accepted = matches!(handoff.get_outcome(), HandoffOutcome::ACCEPTED | HandoffOutcome::ACCEPTED_INTO_QUARANTINE);
+            if !accepted {
+                continue;
+            }
+            events.push(json!({
+                "type": "TransactionEvent",
+                "eventTime": iso_time(handoff.get_decided_at_s()),
+                "eventTimeZoneOffset": "+00:00",
+                "action": "ADD",
+                "bizStep": "receiving",
+                "disposition": if handoff.get_outcome() == HandoffOutcome::ACCEPTED { "in_progress" } else { "non_sellable_other" },
+                "quantityList": [{"epcClass": class, "quantity": lot.get_quantity()}],
+                "readPoint": {"id": format!("https://id.gs1.org/414/{}", handoff.get_at_gln())},
+                "bizTransactionList": [{"type": "bol", "bizTransaction": format!("urn:coldchain:shipment:{id}")}],
+                "sourceList": [{"type": "owning_party", "source": format!("urn:coldchain:org:{}", handoff.get_from_org_id())}],
+                "destinationList": [{"type": "owning_party", "destination": format!("urn:coldchain:org:{}", handoff.get_to_org_id())}],
+                "coldchain:evidence": {"blockId": found.evidence.block_id, "transactionId": found.evidence.transaction_id},
+            }));
+        }
+        let rows = index
+            .readings(ReadingsQuery { shipment_id: id.to_string(), from_s: 0, to_s: i64::MAX as u64, after: None, limit: MAX_READINGS })
+            .await?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { continue };
+        let windows = (last.time_s - first.time_s) / WINDOW_S + 1;
+        let buckets = downsample(&rows, first.time_s, first.time_s + windows * WINDOW_S - 1, u32::try_from(windows).unwrap_or(u32::MAX));
+        let profile = shipment.profile.clone().unwrap_or_else(StorageProfile::default);
+        let elements: Vec<Value> = buckets
+            .iter()
+            .map(|b| {
+                let mut reports = vec![json!({
+                    "type": "gs1:Temperature", "minValue": number(b.min_cdeg), "maxValue": number(b.max_cdeg),
+                    "meanValue": number(b.mean_cdeg), "uom": "CEL",
+                })];
+                if b.max_cdeg > profile.get_max_cdeg() || b.min_cdeg < profile.get_min_cdeg() {
+                    let high = b.max_cdeg > profile.get_max_cdeg();
+                    reports.push(json!({
+                        "type": "gs1:Temperature", "exception": "ALARM_CONDITION",
+                        "value": number(if high { b.max_cdeg } else { b.min_cdeg }), "uom": "CEL",
+                        "coldchain:allowedRange": [number(profile.get_min_cdeg()), number(profile.get_max_cdeg())],
+                    }));
+                }
+                json!({
+                    "sensorMetadata": {
+                        "startTime": iso_time(b.from_s), "endTime": iso_time(b.to_s),
+                        "deviceID": format!("urn:coldchain:device:{}", shipment.get_device_ids().join(",")),
+                        "rawData": format!("/api/v1/shipments/{id}/readings?from={}&to={}", b.from_s, b.to_s),
+                        "bizRules": format!("urn:coldchain:profile:{}", profile.get_name()),
+                    },
+                    "sensorReport": reports,
+                })
+            })
+            .collect();
+        events.push(json!({
+            "type": "ObjectEvent",
+            "eventTime": iso_time(last.time_s),
+            "eventTimeZoneOffset": "+00:00",
+            "action": "OBSERVE",
+            "bizStep": "sensor_reporting",
+            "quantityList": [{"epcClass": class, "quantity": lot.get_quantity()}],
+            "bizTransactionList": [{"type": "bol", "bizTransaction": format!("urn:coldchain:shipment:{id}")}],
+            "sensorElementList": elements,
+        }));
+    }
+    events.sort_by(|a, b| a["eventTime"].as_str().cmp(&b["eventTime"].as_str()));
+    Ok(json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld", {"coldchain": "urn:coldchain:"}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": iso_time(now_s),
+        "epcisBody": {"eventList": events},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso_time;
+
+    #[test]
+    fn unix_seconds_render_as_rfc3339_utc() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_time(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}

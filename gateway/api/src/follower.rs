@@ -1,0 +1,216 @@
+//! The chain follower: subscribes to `sawtooth/block-commit` and
+//! `sawtooth/state-delta` (coldchain namespaces) on the node's component
+//! endpoint over ZeroMQ, with `last_known_block_ids` catch-up, and feeds each
+//! block (plus its transactions from `GET /blocks/{id}`) to [`crate::chain::ingest`].
+//!
+//! Runs on its own thread (ZeroMQ is blocking) and reconnects forever with
+//! backoff. It never writes to the chain.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coldchain_processors::addressing::{namespace, CUSTODY_FAMILY, REGISTRY_FAMILY, SENSOR_FAMILY};
+use protobuf::Message as _;
+use sawtooth_sdk::messages::client_event::{ClientEventsSubscribeRequest, ClientEventsSubscribeResponse, ClientEventsSubscribeResponse_Status};
+use sawtooth_sdk::messages::events::{EventFilter, EventFilter_FilterType, EventList, EventSubscription};
+use sawtooth_sdk::messages::transaction_receipt::{StateChangeList, StateChange_Type};
+use sawtooth_sdk::messages::validator::{Message, Message_MessageType};
+
+use crate::chain::{block_update, ingest, FollowError, Ingested};
+use crate::index::{BlockRef, IndexStore};
+use crate::node::NodeClient;
+
+/// Sawtooth's id for "before genesis": catch-up from it replays every block.
+pub const NULL_BLOCK_ID: &str = "0000000000000000";
+
+/// What the follower reports (for `/api/v1/status`).
+#[derive(Debug, Default)]
+pub struct FollowerStatus {
+    pub connected: AtomicBool,
+    /// Newest block number the node announced (u64::MAX before any).
+    pub chain_head_num: AtomicU64,
+    pub last_error: Mutex<String>,
+}
+
+impl FollowerStatus {
+    pub fn new() -> FollowerStatus {
+        FollowerStatus { chain_head_num: AtomicU64::new(u64::MAX), ..FollowerStatus::default() }
+    }
+
+    fn fail(&self, error: &FollowError) {
+        tracing::warn!(%error, "chain follower");
+        self.connected.store(false, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = error.to_string();
+        }
+    }
+}
+
+/// Everything the follower thread needs.
+pub struct Follower {
+    pub component: String,
+    pub node: NodeClient,
+    pub index: Arc<dyn IndexStore>,
+    pub status: Arc<FollowerStatus>,
+    pub stop: Arc<AtomicBool>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+fn zmq_error(e: impl std::fmt::Display) -> FollowError {
+    FollowError::Zmq(e.to_string())
+}
+
+impl Follower {
+    /// Runs until `stop` is set: connect, subscribe, follow; on any failure wait
+    /// (100 ms doubling to 5 s) and start again from the index head.
+    pub fn run(self) {
+        let mut backoff = Duration::from_millis(100);
+        while !self.stop.load(Ordering::Relaxed) {
+            match self.session() {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(error) => {
+                    self.status.fail(&error);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// One subscription: returns Ok when a resubscription is needed (catch-up).
+    fn session(&self) -> Result<(), FollowError> {
+        let context = zmq::Context::new();
+        let socket = context.socket(zmq::DEALER).map_err(zmq_error)?;
+        socket.set_linger(0).map_err(zmq_error)?;
+        socket.set_rcvtimeo(500).map_err(zmq_error)?;
+        socket.connect(&self.component).map_err(zmq_error)?;
+        let mut known = self.runtime.block_on(self.index.recent_block_ids(20))?;
+        if known.is_empty() {
+            known.push(NULL_BLOCK_ID.to_string());
+        }
+        self.subscribe(&socket, known)?;
+        self.status.connected.store(true, Ordering::Relaxed);
+        tracing::info!(endpoint = %self.component, "following the chain");
+        let mut last_event = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            let bytes = match socket.recv_bytes(0) {
+                Ok(bytes) => bytes,
+                Err(zmq::Error::EAGAIN) => {
+                    if last_event.elapsed() > Duration::from_secs(15) && self.lagging()? {
+                        return Err(FollowError::Zmq("no events for 15 s while the index lags the chain; resubscribing".into()));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(zmq_error(e)),
+            };
+            let message = Message::parse_from_bytes(&bytes).map_err(zmq_error)?;
+            match message.get_message_type() {
+                Message_MessageType::PING_REQUEST => {
+                    let mut pong = Message::new();
+                    pong.set_message_type(Message_MessageType::PING_RESPONSE);
+                    pong.set_correlation_id(message.get_correlation_id().to_string());
+                    socket.send(pong.write_to_bytes().map_err(zmq_error)?, 0).map_err(zmq_error)?;
+                }
+                Message_MessageType::CLIENT_EVENTS => {
+                    last_event = Instant::now();
+                    let events = EventList::parse_from_bytes(message.get_content()).map_err(zmq_error)?;
+                    if let Ingested::NeedsCatchUp { to } = self.on_events(events)? {
+                        tracing::info!(ancestor = to, "blocks missing after a fork or gap; resubscribing with catch-up");
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self, socket: &zmq::Socket, known: Vec<String>) -> Result<(), FollowError> {
+        let regex = format!("^({}|{}|{})", namespace(REGISTRY_FAMILY), namespace(CUSTODY_FAMILY), namespace(SENSOR_FAMILY));
+        let mut filter = EventFilter::new();
+        filter.set_key("address".into());
+        filter.set_match_string(regex);
+        filter.set_filter_type(EventFilter_FilterType::REGEX_ANY);
+        let mut commit = EventSubscription::new();
+        commit.set_event_type("sawtooth/block-commit".into());
+        let mut delta = EventSubscription::new();
+        delta.set_event_type("sawtooth/state-delta".into());
+        delta.set_filters(vec![filter].into());
+        let mut request = ClientEventsSubscribeRequest::new();
+        request.set_subscriptions(vec![commit, delta].into());
+        request.set_last_known_block_ids(known.into());
+        let mut message = Message::new();
+        message.set_message_type(Message_MessageType::CLIENT_EVENTS_SUBSCRIBE_REQUEST);
+        message.set_correlation_id(crate::access::new_token());
+        message.set_content(request.write_to_bytes().map_err(zmq_error)?);
+        socket.send(message.write_to_bytes().map_err(zmq_error)?, 0).map_err(zmq_error)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
+            let bytes = match socket.recv_bytes(0) {
+                Ok(bytes) => bytes,
+                Err(zmq::Error::EAGAIN) => continue,
+                Err(e) => return Err(zmq_error(e)),
+            };
+            let reply = Message::parse_from_bytes(&bytes).map_err(zmq_error)?;
+            if reply.get_message_type() != Message_MessageType::CLIENT_EVENTS_SUBSCRIBE_RESPONSE {
+                continue;
+            }
+            let response = ClientEventsSubscribeResponse::parse_from_bytes(reply.get_content()).map_err(zmq_error)?;
+            return match response.get_status() {
+                ClientEventsSubscribeResponse_Status::OK => Ok(()),
+                ClientEventsSubscribeResponse_Status::UNKNOWN_BLOCK => {
+                    // None of our recent blocks is on the node's chain: a deep fork or a
+                    // different network. Start over from genesis rather than serve stale rows.
+                    self.runtime.block_on(self.index.roll_back_to_nothing())?;
+                    Err(FollowError::Zmq("the node knows none of the indexed blocks; index reset, catching up from genesis".into()))
+                }
+                other => Err(FollowError::Zmq(format!("subscription refused ({other:?}): {}", response.get_response_message()))),
+            };
+        }
+        Err(FollowError::Zmq(format!("no subscription response from {} within 10 s", self.component)))
+    }
+
+    fn lagging(&self) -> Result<bool, FollowError> {
+        let chain = self.runtime.block_on(self.node.head_num())?;
+        let indexed = self.runtime.block_on(self.index.head())?.map(|b| b.block_num);
+        Ok(match (chain, indexed) {
+            (Some(c), Some(i)) => c > i,
+            (Some(_), None) => true,
+            _ => false,
+        })
+    }
+
+    fn on_events(&self, events: EventList) -> Result<Ingested, FollowError> {
+        let mut block = None;
+        let mut changes = Vec::new();
+        for event in events.get_events() {
+            match event.get_event_type() {
+                "sawtooth/block-commit" => {
+                    let attr = |key: &str| {
+                        event.get_attributes().iter().find(|a| a.get_key() == key).map(|a| a.get_value().to_string()).unwrap_or_default()
+                    };
+                    let block_num = attr("block_num").parse().map_err(|_| FollowError::Zmq(format!("block-commit without a numeric block_num: {:?}", attr("block_num"))))?;
+                    block = Some(BlockRef { block_id: attr("block_id"), block_num, previous_block_id: attr("previous_block_id"), state_root: attr("state_root_hash") });
+                }
+                "sawtooth/state-delta" => {
+                    let list = StateChangeList::parse_from_bytes(event.get_data()).map_err(zmq_error)?;
+                    for change in list.get_state_changes() {
+                        let value = (change.get_field_type() == StateChange_Type::SET).then(|| change.get_value().to_vec());
+                        changes.push((change.get_address().to_string(), value));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(block) = block else { return Ok(Ingested::AlreadyIndexed) };
+        self.status.chain_head_num.store(block.block_num, Ordering::Relaxed);
+        let rest_block = self
+            .runtime
+            .block_on(self.node.block(&block.block_id))?
+            .ok_or_else(|| FollowError::Rest { url: self.node.base().to_string(), message: format!("block {} announced but not served", block.block_id) })?;
+        let update = block_update(block, changes, &rest_block)?;
+        let outcome = self.runtime.block_on(ingest(self.index.as_ref(), &self.node, update))?;
+        tracing::debug!(?outcome, "block indexed");
+        Ok(outcome)
+    }
+}

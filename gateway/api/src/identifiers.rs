@@ -1,0 +1,175 @@
+//! Parsing what a pharmacy scanner or a partner sends: GTINs (check digit,
+//! normalised to 14 digits), serials, lots, GS1 Digital Link paths and the
+//! YYMMDD expiry of AI 17. Pure functions; errors name the offending value.
+use crate::error::ApiError;
+
+/// Normalises a GTIN-8/12/13/14 to 14 digits after checking its check digit.
+pub fn normalize_gtin(gtin: &str) -> Result<String, ApiError> {
+    let digits = gtin.len();
+    if !matches!(digits, 8 | 12 | 13 | 14) || !gtin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(
+            "bad_gtin",
+            format!("GTIN {:?} must be 8, 12, 13 or 14 digits", shorten(gtin)),
+        ));
+    }
+    let padded = format!("{gtin:0>14}");
+    let bytes = padded.as_bytes();
+    let sum: u32 = bytes[..13]
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    let check = (10 - sum % 10) % 10;
+    if u32::from(bytes[13] - b'0') != check {
+        return Err(ApiError::bad_request(
+            "bad_gtin",
+            format!("GTIN {gtin} has a wrong check digit: expected {check}, found {}", bytes[13] - b'0'),
+        ));
+    }
+    Ok(padded)
+}
+
+/// A serial or lot: 1–20 printable ASCII characters without spaces or slashes.
+pub fn check_code(kind: &str, value: &str) -> Result<(), ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 20
+        && value.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "bad_identifier",
+            format!("{kind} {:?} must be 1 to 20 printable characters without '/'", shorten(value)),
+        ))
+    }
+}
+
+/// GS1 AI 17 (YYMMDD) as YYYYMMDD; day 00 means the last day of the month.
+pub fn expiry_from_yymmdd(value: &str) -> Result<u32, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "bad_expiry",
+            format!("expiry {:?} must be YYMMDD (GS1 AI 17)", shorten(value)),
+        )
+    };
+    if value.len() != 6 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let number: u32 = value.parse().map_err(|_| bad())?;
+    let (yy, mm, dd) = (number / 10000, number / 100 % 100, number % 100);
+    if !(1..=12).contains(&mm) || dd > 31 {
+        return Err(bad());
+    }
+    let year = 2000 + yy;
+    let day = if dd == 0 { days_in_month(year, mm) } else { dd };
+    Ok(year * 10000 + mm * 100 + day)
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// What a Digital Link path names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigitalLink {
+    pub gtin: String,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+}
+
+/// Parses the segments after `/01/`: `{gtin}[/10/{lot}][/21/{serial}]`
+/// (percent-decoded; unknown application identifiers are refused).
+pub fn parse_digital_link(segments: &[String]) -> Result<DigitalLink, ApiError> {
+    let Some((gtin, rest)) = segments.split_first() else {
+        return Err(ApiError::bad_request("bad_digital_link", "Digital Link needs /01/{gtin}".into()));
+    };
+    let mut link = DigitalLink { gtin: normalize_gtin(&decode(gtin)?)?, lot: None, serial: None };
+    let mut pairs = rest.chunks(2);
+    for pair in &mut pairs {
+        let [ai, value] = pair else {
+            return Err(ApiError::bad_request(
+                "bad_digital_link",
+                format!("Digital Link application identifier {:?} has no value", shorten(&pair[0])),
+            ));
+        };
+        let value = decode(value)?;
+        match ai.as_str() {
+            "10" if link.lot.is_none() => {
+                check_code("lot", &value)?;
+                link.lot = Some(value);
+            }
+            "21" if link.serial.is_none() => {
+                check_code("serial", &value)?;
+                link.serial = Some(value);
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "bad_digital_link",
+                    format!("Digital Link path may carry /10/{{lot}} and /21/{{serial}} once each, not /{}/", shorten(other)),
+                ))
+            }
+        }
+    }
+    Ok(link)
+}
+
+fn decode(segment: &str) -> Result<String, ApiError> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::bad_request("bad_encoding", "path segment is not UTF-8 after percent-decoding".into()))
+}
+
+/// At most 40 characters of untrusted input, for error messages.
+pub fn shorten(value: &str) -> String {
+    value.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gtin_with_valid_check_digit_is_padded_to_14() {
+        assert_eq!(normalize_gtin("09501101530003").unwrap(), "09501101530003");
+        assert_eq!(normalize_gtin("9501101530003").unwrap(), "09501101530003");
+        assert_eq!(normalize_gtin("96385074").unwrap(), "00000096385074");
+    }
+
+    #[test]
+    fn gtin_with_wrong_check_digit_or_letters_is_refused() {
+        assert_eq!(normalize_gtin("09501101530004").unwrap_err().status, 400);
+        assert!(normalize_gtin("0950110153000X").is_err());
+        assert!(normalize_gtin("123").is_err());
+        assert!(normalize_gtin("").is_err());
+    }
+
+    #[test]
+    fn digital_link_path_yields_gtin_lot_and_serial() {
+        let segs: Vec<String> = ["9501101530003", "10", "L%2D1", "21", "S1"].iter().map(|s| s.to_string()).collect();
+        let link = parse_digital_link(&segs).unwrap();
+        assert_eq!(link, DigitalLink { gtin: "09501101530003".into(), lot: Some("L-1".into()), serial: Some("S1".into()) });
+    }
+
+    #[test]
+    fn digital_link_with_unknown_or_dangling_identifier_is_refused() {
+        let segs: Vec<String> = ["09501101530003", "99", "x"].iter().map(|s| s.to_string()).collect();
+        assert!(parse_digital_link(&segs).is_err());
+        let segs: Vec<String> = ["09501101530003", "10"].iter().map(|s| s.to_string()).collect();
+        assert!(parse_digital_link(&segs).is_err());
+    }
+
+    #[test]
+    fn yymmdd_expiry_converts_and_day_zero_is_month_end() {
+        assert_eq!(expiry_from_yymmdd("270131").unwrap(), 20270131);
+        assert_eq!(expiry_from_yymmdd("280200").unwrap(), 20280229);
+        assert!(expiry_from_yymmdd("271301").is_err());
+        assert!(expiry_from_yymmdd("2701").is_err());
+    }
+}

@@ -1,0 +1,427 @@
+//! SQLite index: the embedded default. One writer connection and a small pool
+//! of reader connections over a WAL-mode file; all calls run on tokio's
+//! blocking threads so the HTTP workers never wait on disk.
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::*;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS blocks (
+  block_num INTEGER PRIMARY KEY, block_id TEXT NOT NULL UNIQUE,
+  previous_block_id TEXT NOT NULL, state_root TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+  address TEXT NOT NULL, block_num INTEGER NOT NULL, kind TEXT NOT NULL,
+  data BLOB, txn_id TEXT NOT NULL, PRIMARY KEY (address, block_num)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_kind ON records (kind, address);
+CREATE INDEX IF NOT EXISTS records_block ON records (block_num);
+CREATE TABLE IF NOT EXISTS lot_shipments (
+  lot_key TEXT NOT NULL, shipment_id TEXT NOT NULL, block_num INTEGER NOT NULL,
+  PRIMARY KEY (lot_key, shipment_id));
+CREATE TABLE IF NOT EXISTS readings_batches (
+  shipment_id TEXT NOT NULL, block_num INTEGER NOT NULL, position INTEGER NOT NULL,
+  txn_id TEXT NOT NULL, device_id TEXT NOT NULL, payload_sha512 TEXT NOT NULL,
+  PRIMARY KEY (shipment_id, block_num, position));
+CREATE TABLE IF NOT EXISTS readings (
+  shipment_id TEXT NOT NULL, time_s INTEGER NOT NULL, device_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL, temperature_cdeg INTEGER NOT NULL, humidity_permille INTEGER,
+  door INTEGER NOT NULL, block_num INTEGER NOT NULL, txn_id TEXT NOT NULL,
+  PRIMARY KEY (shipment_id, time_s, device_id, sequence)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS readings_block ON readings (block_num);
+CREATE TABLE IF NOT EXISTS api_tokens (
+  token_sha256 TEXT PRIMARY KEY, public_key TEXT NOT NULL, label TEXT NOT NULL, created_at_s INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at_s INTEGER NOT NULL, public_key TEXT NOT NULL,
+  org_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, subject TEXT NOT NULL);
+";
+
+const READERS: usize = 4;
+
+/// The SQLite index store.
+pub struct SqliteIndex {
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+fn lock(conn: &Mutex<Connection>) -> Result<std::sync::MutexGuard<'_, Connection>, IndexError> {
+    conn.lock()
+        .map_err(|_| IndexError::Worker("a previous SQLite call panicked".into()))
+}
+
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, IndexError> + Send + 'static,
+) -> Result<T, IndexError> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| IndexError::Worker(e.to_string()))?
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl SqliteIndex {
+    /// Opens (creating when missing) the index file at `path`.
+    pub async fn open(path: &Path) -> Result<SqliteIndex, IndexError> {
+        let path = path.to_path_buf();
+        blocking(move || {
+            let writer = Connection::open(&path)?;
+            writer.busy_timeout(std::time::Duration::from_secs(10))?;
+            writer.execute_batch(SCHEMA)?;
+            let mut readers = Vec::with_capacity(READERS);
+            for _ in 0..READERS {
+                let reader = Connection::open(&path)?;
+                reader.busy_timeout(std::time::Duration::from_secs(10))?;
+                readers.push(Mutex::new(reader));
+            }
+            Ok(SqliteIndex {
+                writer: Arc::new(Mutex::new(writer)),
+                readers: Arc::new(readers),
+                next_reader: AtomicUsize::new(0),
+            })
+        })
+        .await
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Connection) -> Result<T, IndexError> + Send + 'static,
+    ) -> IndexFuture<'_, T> {
+        let readers = Arc::clone(&self.readers);
+        let slot = self.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
+        Box::pin(blocking(move || {
+            let conn = lock(&readers[slot])?;
+            job(&conn)
+        }))
+    }
+
+    fn write<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> Result<T, IndexError> + Send + 'static,
+    ) -> IndexFuture<'_, T> {
+        let writer = Arc::clone(&self.writer);
+        Box::pin(blocking(move || {
+            let mut conn = lock(&writer)?;
+            job(&mut conn)
+        }))
+    }
+}
+
+fn head_of(conn: &Connection) -> Result<Option<BlockRef>, IndexError> {
+    Ok(conn
+        .query_row(
+            "SELECT block_id, block_num, previous_block_id, state_root FROM blocks ORDER BY block_num DESC LIMIT 1",
+            [],
+            block_row,
+        )
+        .optional()?)
+}
+
+fn block_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlockRef> {
+    Ok(BlockRef {
+        block_id: row.get(0)?,
+        block_num: to_u64(row.get(1)?),
+        previous_block_id: row.get(2)?,
+        state_root: row.get(3)?,
+    })
+}
+
+fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        address: row.get(0)?,
+        data: row.get(1)?,
+        block_num: to_u64(row.get(2)?),
+        block_id: row.get(3)?,
+        txn_id: row.get(4)?,
+    })
+}
+
+fn reading_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReadingRow> {
+    Ok(ReadingRow {
+        shipment_id: row.get(0)?,
+        time_s: to_u64(row.get(1)?),
+        device_id: row.get(2)?,
+        sequence: to_u64(row.get(3)?),
+        temperature_cdeg: row.get(4)?,
+        humidity_permille: row.get(5)?,
+        door: row.get(6)?,
+        block_num: to_u64(row.get(7)?),
+        txn_id: row.get(8)?,
+    })
+}
+
+fn apply(conn: &mut Connection, update: &BlockUpdate) -> Result<(), IndexError> {
+    let tx = conn.transaction()?;
+    let head = head_of(&tx)?;
+    let follows = match &head {
+        None => true,
+        Some(head) => {
+            head.block_id == update.block.previous_block_id
+                && head.block_num + 1 == update.block.block_num
+        }
+    };
+    if !follows {
+        let (head_num, head_id) = head.map(|h| (h.block_num, h.block_id)).unwrap_or_default();
+        return Err(IndexError::NotNext {
+            block_num: update.block.block_num,
+            block_id: update.block.block_id.clone(),
+            head_num,
+            head_id,
+        });
+    }
+    let num = to_i64(update.block.block_num);
+    tx.execute(
+        "INSERT INTO blocks (block_num, block_id, previous_block_id, state_root) VALUES (?1, ?2, ?3, ?4)",
+        params![num, update.block.block_id, update.block.previous_block_id, update.block.state_root],
+    )?;
+    {
+        let mut record = tx.prepare_cached(
+            "INSERT OR REPLACE INTO records (address, block_num, kind, data, txn_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for change in &update.changes {
+            record.execute(params![change.address, num, kind_of(&change.address), change.value, change.txn_id])?;
+        }
+        let mut link = tx.prepare_cached(
+            "INSERT OR IGNORE INTO lot_shipments (lot_key, shipment_id, block_num) VALUES (?1, ?2, ?3)",
+        )?;
+        for (lot, shipment) in lot_links(&update.changes) {
+            link.execute(params![lot, shipment, num])?;
+        }
+        let mut batch = tx.prepare_cached(
+            "INSERT OR REPLACE INTO readings_batches (shipment_id, block_num, position, txn_id, device_id, payload_sha512) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut reading = tx.prepare_cached(
+            "INSERT OR REPLACE INTO readings (shipment_id, time_s, device_id, sequence, temperature_cdeg, humidity_permille, door, block_num, txn_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for readings in &update.readings {
+            batch.execute(params![readings.shipment_id, num, readings.position, readings.txn_id, readings.device_id, readings.payload_sha512])?;
+            for r in &readings.readings {
+                reading.execute(params![r.shipment_id, to_i64(r.time_s), r.device_id, to_i64(r.sequence), r.temperature_cdeg, r.humidity_permille, r.door, num, r.txn_id])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl IndexStore for SqliteIndex {
+    fn head(&self) -> IndexFuture<'_, Option<BlockRef>> {
+        self.read(head_of)
+    }
+
+    fn block_at(&self, block_num: u64) -> IndexFuture<'_, Option<BlockRef>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT block_id, block_num, previous_block_id, state_root FROM blocks WHERE block_num = ?1",
+                    [to_i64(block_num)],
+                    block_row,
+                )
+                .optional()?)
+        })
+    }
+
+    fn recent_block_ids(&self, count: u32) -> IndexFuture<'_, Vec<String>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT block_id FROM blocks ORDER BY block_num DESC LIMIT ?1")?;
+            let ids = stmt.query_map([count], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+    }
+
+    fn apply_block(&self, update: BlockUpdate) -> IndexFuture<'_, ()> {
+        self.write(move |conn| apply(conn, &update))
+    }
+
+    fn roll_back_to(&self, block_num: u64) -> IndexFuture<'_, ()> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let num = to_i64(block_num);
+            for table in ["records", "lot_shipments", "readings_batches", "readings", "blocks"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE block_num > ?1"), [num])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn roll_back_to_nothing(&self) -> IndexFuture<'_, ()> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            for table in ["records", "lot_shipments", "readings_batches", "readings", "blocks"] {
+                tx.execute(&format!("DELETE FROM {table}"), [])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn record(&self, address: &str) -> IndexFuture<'_, Option<StoredRecord>> {
+        let address = address.to_string();
+        self.read(move |conn| {
+            let found = conn
+                .prepare_cached(
+                    "SELECT r.address, r.data, r.block_num, b.block_id, r.txn_id FROM records r JOIN blocks b ON b.block_num = r.block_num WHERE r.address = ?1 ORDER BY r.block_num DESC LIMIT 1",
+                )?
+                .query_row([&address], |row| {
+                    let data: Option<Vec<u8>> = row.get(1)?;
+                    Ok(data.map(|_| stored_row(row)))
+                })
+                .optional()?;
+            Ok(match found.flatten() {
+                Some(record) => Some(record?),
+                None => None,
+            })
+        })
+    }
+
+    fn record_history(&self, address: &str) -> IndexFuture<'_, Vec<RecordVersion>> {
+        let address = address.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.block_num, b.block_id, r.txn_id, r.data IS NULL FROM records r JOIN blocks b ON b.block_num = r.block_num WHERE r.address = ?1 ORDER BY r.block_num",
+            )?;
+            let rows = stmt
+                .query_map([&address], |row| {
+                    Ok(RecordVersion {
+                        block_num: to_u64(row.get(0)?),
+                        block_id: row.get(1)?,
+                        txn_id: row.get(2)?,
+                        deleted: row.get(3)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn records_with_prefix(&self, prefix: &str, limit: u32) -> IndexFuture<'_, Vec<StoredRecord>> {
+        let kind = kind_of(prefix).to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.address, r.data, r.block_num, b.block_id, r.txn_id FROM records r JOIN blocks b ON b.block_num = r.block_num
+                 WHERE r.kind = ?1 AND r.data IS NOT NULL
+                   AND r.block_num = (SELECT MAX(block_num) FROM records r2 WHERE r2.address = r.address)
+                 ORDER BY r.address LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![kind, limit], stored_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn lot_shipments(&self, lot_key: &str) -> IndexFuture<'_, Vec<String>> {
+        let lot_key = lot_key.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT shipment_id FROM lot_shipments WHERE lot_key = ?1 ORDER BY block_num, shipment_id",
+            )?;
+            let ids = stmt.query_map([&lot_key], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+    }
+
+    fn readings(&self, query: ReadingsQuery) -> IndexFuture<'_, Vec<ReadingRow>> {
+        self.read(move |conn| {
+            let (after_time, after_device, after_seq) = query
+                .after
+                .clone()
+                .map(|(t, d, s)| (to_i64(t), d, to_i64(s)))
+                .unwrap_or((-1, String::new(), -1));
+            let mut stmt = conn.prepare_cached(
+                "SELECT shipment_id, time_s, device_id, sequence, temperature_cdeg, humidity_permille, door, block_num, txn_id
+                 FROM readings WHERE shipment_id = ?1 AND time_s >= ?2 AND time_s <= ?3
+                   AND (time_s, device_id, sequence) > (?4, ?5, ?6)
+                 ORDER BY time_s, device_id, sequence LIMIT ?7",
+            )?;
+            let rows = stmt
+                .query_map(
+                    params![query.shipment_id, to_i64(query.from_s), to_i64(query.to_s), after_time, after_device, after_seq, query.limit],
+                    reading_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn readings_batches(&self, shipment_id: &str) -> IndexFuture<'_, Vec<ReadingsBatchRow>> {
+        let shipment_id = shipment_id.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT block_num, position, txn_id, payload_sha512 FROM readings_batches WHERE shipment_id = ?1 ORDER BY block_num, position",
+            )?;
+            let rows = stmt
+                .query_map([&shipment_id], |row| {
+                    Ok(ReadingsBatchRow {
+                        block_num: to_u64(row.get(0)?),
+                        position: row.get(1)?,
+                        txn_id: row.get(2)?,
+                        payload_sha512: row.get(3)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn store_token(&self, token_sha256: &str, public_key: &str, label: &str, at_s: u64) -> IndexFuture<'_, ()> {
+        let (token, key, label) = (token_sha256.to_string(), public_key.to_string(), label.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO api_tokens (token_sha256, public_key, label, created_at_s) VALUES (?1, ?2, ?3, ?4)",
+                params![token, key, label, to_i64(at_s)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token_owner(&self, token_sha256: &str) -> IndexFuture<'_, Option<String>> {
+        let token = token_sha256.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .query_row("SELECT public_key FROM api_tokens WHERE token_sha256 = ?1", [&token], |row| row.get(0))
+                .optional()?)
+        })
+    }
+
+    fn audit(&self, entry: AuditEntry) -> IndexFuture<'_, ()> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO audit_log (at_s, public_key, org_id, method, path, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![to_i64(entry.at_s), entry.public_key, entry.org_id, entry.method, entry.path, entry.subject],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn audit_entries(&self, public_key: &str, limit: u32) -> IndexFuture<'_, Vec<AuditEntry>> {
+        let key = public_key.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT at_s, public_key, org_id, method, path, subject FROM audit_log WHERE (?1 = '' OR public_key = ?1) ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![key, limit], |row| {
+                    Ok(AuditEntry {
+                        at_s: to_u64(row.get(0)?),
+                        public_key: row.get(1)?,
+                        org_id: row.get(2)?,
+                        method: row.get(3)?,
+                        path: row.get(4)?,
+                        subject: row.get(5)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! The OpenAPI 3 description of the API, served at `/openapi.json`.
+use serde_json::{json, Value};
+
+fn op(summary: &str, public: bool, params: Value) -> Value {
+    let mut operation = json!({
+        "summary": summary,
+        "parameters": params,
+        "responses": {
+            "200": {"description": "the answer, naming the block it is true at (as_of_block)"},
+            "400": {"description": "malformed input", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "404": {"description": "not on the ledger (as indexed)"},
+            "503": {"description": "the index cannot answer"}
+        }
+    });
+    if !public {
+        operation["security"] = json!([{"partnerSignature": []}, {"partnerToken": []}]);
+        operation["responses"]["401"] = json!({"description": "no or bad partner credentials"});
+        operation["responses"]["403"] = json!({"description": "the partner may not see this"});
+    }
+    operation
+}
+
+fn param(name: &str, location: &str, required: bool, description: &str) -> Value {
+    json!({"name": name, "in": location, "required": required, "description": description, "schema": {"type": "string"}})
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let gtin = param("gtin", "path", true, "GTIN-8/12/13/14 with a valid check digit");
+    let lot = param("lot", "path", true, "lot (batch) number");
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "coldchain provenance API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Answers from an index of the Sawtooth ledger; every answer names the block it is true at. Verification is public; other reads need a partner key: headers X-Coldchain-Key, X-Coldchain-Timestamp (unix s, within 300 s) and X-Coldchain-Signature (secp256k1 over METHOD\\npath\\nquery\\ntimestamp, SHA-256, compact hex), or Authorization: Bearer <token> from POST /api/v1/tokens."},
+        "paths": {
+            "/api/v1/status": {"get": op("index head, chain head and lag", true, json!([]))},
+            "/api/v1/verify": {"get": op("verify a pack or lot", true, json!([
+                param("gtin", "query", true, "GTIN"), param("lot", "query", false, "lot"),
+                param("serial", "query", false, "serial"), param("exp", "query", false, "printed expiry YYMMDD")]))},
+            "/01/{gtin}/10/{lot}/21/{serial}": {"get": op("verify by GS1 Digital Link (also /01/{gtin}/21/{serial}, /01/{gtin}/10/{lot}); HTML page when Accept is text/html", true, json!([
+                gtin.clone(), lot.clone(), param("serial", "path", true, "serial"), param("17", "query", false, "expiry YYMMDD")]))},
+            "/api/v1/lots/{gtin}/{lot}": {"get": op("lot provenance: product, custody chain, thermal summary", false, json!([gtin.clone(), lot.clone()]))},
+            "/api/v1/lots/{gtin}/{lot}/epcis": {"get": op("EPCIS 2.0 JSON-LD document of the lot's events", false, json!([gtin, lot]))},
+            "/api/v1/shipments/{id}/readings": {"get": op("shipment readings with hash-chain check; paging, chart buckets, CSV", false, json!([
+                param("id", "path", true, "shipment id"), param("from", "query", false, "unix s"), param("to", "query", false, "unix s"),
+                param("limit", "query", false, "page size, 1..5000 (CSV 1..200000)"), param("after", "query", false, "next_cursor of the previous page"),
+                param("points", "query", false, "chart buckets 1..2000 (min/max/mean per bucket)"), param("format", "query", false, "json or csv")]))},
+            "/api/v1/blood/requests": {"get": op("open emergency blood requests, most urgent first", false, json!([]))},
+            "/api/v1/blood/units": {"get": op("available in-spec compatible units", false, json!([
+                param("component", "query", false, "red_cells, whole_blood, platelets, fresh_frozen_plasma, cryoprecipitate"),
+                param("abo", "query", false, "patient ABO (with rh and component)"), param("rh", "query", false, "+ or -"),
+                param("site", "query", false, "GLN of the holding site")]))},
+            "/api/v1/batches": {"post": op("submit a serialised BatchList to the node; wait=N seconds for status", false, json!([param("wait", "query", false, "0..60")]))},
+            "/api/v1/tokens": {"post": op("create an API token bound to the signing key (signed request only)", false, json!([param("label", "query", false, "label")]))},
+            "/api/v1/audit": {"get": op("audit log of restricted reads (own; regulators: all)", false, json!([param("limit", "query", false, "1..1000")]))}
+        },
+        "components": {
+            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}},
+            "securitySchemes": {
+                "partnerSignature": {"type": "apiKey", "in": "header", "name": "X-Coldchain-Signature"},
+                "partnerToken": {"type": "http", "scheme": "bearer"}
+            }
+        }
+    })
+}

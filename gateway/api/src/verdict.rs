@@ -1,0 +1,220 @@
+//! The verification verdict for a pack or lot: a pure decision over the
+//! indexed Lot, Pack and thermal records. Which record proves what (block and
+//! transaction ids) is attached by the caller; this module only decides.
+use coldchain_processors::messages::coldchain::{Lot, LotStatus, Pack, ThermalRecord};
+use serde::Serialize;
+
+/// What a pharmacy should do with the pack, in one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    AuthenticInSpec,
+    Compromised,
+    Recalled,
+    Quarantined,
+    Expired,
+    AlreadyDispensed,
+    Unknown,
+}
+
+/// A verdict with the reasons a person can read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub verdict: VerdictKind,
+    pub reasons: Vec<String>,
+}
+
+/// What was asked and what the index holds.
+pub struct VerdictInput<'a> {
+    pub lot: Option<&'a Lot>,
+    /// The pack record when a serial was asked for (None when absent or not asked).
+    pub pack: Option<&'a Pack>,
+    pub requested_serial: Option<&'a str>,
+    /// The expiry printed on the pack (AI 17), as YYYYMMDD.
+    pub claimed_expiry: Option<u32>,
+    pub lot_thermal: Option<&'a ThermalRecord>,
+    /// Today as YYYYMMDD (UTC).
+    pub today: u32,
+}
+
+fn verdict(kind: VerdictKind, reasons: Vec<String>) -> Verdict {
+    Verdict { verdict: kind, reasons }
+}
+
+/// Decides the verdict. Order matters: a pack that is not on the ledger as
+/// presented is `unknown`; then the most serious status wins (recalled,
+/// compromised, quarantined), then expiry, then dispensing.
+pub fn decide(input: &VerdictInput<'_>) -> Verdict {
+    use VerdictKind::*;
+    let Some(lot) = input.lot else {
+        return verdict(Unknown, vec!["no lot with this GTIN and lot number is registered on the ledger".into()]);
+    };
+    if let Some(serial) = input.requested_serial {
+        let listed = lot.get_serials().iter().any(|s| s == serial);
+        match input.pack {
+            Some(pack) if pack.get_lot() != lot.get_lot() => {
+                return verdict(Unknown, vec![format!("serial {serial} belongs to lot {}, not lot {}", pack.get_lot(), lot.get_lot())]);
+            }
+            None if !listed => {
+                return verdict(Unknown, vec![format!("serial {serial} is not a registered pack of lot {}", lot.get_lot())]);
+            }
+            _ => {}
+        }
+    }
+    if let Some(claimed) = input.claimed_expiry {
+        if claimed != lot.get_expiry_date() {
+            return verdict(
+                Unknown,
+                vec![format!("expiry on the pack ({claimed}) differs from the registered expiry ({}); the pack may be counterfeit", lot.get_expiry_date())],
+            );
+        }
+    }
+    let last_reason = lot.get_history().last().map(|c| c.get_reason().to_string()).unwrap_or_default();
+    let with_reason = |text: &str| {
+        if last_reason.is_empty() { text.to_string() } else { format!("{text}: {last_reason}") }
+    };
+    match lot.get_status() {
+        LotStatus::RECALLED => return verdict(Recalled, vec![with_reason("the lot has been recalled")]),
+        LotStatus::COMPROMISED => return verdict(Compromised, vec![with_reason("the lot is marked compromised")]),
+        LotStatus::DESTROYED => return verdict(Compromised, vec![with_reason("the lot has been destroyed")]),
+        _ => {}
+    }
+    if let Some(thermal) = input.lot_thermal.filter(|t| t.get_compromised()) {
+        return verdict(Compromised, vec![format!("cold chain broken: {}", thermal.get_compromised_reason())]);
+    }
+    if lot.get_status() == LotStatus::QUARANTINED {
+        return verdict(Quarantined, vec![with_reason("the lot is in quarantine")]);
+    }
+    if lot.get_expiry_date() < input.today {
+        return verdict(Expired, vec![format!("the lot expired on {}", lot.get_expiry_date())]);
+    }
+    if let Some(pack) = input.pack.filter(|p| p.get_dispensed()) {
+        return verdict(
+            AlreadyDispensed,
+            vec![format!("pack {} was already dispensed at GLN {} on {}", pack.get_serial(), pack.get_dispensed_at_gln(), pack.get_dispensed_at_s())],
+        );
+    }
+    if lot.get_status() == LotStatus::DISPENSED && input.requested_serial.is_none() {
+        return verdict(AlreadyDispensed, vec!["every pack of the lot has been dispensed".into()]);
+    }
+    let mut reasons = vec![format!("registered lot {} of {}, status active", lot.get_lot(), lot.get_product_name())];
+    match input.lot_thermal {
+        Some(t) => reasons.push(format!(
+            "cold chain in specification over {} readings ({} excursions)",
+            t.get_reading_count(),
+            t.get_closed().len() + usize::from(t.has_current())
+        )),
+        None => reasons.push("no cold-chain readings recorded for the lot yet".into()),
+    }
+    verdict(AuthenticInSpec, reasons)
+}
+
+/// Today's date (UTC) as YYYYMMDD, from unix seconds.
+pub fn date_of(unix_s: u64) -> u32 {
+    // Civil-from-days (Howard Hinnant), exact for the proleptic Gregorian calendar.
+    let days = i64::try_from(unix_s / 86_400).unwrap_or(0) + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    u32::try_from(year * 10_000 + month * 100 + day).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coldchain_processors::messages::coldchain::StatusChange;
+
+    fn lot(status: LotStatus) -> Lot {
+        let mut lot = Lot::new();
+        lot.set_gtin("09501101530003".into());
+        lot.set_lot("L1".into());
+        lot.set_product_name("Vaccine".into());
+        lot.set_expiry_date(20300101);
+        lot.set_serials(vec!["S1".to_string(), "S2".to_string()].into());
+        lot.set_status(status);
+        lot
+    }
+
+    fn input<'a>(lot: Option<&'a Lot>) -> VerdictInput<'a> {
+        VerdictInput { lot, pack: None, requested_serial: None, claimed_expiry: None, lot_thermal: None, today: 20270101 }
+    }
+
+    #[test]
+    fn active_lot_without_excursions_is_authentic_in_spec() {
+        let lot = lot(LotStatus::ACTIVE);
+        assert_eq!(decide(&input(Some(&lot))).verdict, VerdictKind::AuthenticInSpec);
+    }
+
+    #[test]
+    fn missing_lot_or_unlisted_serial_is_unknown() {
+        assert_eq!(decide(&input(None)).verdict, VerdictKind::Unknown);
+        let lot = lot(LotStatus::ACTIVE);
+        let mut asked = input(Some(&lot));
+        asked.requested_serial = Some("S9");
+        assert_eq!(decide(&asked).verdict, VerdictKind::Unknown);
+        asked.requested_serial = Some("S1");
+        assert_eq!(decide(&asked).verdict, VerdictKind::AuthenticInSpec);
+    }
+
+    #[test]
+    fn mismatched_printed_expiry_is_unknown() {
+        let lot = lot(LotStatus::ACTIVE);
+        let mut asked = input(Some(&lot));
+        asked.claimed_expiry = Some(20291231);
+        assert_eq!(decide(&asked).verdict, VerdictKind::Unknown);
+    }
+
+    #[test]
+    fn recall_wins_over_quarantine_and_carries_the_reason() {
+        let mut recalled = lot(LotStatus::RECALLED);
+        let mut change = StatusChange::new();
+        change.set_reason("contamination".into());
+        recalled.mut_history().push(change);
+        let v = decide(&input(Some(&recalled)));
+        assert_eq!(v.verdict, VerdictKind::Recalled);
+        assert!(v.reasons[0].contains("contamination"));
+        assert_eq!(decide(&input(Some(&lot(LotStatus::QUARANTINED)))).verdict, VerdictKind::Quarantined);
+        assert_eq!(decide(&input(Some(&lot(LotStatus::COMPROMISED)))).verdict, VerdictKind::Compromised);
+    }
+
+    #[test]
+    fn compromised_thermal_record_makes_an_active_lot_compromised() {
+        let lot = lot(LotStatus::ACTIVE);
+        let mut thermal = ThermalRecord::new();
+        thermal.set_compromised(true);
+        thermal.set_compromised_reason("above 8 C for 3 h".into());
+        let mut asked = input(Some(&lot));
+        asked.lot_thermal = Some(&thermal);
+        let v = decide(&asked);
+        assert_eq!(v.verdict, VerdictKind::Compromised);
+        assert!(v.reasons[0].contains("above 8 C"));
+    }
+
+    #[test]
+    fn expired_lot_and_dispensed_pack_are_reported() {
+        let lot = lot(LotStatus::ACTIVE);
+        let mut asked = input(Some(&lot));
+        asked.today = 20300102;
+        assert_eq!(decide(&asked).verdict, VerdictKind::Expired);
+        let mut pack = Pack::new();
+        pack.set_lot("L1".into());
+        pack.set_serial("S1".into());
+        pack.set_dispensed(true);
+        let mut asked = input(Some(&lot));
+        asked.requested_serial = Some("S1");
+        asked.pack = Some(&pack);
+        assert_eq!(decide(&asked).verdict, VerdictKind::AlreadyDispensed);
+    }
+
+    #[test]
+    fn dates_are_computed_from_unix_seconds() {
+        assert_eq!(date_of(0), 19700101);
+        assert_eq!(date_of(1_700_000_000), 20231114);
+        assert_eq!(date_of(951_782_400), 20000229);
+    }
+}

@@ -1,0 +1,100 @@
+//! `coldchain gateway`: run the gateway, or inspect and replay its dead letters.
+use crate::config::GatewayConfig;
+use crate::validation::Plausibility;
+use std::path::PathBuf;
+
+/// Arguments of `coldchain gateway`.
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// Gateway config (TOML). Keys can be overridden by COLDCHAIN_GATEWAY_KEY_FILE,
+    /// _REST_URL, _QUEUE_PATH, _QUEUE_DISK_CAP_BYTES, _METRICS_BIND, _CLOCK_SKEW_TOLERANCE_S.
+    #[arg(long, env = "COLDCHAIN_GATEWAY_CONFIG", default_value = "gateway.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<GatewayCommand>,
+}
+
+/// What to do; without a subcommand the gateway runs.
+#[derive(Debug, clap::Subcommand)]
+pub enum GatewayCommand {
+    /// Inspect or replay the dead-letter store.
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DeadLetterAction {
+    /// Lists dead letters as JSON lines, oldest first.
+    List {
+        /// Only this reason (e.g. unknown_device, bad_checksum, ledger_invalid).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Re-judges entries with the current config; queued ones leave the store.
+    Replay {
+        /// Entry ids; with --all, every entry (optionally of --reason).
+        ids: Vec<i64>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// Runs `coldchain gateway …`.
+pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    let config = GatewayConfig::load(&args.config)?;
+    match args.command {
+        None => {
+            let handle = crate::Gateway::start(config).await?;
+            tokio::signal::ctrl_c().await?;
+            tracing::info!("stopping gateway");
+            handle.stop().await;
+            Ok(())
+        }
+        Some(GatewayCommand::DeadLetters { action }) => dead_letters(config, action),
+    }
+}
+
+fn dead_letters(config: GatewayConfig, action: DeadLetterAction) -> anyhow::Result<()> {
+    let mut queue = crate::queue::Queue::open(&config.queue_path)?;
+    match action {
+        DeadLetterAction::List { reason, limit } => {
+            for entry in queue.dead_letters(reason.as_deref(), limit)? {
+                println!("{}", serde_json::to_string(&entry)?);
+            }
+        }
+        DeadLetterAction::Replay { ids, all, reason } => {
+            let ids: Vec<i64> = if all {
+                queue.dead_letters(reason.as_deref(), usize::MAX >> 1)?.into_iter().map(|e| e.id).collect()
+            } else {
+                ids
+            };
+            if ids.is_empty() {
+                anyhow::bail!("name dead-letter ids to replay, or pass --all");
+            }
+            let directory = crate::directory::Directory::new(&config, None);
+            let limits = Plausibility {
+                clock_skew_tolerance_s: config.clock_skew_tolerance_s,
+                max_backlog_age_s: config.max_backlog_age_s,
+            };
+            let prefix = config.mqtt.first().map(|m| m.topic_prefix.clone()).unwrap_or_else(|| "coldchain".into());
+            for id in ids {
+                let outcome = queue.replay_dead_letter(
+                    id,
+                    &|d| directory.route(d),
+                    &prefix,
+                    crate::submission::now_ms(),
+                    limits,
+                    config.queue_disk_cap_bytes,
+                )?;
+                println!("{id}: {outcome:?}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! The gateway's TOML configuration, with environment overrides.
+//!
+//! Every key has a default that works on one machine; `COLDCHAIN_GATEWAY_*`
+//! variables override the most common ones (see [`GatewayConfig::apply_env`]).
+//! Loading only: nothing here opens ports or files besides the config itself.
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Everything the gateway needs to run.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// File holding the gateway's secp256k1 private key (64 hex, Sawtooth `.priv`).
+    pub key_file: PathBuf,
+    /// Base URL of a Sawtooth REST API, e.g. `http://127.0.0.1:8008`.
+    #[serde(default = "default_rest_url")]
+    pub rest_url: String,
+    /// SQLite queue file (created if missing).
+    #[serde(default = "default_queue_path")]
+    pub queue_path: PathBuf,
+    /// Disk cap for the queue in bytes; new readings are refused above it.
+    #[serde(default = "default_disk_cap")]
+    pub queue_disk_cap_bytes: u64,
+    /// Fraction of the cap at which the alarm (log + metric) goes up.
+    #[serde(default = "default_alarm_fraction")]
+    pub queue_alarm_fraction: f64,
+    /// Readings dated further in the future than this are clock skew.
+    #[serde(default = "default_skew")]
+    pub clock_skew_tolerance_s: u64,
+    /// Readings older than this (buffered during a long outage) are still accepted.
+    #[serde(default = "default_backlog")]
+    pub max_backlog_age_s: u64,
+    /// `host:port` of the Prometheus endpoint; empty disables it.
+    #[serde(default = "default_metrics_bind")]
+    pub metrics_bind: String,
+    #[serde(default)]
+    pub batching: BatchingConfig,
+    #[serde(default)]
+    pub submission: SubmissionConfig,
+    #[serde(default)]
+    pub serial: Vec<SerialPortConfig>,
+    #[serde(default)]
+    pub mqtt: Vec<MqttBrokerConfig>,
+    /// Known devices by id.
+    #[serde(default)]
+    pub devices: BTreeMap<String, DeviceConfig>,
+    /// Look devices not listed above up in ledger state (their org and attached shipment).
+    #[serde(default)]
+    pub lookup_unknown_devices: bool,
+    /// Temperature ranges per shipment id; others are read from ledger state.
+    #[serde(default)]
+    pub shipments: BTreeMap<String, ShipmentRange>,
+}
+
+/// When a device's queued readings become a transaction.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchingConfig {
+    /// Flush a device+shipment once this many readings wait.
+    pub max_readings: usize,
+    /// Flush once the oldest waiting reading is this old (milliseconds).
+    pub max_age_ms: u64,
+    /// Transactions per Sawtooth batch.
+    pub max_transactions_per_batch: usize,
+    /// How often the batcher looks for due readings (milliseconds).
+    pub tick_ms: u64,
+}
+
+impl Default for BatchingConfig {
+    fn default() -> Self {
+        BatchingConfig { max_readings: 100, max_age_ms: 5_000, max_transactions_per_batch: 50, tick_ms: 50 }
+    }
+}
+
+/// How batches are sent and followed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmissionConfig {
+    /// Batches awaiting their outcome at once.
+    pub max_in_flight_batches: usize,
+    /// First retry delay; doubles per attempt, with full jitter.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// `wait` seconds passed to `/batch_statuses`.
+    pub status_wait_s: u64,
+    /// HTTP request timeout.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for SubmissionConfig {
+    fn default() -> Self {
+        SubmissionConfig {
+            max_in_flight_batches: 8,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 10_000,
+            status_wait_s: 2,
+            request_timeout_ms: 15_000,
+        }
+    }
+}
+
+/// One serial port with loggers behind it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialPortConfig {
+    pub path: PathBuf,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Devices allowed on this port; empty allows any known device.
+    #[serde(default)]
+    pub devices: Vec<String>,
+}
+
+/// One MQTT broker.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttBrokerConfig {
+    #[serde(default = "default_mqtt_host")]
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// TLS is not built into this gateway yet; `true` is refused at start.
+    #[serde(default)]
+    pub tls: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Stable client id: with `clean_session=false` the broker keeps our
+    /// subscription and queues QoS 1 messages while the gateway is down.
+    pub client_id: String,
+    /// First topic level; readings arrive on `<prefix>/<org>/<device>/readings`.
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+}
+
+/// Where a device's readings go.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    pub org: String,
+    pub shipment: String,
+}
+
+/// A shipment's allowed range, inclusive, in hundredths of °C.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentRange {
+    pub min_cdeg: i32,
+    pub max_cdeg: i32,
+}
+
+fn default_rest_url() -> String {
+    "http://127.0.0.1:8008".into()
+}
+fn default_queue_path() -> PathBuf {
+    "gateway-queue.sqlite".into()
+}
+fn default_disk_cap() -> u64 {
+    1 << 30
+}
+fn default_alarm_fraction() -> f64 {
+    0.9
+}
+fn default_skew() -> u64 {
+    300
+}
+fn default_backlog() -> u64 {
+    30 * 24 * 3600
+}
+fn default_metrics_bind() -> String {
+    "127.0.0.1:9108".into()
+}
+fn default_baud() -> u32 {
+    9600
+}
+fn default_mqtt_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_topic_prefix() -> String {
+    "coldchain".into()
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read gateway config {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("gateway config {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {name}={value:?} is not valid: {message}")]
+    Env { name: String, value: String, message: String },
+    #[error("gateway config is not usable: {0}")]
+    Invalid(String),
+}
+
+impl GatewayConfig {
+    /// Reads and checks a TOML file, then applies environment overrides.
+    pub fn load(path: &std::path::Path) -> Result<GatewayConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let mut config = GatewayConfig::from_toml(&text)
+            .map_err(|message| ConfigError::Parse { path: path.display().to_string(), message })?;
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (no environment, no checks).
+    pub fn from_toml(text: &str) -> Result<GatewayConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Applies `COLDCHAIN_GATEWAY_{KEY_FILE,REST_URL,QUEUE_PATH,QUEUE_DISK_CAP_BYTES,
+    /// METRICS_BIND,CLOCK_SKEW_TOLERANCE_S}` from `lookup`.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let number = |name: &str, value: &str| {
+            value.parse::<u64>().map_err(|e| ConfigError::Env {
+                name: name.into(),
+                value: value.into(),
+                message: e.to_string(),
+            })
+        };
+        if let Some(v) = lookup("COLDCHAIN_GATEWAY_KEY_FILE") {
+            self.key_file = v.into();
+        }
+        if let Some(v) = lookup("COLDCHAIN_GATEWAY_REST_URL") {
+            self.rest_url = v;
+        }
+        if let Some(v) = lookup("COLDCHAIN_GATEWAY_QUEUE_PATH") {
+            self.queue_path = v.into();
+        }
+        if let Some(v) = lookup("COLDCHAIN_GATEWAY_METRICS_BIND") {
+            self.metrics_bind = v;
+        }
+        if let Some(v) = lookup("COLDCHAIN_GATEWAY_QUEUE_DISK_CAP_BYTES") {
+            self.queue_disk_cap_bytes = number("COLDCHAIN_GATEWAY_QUEUE_DISK_CAP_BYTES", &v)?;
+        }
+        if let Some(v) = lookup("COLDCHAIN_GATEWAY_CLOCK_SKEW_TOLERANCE_S") {
+            self.clock_skew_tolerance_s = number("COLDCHAIN_GATEWAY_CLOCK_SKEW_TOLERANCE_S", &v)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses settings the gateway cannot honour.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.batching.max_readings == 0 || self.batching.max_transactions_per_batch == 0 {
+            return invalid("batching.max_readings and max_transactions_per_batch must be at least 1".into());
+        }
+        if self.submission.max_in_flight_batches == 0 {
+            return invalid("submission.max_in_flight_batches must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.queue_alarm_fraction) {
+            return invalid(format!("queue_alarm_fraction {} must be between 0 and 1", self.queue_alarm_fraction));
+        }
+        for broker in &self.mqtt {
+            if broker.tls {
+                return invalid(format!(
+                    "MQTT broker {}:{} asks for TLS, which this build does not include; \
+                     terminate TLS in front of the gateway (e.g. a local Mosquitto bridge) and set tls = false",
+                    broker.host, broker.port
+                ));
+            }
+            if broker.client_id.is_empty() {
+                return invalid(format!("MQTT broker {}:{} needs a client_id", broker.host, broker.port));
+            }
+        }
+        for (id, range) in &self.shipments {
+            if range.min_cdeg > range.max_cdeg {
+                return invalid(format!("shipment {id}: min_cdeg is above max_cdeg"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+key_file = "gateway.priv"
+rest_url = "http://127.0.0.1:8008"
+[batching]
+max_readings = 10
+[[serial]]
+path = "/dev/ttyUSB0"
+baud = 115200
+devices = ["TRK-1"]
+[[mqtt]]
+client_id = "gw-1"
+[devices.TRK-1]
+org = "carrier"
+shipment = "S-1"
+[shipments.S-1]
+min_cdeg = 200
+max_cdeg = 800
+"#;
+
+    #[test]
+    fn sample_config_parses_with_defaults() {
+        let config = GatewayConfig::from_toml(SAMPLE).unwrap();
+        assert_eq!(config.batching.max_readings, 10);
+        assert_eq!(config.batching.max_age_ms, 5_000);
+        assert_eq!(config.mqtt[0].port, 1883);
+        assert_eq!(config.devices["TRK-1"].shipment, "S-1");
+        assert!(config.check().is_ok());
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let mut config = GatewayConfig::from_toml(SAMPLE).unwrap();
+        config
+            .apply_env(|name| (name == "COLDCHAIN_GATEWAY_REST_URL").then(|| "http://10.0.0.1:8008".into()))
+            .unwrap();
+        assert_eq!(config.rest_url, "http://10.0.0.1:8008");
+        let bad = config.apply_env(|name| {
+            (name == "COLDCHAIN_GATEWAY_QUEUE_DISK_CAP_BYTES").then(|| "lots".into())
+        });
+        assert!(matches!(bad, Err(ConfigError::Env { .. })));
+    }
+
+    #[test]
+    fn tls_broker_is_refused_with_advice() {
+        let mut config = GatewayConfig::from_toml(SAMPLE).unwrap();
+        config.mqtt[0].tls = true;
+        let message = config.check().unwrap_err().to_string();
+        assert!(message.contains("TLS"), "{message}");
+    }
+}

@@ -1,0 +1,470 @@
+//! The durable on-disk queue (SQLite): readings from acceptance to commit.
+//!
+//! A reading row is written, in a transaction that also advances its device's
+//! progress, before anyone is told it was received (the MQTT QoS 1 ack comes
+//! after the commit). It stays until the ledger says COMMITTED. Batches are
+//! stored with their exact bytes before they are sent, so a restart re-sends
+//! the same batch id instead of building a new one: the validator's duplicate
+//! check and the sensor TP's sequence check then make a resend harmless.
+//!
+//! Durability: WAL with `synchronous=FULL`. In WAL mode NORMAL may lose the last
+//! commits on power loss, and a lost commit after an MQTT ack is a lost reading;
+//! FULL costs one fsync per commit, which ingestion amortises by committing
+//! whole groups of readings at once.
+//!
+//! Storage only: no network, no clocks (callers pass `now`).
+use crate::config::ShipmentRange;
+use crate::protocol::{serial_line, DeviceReading, Door};
+use crate::validation::{in_range, judge_reading, DeviceProgress, Plausibility, Reason, Rejection};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+/// Why the queue could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue database {path}: {source}; check the path is writable and not used by another gateway")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("queue database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("could not sign a batch: {0}")]
+    Signing(String),
+}
+
+/// Where an accepted reading goes on the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub org: String,
+    pub shipment: String,
+    /// The shipment's allowed range, when known; used to flush excursion edges at once.
+    pub range: Option<ShipmentRange>,
+}
+
+/// A reading (or refusal) on its way into the queue.
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    /// `serial:<path>` or `mqtt:<topic>`.
+    pub source: String,
+    /// The bytes as received (for refusals) or the canonical line (for readings).
+    pub raw: Vec<u8>,
+    pub outcome: Result<(DeviceReading, Route), Rejection>,
+}
+
+/// What became of one arrival.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Queued { urgent: bool },
+    Refused(Rejection),
+}
+
+/// A queued reading with its destination.
+#[derive(Clone, Debug)]
+pub struct QueuedReading {
+    pub id: i64,
+    pub org: String,
+    pub shipment: String,
+    pub reading: DeviceReading,
+    pub received_at_ms: u64,
+}
+
+/// Counts for metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueStats {
+    pub queued: u64,
+    pub in_flight: u64,
+    pub oldest_unsent_ms: Option<u64>,
+    pub dead_letters: u64,
+    pub disk_bytes: u64,
+}
+
+/// The on-disk queue. One per gateway; not shared between processes.
+pub struct Queue {
+    pub(crate) conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS readings (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    org_id TEXT NOT NULL,
+    shipment_id TEXT NOT NULL,
+    time_s INTEGER NOT NULL,
+    temperature_cdeg INTEGER NOT NULL,
+    humidity_permille INTEGER,
+    door INTEGER,
+    latitude_udeg INTEGER,
+    longitude_udeg INTEGER,
+    received_at_ms INTEGER NOT NULL,
+    urgent INTEGER NOT NULL DEFAULT 0,
+    batch_id TEXT,
+    transaction_id TEXT,
+    UNIQUE (device_id, sequence)
+);
+CREATE INDEX IF NOT EXISTS readings_by_batch ON readings (batch_id);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    last_sequence INTEGER NOT NULL,
+    last_time_s INTEGER NOT NULL,
+    last_shipment_id TEXT,
+    last_in_range INTEGER
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    received_at_ms INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    device_id TEXT,
+    sequence INTEGER,
+    org_id TEXT,
+    shipment_id TEXT,
+    raw BLOB NOT NULL
+);
+";
+
+impl Queue {
+    /// Opens (creating if needed) the queue at `path`.
+    pub fn open(path: &Path) -> Result<Queue, QueueError> {
+        let open_error = |source| QueueError::Open { path: path.display().to_string(), source };
+        let conn = Connection::open(path).map_err(open_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_error)?;
+        conn.execute_batch(SCHEMA).map_err(open_error)?;
+        Ok(Queue { conn })
+    }
+
+    /// Size of the database and its WAL on disk, in bytes.
+    pub fn disk_bytes(&self) -> Result<u64, QueueError> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok((pages * page_size) as u64)
+    }
+
+    /// Judges and stores a group of arrivals in one transaction (one fsync).
+    /// Refused arrivals go to the dead-letter store. Returns one admission per arrival.
+    pub fn admit(
+        &mut self,
+        arrivals: &[Arrival],
+        now_ms: u64,
+        limits: Plausibility,
+        disk_cap_bytes: u64,
+    ) -> Result<Vec<Admission>, QueueError> {
+        let full = self.disk_bytes()? >= disk_cap_bytes;
+        let tx = self.conn.transaction()?;
+        let mut admissions = Vec::with_capacity(arrivals.len());
+        for arrival in arrivals {
+            let judged = match &arrival.outcome {
+                Err(rejection) => Err(rejection.clone()),
+                Ok(_) if full => Err(Rejection::new(
+                    Reason::QueueFull,
+                    format!("queue is at its disk cap of {disk_cap_bytes} bytes"),
+                )),
+                Ok((reading, route)) => {
+                    let progress = device_progress(&tx, &reading.device_id)?;
+                    judge_reading(reading, progress.0, now_ms / 1000, limits)
+                        .map(|()| (reading, route, progress.1))
+                }
+            };
+            match judged {
+                Ok((reading, route, previous_edge)) => {
+                    let now_in_range = route.range.map(|r| in_range(reading.temperature_cdeg, r));
+                    let urgent = match (previous_edge, now_in_range) {
+                        (Some((shipment, was)), Some(is)) => shipment == route.shipment && was != is,
+                        (None, Some(is)) => !is,
+                        _ => false,
+                    };
+                    insert_reading(&tx, reading, route, now_ms, urgent)?;
+                    tx.execute(
+                        "INSERT INTO devices (device_id, last_sequence, last_time_s, last_shipment_id, last_in_range)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (device_id) DO UPDATE SET last_sequence = ?2, last_time_s = ?3,
+                             last_shipment_id = ?4, last_in_range = ?5",
+                        params![reading.device_id, reading.sequence as i64, reading.time_s as i64, route.shipment, now_in_range],
+                    )?;
+                    admissions.push(Admission::Queued { urgent });
+                }
+                Err(rejection) => {
+                    let (device, sequence, org, shipment) = match &arrival.outcome {
+                        Ok((r, route)) => (Some(r.device_id.clone()), Some(r.sequence as i64), Some(route.org.clone()), Some(route.shipment.clone())),
+                        Err(_) => (None, None, None, None),
+                    };
+                    tx.execute(
+                        "INSERT INTO dead_letters (received_at_ms, source, reason, detail, device_id, sequence, org_id, shipment_id, raw)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        params![now_ms as i64, arrival.source, rejection.reason.label(), rejection.detail, device, sequence, org, shipment, &arrival.raw[..arrival.raw.len().min(4096)]],
+                    )?;
+                    admissions.push(Admission::Refused(rejection));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(admissions)
+    }
+
+    /// Devices with readings due for sending: not already in a batch awaiting
+    /// its outcome (one batch per device at a time keeps sequences in order), and
+    /// with `max_readings` waiting, or an urgent one, or one older than `max_age_ms`.
+    pub fn due_devices(&self, now_ms: u64, max_readings: usize, max_age_ms: u64) -> Result<Vec<String>, QueueError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT device_id FROM readings WHERE batch_id IS NULL
+               AND device_id NOT IN (SELECT device_id FROM readings WHERE batch_id IS NOT NULL)
+             GROUP BY device_id
+             HAVING COUNT(*) >= ?1 OR MAX(urgent) = 1 OR MIN(received_at_ms) <= ?2
+             ORDER BY MAX(urgent) DESC, MIN(received_at_ms)",
+        )?;
+        let cutoff = now_ms.saturating_sub(max_age_ms) as i64;
+        let rows = statement.query_map(params![max_readings as i64, cutoff], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` unsent readings of `device_id`, in sequence order.
+    pub fn unsent_readings(&self, device_id: &str, limit: usize) -> Result<Vec<QueuedReading>, QueueError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, org_id, shipment_id, sequence, time_s, temperature_cdeg, humidity_permille, door,
+                    latitude_udeg, longitude_udeg, received_at_ms
+             FROM readings WHERE device_id = ?1 AND batch_id IS NULL ORDER BY sequence LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![device_id, limit as i64], |r| {
+            let lat: Option<i32> = r.get(8)?;
+            let lon: Option<i32> = r.get(9)?;
+            let door: Option<bool> = r.get(7)?;
+            Ok(QueuedReading {
+                id: r.get(0)?,
+                org: r.get(1)?,
+                shipment: r.get(2)?,
+                reading: DeviceReading {
+                    device_id: device_id.to_string(),
+                    sequence: r.get::<_, i64>(3)? as u64,
+                    time_s: r.get::<_, i64>(4)? as u64,
+                    temperature_cdeg: r.get(5)?,
+                    humidity_permille: r.get(6)?,
+                    door: door.map(|open| if open { Door::Open } else { Door::Closed }),
+                    location: lat.zip(lon),
+                },
+                received_at_ms: r.get::<_, i64>(10)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a signed batch and the readings it carries (reading id → transaction id),
+    /// before it is sent.
+    pub fn record_batch(&mut self, batch_id: &str, body: &[u8], members: &[(i64, String)], now_ms: u64) -> Result<(), QueueError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO batches (batch_id, body, created_at_ms) VALUES (?1, ?2, ?3)",
+            params![batch_id, body, now_ms as i64],
+        )?;
+        {
+            let mut update = tx.prepare_cached("UPDATE readings SET batch_id = ?1, transaction_id = ?2 WHERE id = ?3")?;
+            for (id, transaction_id) in members {
+                update.execute(params![batch_id, transaction_id, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Batches sent or about to be sent whose outcome is not yet known.
+    pub fn open_batches(&self) -> Result<Vec<(String, Vec<u8>)>, QueueError> {
+        let mut statement = self.conn.prepare("SELECT batch_id, body FROM batches ORDER BY created_at_ms")?;
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The ledger committed the batch: its readings are done. Returns their
+    /// receive times (ms) for latency accounting.
+    pub fn settle_committed(&mut self, batch_id: &str) -> Result<Vec<u64>, QueueError> {
+        let tx = self.conn.transaction()?;
+        let received: Vec<u64> = {
+            let mut statement = tx.prepare_cached("SELECT received_at_ms FROM readings WHERE batch_id = ?1")?;
+            let rows = statement.query_map(params![batch_id], |r| r.get::<_, i64>(0))?;
+            rows.map(|r| r.map(|v| v as u64)).collect::<Result<_, _>>()?
+        };
+        tx.execute("DELETE FROM readings WHERE batch_id = ?1", params![batch_id])?;
+        tx.execute("DELETE FROM batches WHERE batch_id = ?1", params![batch_id])?;
+        tx.commit()?;
+        Ok(received)
+    }
+
+    /// The ledger refused the batch. For each refused transaction: if its message
+    /// says the readings are already recorded, readings with a sequence at or
+    /// below the device's recorded `last_sequence` (from `recorded`) count as
+    /// committed and the rest go back to the queue; any other message moves the
+    /// transaction's readings to the dead-letter store with that message.
+    /// Readings of transactions the ledger did not blame go back to the queue.
+    /// Returns (settled as already committed, requeued, dead-lettered).
+    pub fn settle_invalid(
+        &mut self,
+        batch_id: &str,
+        refused: &[(String, String)],
+        recorded: &dyn Fn(&str) -> Option<u64>,
+        now_ms: u64,
+    ) -> Result<(u64, u64, u64), QueueError> {
+        let tx = self.conn.transaction()?;
+        let members: Vec<(i64, String, i64, Option<String>)> = {
+            let mut statement = tx.prepare_cached(
+                "SELECT id, device_id, sequence, transaction_id FROM readings WHERE batch_id = ?1",
+            )?;
+            let rows = statement.query_map(params![batch_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let blame_unknown = refused.is_empty();
+        let (mut settled, mut requeued, mut dead) = (0, 0, 0);
+        for (id, device, sequence, transaction_id) in members {
+            let message = transaction_id
+                .as_deref()
+                .and_then(|t| refused.iter().find(|(id, _)| id == t))
+                .map(|(_, m)| m.as_str())
+                .or(blame_unknown.then_some("batch INVALID without a transaction message"));
+            match message {
+                None => {
+                    tx.execute("UPDATE readings SET batch_id = NULL, transaction_id = NULL WHERE id = ?1", params![id])?;
+                    requeued += 1;
+                }
+                Some(m) if m.starts_with(crate::ALREADY_RECORDED) => {
+                    if recorded(&device).is_some_and(|last| sequence as u64 <= last) {
+                        tx.execute("DELETE FROM readings WHERE id = ?1", params![id])?;
+                        settled += 1;
+                    } else {
+                        tx.execute("UPDATE readings SET batch_id = NULL, transaction_id = NULL WHERE id = ?1", params![id])?;
+                        requeued += 1;
+                    }
+                }
+                Some(m) => {
+                    dead_letter_reading(&tx, id, m, now_ms)?;
+                    dead += 1;
+                }
+            }
+        }
+        tx.execute("DELETE FROM batches WHERE batch_id = ?1", params![batch_id])?;
+        tx.commit()?;
+        Ok((settled, requeued, dead))
+    }
+
+    /// Counts for metrics.
+    pub fn stats(&self, now_ms: u64) -> Result<QueueStats, QueueError> {
+        let (queued, in_flight, oldest): (i64, i64, Option<i64>) = self.conn.query_row(
+            "SELECT COUNT(*) - COUNT(batch_id), COUNT(batch_id), MIN(received_at_ms) FROM readings",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let dead_letters: i64 = self.conn.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))?;
+        Ok(QueueStats {
+            queued: queued as u64,
+            in_flight: in_flight as u64,
+            oldest_unsent_ms: oldest.map(|o| now_ms.saturating_sub(o as u64)),
+            dead_letters: dead_letters as u64,
+            disk_bytes: self.disk_bytes()?,
+        })
+    }
+}
+
+fn device_progress(
+    tx: &rusqlite::Transaction<'_>,
+    device_id: &str,
+) -> Result<(DeviceProgress, Option<(String, bool)>), QueueError> {
+    let mut statement = tx.prepare_cached(
+        "SELECT last_sequence, last_time_s, last_shipment_id, last_in_range FROM devices WHERE device_id = ?1",
+    )?;
+    let row = statement
+        .query_row(params![device_id], |r| {
+            let shipment: Option<String> = r.get(2)?;
+            let in_range: Option<bool> = r.get(3)?;
+            Ok((
+                DeviceProgress { last_sequence: r.get::<_, i64>(0)? as u64, last_time_s: r.get::<_, i64>(1)? as u64 },
+                shipment.zip(in_range),
+            ))
+        })
+        .optional()?;
+    Ok(row.unwrap_or_default())
+}
+
+pub(crate) fn insert_reading(
+    tx: &rusqlite::Transaction<'_>,
+    reading: &DeviceReading,
+    route: &Route,
+    now_ms: u64,
+    urgent: bool,
+) -> Result<(), QueueError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO readings (device_id, sequence, org_id, shipment_id, time_s, temperature_cdeg,
+             humidity_permille, door, latitude_udeg, longitude_udeg, received_at_ms, urgent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    insert.execute(params![
+        reading.device_id,
+        reading.sequence as i64,
+        route.org,
+        route.shipment,
+        reading.time_s as i64,
+        reading.temperature_cdeg,
+        reading.humidity_permille,
+        reading.door.map(|d| d == Door::Open),
+        reading.location.map(|l| l.0),
+        reading.location.map(|l| l.1),
+        now_ms as i64,
+        urgent,
+    ])?;
+    Ok(())
+}
+
+/// Moves a queued reading to the dead-letter store as `ledger_invalid`.
+fn dead_letter_reading(tx: &rusqlite::Transaction<'_>, id: i64, message: &str, now_ms: u64) -> Result<(), QueueError> {
+    let (reading, org, shipment) = tx.query_row(
+        "SELECT device_id, sequence, time_s, temperature_cdeg, humidity_permille, door, latitude_udeg, longitude_udeg, org_id, shipment_id
+         FROM readings WHERE id = ?1",
+        params![id],
+        |r| {
+            let lat: Option<i32> = r.get(6)?;
+            let lon: Option<i32> = r.get(7)?;
+            let door: Option<bool> = r.get(5)?;
+            Ok((
+                DeviceReading {
+                    device_id: r.get(0)?,
+                    sequence: r.get::<_, i64>(1)? as u64,
+                    time_s: r.get::<_, i64>(2)? as u64,
+                    temperature_cdeg: r.get(3)?,
+                    humidity_permille: r.get(4)?,
+                    door: door.map(|open| if open { Door::Open } else { Door::Closed }),
+                    location: lat.zip(lon),
+                },
+                r.get::<_, String>(8)?,
+                r.get::<_, String>(9)?,
+            ))
+        },
+    )?;
+    tx.execute(
+        "INSERT INTO dead_letters (received_at_ms, source, reason, detail, device_id, sequence, org_id, shipment_id, raw)
+         VALUES (?1, 'ledger', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            now_ms as i64,
+            Reason::LedgerInvalid.label(),
+            message,
+            reading.device_id,
+            reading.sequence as i64,
+            org,
+            shipment,
+            serial_line::format_line(&reading).into_bytes()
+        ],
+    )?;
+    tx.execute("DELETE FROM readings WHERE id = ?1", params![id])?;
+    Ok(())
+}
+
+impl Queue {
+    /// (transaction id, device id) of each transaction in a stored batch.
+    pub fn batch_transactions(&self, batch_id: &str) -> Result<Vec<(String, String)>, QueueError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT DISTINCT transaction_id, device_id FROM readings WHERE batch_id = ?1 AND transaction_id IS NOT NULL",
+        )?;
+        let rows = statement.query_map(params![batch_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,354 @@
+//! Two-step custody transfer. The custodian proposes a hand-off to a named
+//! organisation at a site; that organisation accepts or rejects it with a
+//! reason; the proposer may cancel it while it is pending.
+//!
+//! Acceptance is refused when the goods are compromised — any lot or unit
+//! COMPROMISED, or the sensor family's shipment record says so — unless the
+//! receiver accepts explicitly into quarantine: then the outcome is
+//! ACCEPTED_INTO_QUARANTINE and every ACTIVE or COMPROMISED lot and unit
+//! becomes QUARANTINED (with a history entry). Every decision records the
+//! parties, the time, the place and a thermal snapshot.
+use sawtooth_sdk::processor::handler::{ApplyError, TransactionContext};
+
+use super::shipments::detach_all_devices;
+use super::{
+    load_shipment, load_shipment_lots, load_shipment_units, shipment_last_time, shipment_thermal,
+    snapshot,
+};
+use crate::addressing::RecordKind;
+use crate::identifiers::{check_gln, check_record_id};
+use crate::messages::coldchain::{
+    CancelHandoff, Handoff, HandoffOutcome, LotStatus, ProposeHandoff, RejectHandoff, Shipment,
+    ShipmentStatus,
+};
+use crate::registry::request::{bad_identifier, emit, invalid, not_before};
+use crate::registry::{
+    authorize, check_text, load_organization, load_site, record_status_change, Signed,
+};
+use crate::state;
+
+pub(super) fn propose(
+    context: &mut dyn TransactionContext,
+    by: Signed,
+    action: &ProposeHandoff,
+) -> Result<(), ApplyError> {
+    let id = action.get_shipment_id();
+    let mut shipment = load_shipment(context, id)?;
+    authorize(
+        context,
+        by.signer,
+        Some(shipment.get_custodian_org_id()),
+        &[],
+    )?;
+    match shipment.get_status() {
+        ShipmentStatus::PREPARING | ShipmentStatus::IN_TRANSIT | ShipmentStatus::REFUSED => {}
+        ShipmentStatus::HANDOFF_PENDING => {
+            return Err(invalid(format!(
+                "shipment {id} already has a hand-off pending to {}; wait for the decision or cancel it",
+                shipment.get_pending().get_to_org_id()
+            )))
+        }
+        status => {
+            return Err(invalid(format!(
+                "shipment {id} is {status:?}; a closed shipment cannot be handed off"
+            )))
+        }
+    }
+    check_record_id("org id", action.get_to_org_id()).map_err(bad_identifier)?;
+    load_organization(context, action.get_to_org_id())?;
+    if action.get_to_org_id() == shipment.get_custodian_org_id() {
+        return Err(invalid(format!(
+            "organisation {} already holds shipment {id}; hand it off to another organisation",
+            action.get_to_org_id()
+        )));
+    }
+    check_gln(action.get_at_gln()).map_err(bad_identifier)?;
+    load_site(context, action.get_at_gln())?;
+    not_before(
+        by.now,
+        shipment_last_time(&shipment),
+        "the shipment's last event",
+    )?;
+    let mut handoff = Handoff::new();
+    handoff.set_from_org_id(shipment.get_custodian_org_id().to_string());
+    handoff.set_to_org_id(action.get_to_org_id().to_string());
+    handoff.set_at_gln(action.get_at_gln().to_string());
+    handoff.set_proposed_by(by.signer.to_string());
+    handoff.set_proposed_at_s(by.now);
+    handoff.set_outcome(HandoffOutcome::PROPOSED);
+    let data = state::encode(&handoff)?;
+    shipment.set_pending(handoff);
+    shipment.set_status(ShipmentStatus::HANDOFF_PENDING);
+    state::store(context, RecordKind::Shipment.address(id), &shipment)?;
+    emit(
+        context,
+        "handoff-proposed",
+        &[
+            ("shipment_id", id),
+            ("from_org_id", shipment.get_custodian_org_id()),
+            ("to_org_id", action.get_to_org_id()),
+            ("at_gln", action.get_at_gln()),
+        ],
+        &data,
+    )
+}
+
+/// The pending hand-off of `shipment`, refused when there is none.
+fn pending(shipment: &Shipment) -> Result<Handoff, ApplyError> {
+    if shipment.get_status() != ShipmentStatus::HANDOFF_PENDING {
+        return Err(invalid(format!(
+            "shipment {} has no pending hand-off (it is {:?}); the custodian proposes one first (custody ProposeHandoff)",
+            shipment.get_shipment_id(),
+            shipment.get_status()
+        )));
+    }
+    Ok(shipment.get_pending().clone())
+}
+
+/// Why the goods of a shipment are compromised, if they are.
+fn compromise_reason(
+    thermal: Option<&crate::messages::coldchain::ThermalRecord>,
+    lots: &[(String, crate::messages::coldchain::Lot)],
+    units: &[(String, crate::messages::coldchain::BloodUnit)],
+) -> Option<String> {
+    if let Some(record) = thermal.filter(|record| record.get_compromised()) {
+        return Some(format!(
+            "its cold-chain record is compromised: {}",
+            record.get_compromised_reason()
+        ));
+    }
+    if let Some((_, lot)) = lots
+        .iter()
+        .find(|(_, lot)| lot.get_status() == LotStatus::COMPROMISED)
+    {
+        return Some(format!(
+            "lot {}/{} is COMPROMISED",
+            lot.get_gtin(),
+            lot.get_lot()
+        ));
+    }
+    units
+        .iter()
+        .find(|(_, unit)| unit.get_status() == LotStatus::COMPROMISED)
+        .map(|(_, unit)| format!("blood unit {} is COMPROMISED", unit.get_donation_id()))
+}
+
+/// Accepts the pending hand-off of `shipment_id`; returns the updated shipment.
+/// Also used by ConfirmBloodDelivery when the hospital accepts and confirms at once.
+pub(super) fn accept(
+    context: &mut dyn TransactionContext,
+    by: Signed,
+    shipment_id: &str,
+    into_quarantine: bool,
+) -> Result<Shipment, ApplyError> {
+    let mut shipment = load_shipment(context, shipment_id)?;
+    let mut handoff = pending(&shipment)?;
+    let receiver = handoff.get_to_org_id().to_string();
+    authorize(context, by.signer, Some(&receiver), &[])?;
+    not_before(
+        by.now,
+        handoff.get_proposed_at_s(),
+        "the hand-off was proposed",
+    )?;
+    let thermal = shipment_thermal(context, shipment_id)?;
+    let mut lots = load_shipment_lots(context, &shipment)?;
+    let mut units = load_shipment_units(context, &shipment)?;
+    let compromised = compromise_reason(thermal.as_ref(), &lots, &units);
+    if let (Some(why), false) = (&compromised, into_quarantine) {
+        return Err(invalid(format!(
+            "shipment {shipment_id} cannot be accepted: {why}. Reject it (custody RejectHandoff) or accept it into quarantine (AcceptHandoff with into_quarantine = true)"
+        )));
+    }
+    let at_gln = handoff.get_at_gln().to_string();
+    let destination = load_site(context, shipment.get_to_gln())?;
+    let delivered = at_gln == shipment.get_to_gln() && destination.get_org_id() == receiver;
+    let outcome = if into_quarantine {
+        HandoffOutcome::ACCEPTED_INTO_QUARANTINE
+    } else {
+        HandoffOutcome::ACCEPTED
+    };
+    handoff.set_decided_by(by.signer.to_string());
+    handoff.set_decided_at_s(by.now);
+    handoff.set_outcome(outcome);
+    handoff.set_thermal(snapshot(thermal.as_ref()));
+    if into_quarantine {
+        handoff.set_reason(
+            compromised.unwrap_or_else(|| "accepted into quarantine by the receiver".into()),
+        );
+    }
+    let reason = format!("accepted into quarantine at hand-off of shipment {shipment_id}");
+    let mut entries = Vec::new();
+    let mut quarantined = Vec::new();
+    for (address, lot) in &mut lots {
+        lot.set_custodian_org_id(receiver.clone());
+        lot.set_site_gln(at_gln.clone());
+        if delivered {
+            lot.clear_shipment_id();
+        }
+        if into_quarantine && matches!(lot.get_status(), LotStatus::ACTIVE | LotStatus::COMPROMISED)
+        {
+            quarantined.push((
+                lot.get_gtin().to_string(),
+                lot.get_lot().to_string(),
+                lot.get_status(),
+            ));
+            record_status_change(lot, LotStatus::QUARANTINED, by.signer, by.now, &reason);
+        }
+        entries.push((address.clone(), state::encode(lot)?));
+    }
+    for (address, unit) in &mut units {
+        unit.set_holder_org_id(receiver.clone());
+        unit.set_site_gln(at_gln.clone());
+        if delivered {
+            unit.clear_shipment_id();
+            if !shipment.get_blood_request_id().is_empty() {
+                unit.set_transfused_or_delivered(true);
+            }
+        }
+        if into_quarantine
+            && matches!(
+                unit.get_status(),
+                LotStatus::ACTIVE | LotStatus::COMPROMISED
+            )
+        {
+            unit.set_status(LotStatus::QUARANTINED);
+        }
+        entries.push((address.clone(), state::encode(unit)?));
+    }
+    if delivered {
+        detach_all_devices(context, &shipment, &mut entries)?;
+        shipment.set_status(ShipmentStatus::DELIVERED);
+        shipment.set_closed_at_s(by.now);
+    } else {
+        shipment.set_status(ShipmentStatus::IN_TRANSIT);
+    }
+    shipment.set_custodian_org_id(receiver.clone());
+    shipment.clear_pending();
+    shipment.mut_handoffs().push(handoff.clone());
+    entries.insert(
+        0,
+        (
+            RecordKind::Shipment.address(shipment_id),
+            state::encode(&shipment)?,
+        ),
+    );
+    state::store_all(context, entries)?;
+    emit(
+        context,
+        "handoff-accepted",
+        &[
+            ("shipment_id", shipment_id),
+            ("from_org_id", handoff.get_from_org_id()),
+            ("to_org_id", &receiver),
+            ("at_gln", &at_gln),
+            ("outcome", &format!("{outcome:?}")),
+            ("delivered", if delivered { "true" } else { "false" }),
+        ],
+        &state::encode(&handoff)?,
+    )?;
+    for (gtin, lot, from) in quarantined {
+        emit(
+            context,
+            "lot-status",
+            &[
+                ("gtin", &gtin),
+                ("lot", &lot),
+                ("from", &format!("{from:?}")),
+                ("to", "QUARANTINED"),
+            ],
+            &[],
+        )?;
+    }
+    Ok(shipment)
+}
+
+pub(super) fn reject(
+    context: &mut dyn TransactionContext,
+    by: Signed,
+    action: &RejectHandoff,
+) -> Result<(), ApplyError> {
+    let id = action.get_shipment_id();
+    let mut shipment = load_shipment(context, id)?;
+    let mut handoff = pending(&shipment)?;
+    authorize(context, by.signer, Some(handoff.get_to_org_id()), &[])?;
+    check_text("reason", action.get_reason(), 500, true)?;
+    not_before(
+        by.now,
+        handoff.get_proposed_at_s(),
+        "the hand-off was proposed",
+    )?;
+    let thermal = shipment_thermal(context, id)?;
+    handoff.set_decided_by(by.signer.to_string());
+    handoff.set_decided_at_s(by.now);
+    handoff.set_outcome(HandoffOutcome::REJECTED);
+    handoff.set_reason(action.get_reason().to_string());
+    handoff.set_thermal(snapshot(thermal.as_ref()));
+    shipment.clear_pending();
+    shipment.set_status(ShipmentStatus::REFUSED);
+    shipment.mut_handoffs().push(handoff.clone());
+    state::store(context, RecordKind::Shipment.address(id), &shipment)?;
+    emit(
+        context,
+        "handoff-rejected",
+        &[
+            ("shipment_id", id),
+            ("from_org_id", handoff.get_from_org_id()),
+            ("to_org_id", handoff.get_to_org_id()),
+            ("at_gln", handoff.get_at_gln()),
+            ("reason", action.get_reason()),
+        ],
+        &state::encode(&handoff)?,
+    )
+}
+
+/// The status a shipment returns to when its pending hand-off is cancelled.
+fn status_before_proposal(shipment: &Shipment) -> ShipmentStatus {
+    for handoff in shipment.get_handoffs().iter().rev() {
+        match handoff.get_outcome() {
+            HandoffOutcome::ACCEPTED | HandoffOutcome::ACCEPTED_INTO_QUARANTINE => {
+                return ShipmentStatus::IN_TRANSIT
+            }
+            HandoffOutcome::REJECTED => return ShipmentStatus::REFUSED,
+            _ => continue,
+        }
+    }
+    ShipmentStatus::PREPARING
+}
+
+pub(super) fn cancel(
+    context: &mut dyn TransactionContext,
+    by: Signed,
+    action: &CancelHandoff,
+) -> Result<(), ApplyError> {
+    let id = action.get_shipment_id();
+    let mut shipment = load_shipment(context, id)?;
+    let mut handoff = pending(&shipment)?;
+    authorize(context, by.signer, Some(handoff.get_from_org_id()), &[])?;
+    check_text("reason", action.get_reason(), 500, false)?;
+    not_before(
+        by.now,
+        handoff.get_proposed_at_s(),
+        "the hand-off was proposed",
+    )?;
+    let thermal = shipment_thermal(context, id)?;
+    handoff.set_decided_by(by.signer.to_string());
+    handoff.set_decided_at_s(by.now);
+    handoff.set_outcome(HandoffOutcome::CANCELLED_BY_PROPOSER);
+    handoff.set_reason(action.get_reason().to_string());
+    handoff.set_thermal(snapshot(thermal.as_ref()));
+    shipment.clear_pending();
+    shipment.mut_handoffs().push(handoff.clone());
+    shipment.set_status(status_before_proposal(&shipment));
+    state::store(context, RecordKind::Shipment.address(id), &shipment)?;
+    emit(
+        context,
+        "handoff-cancelled",
+        &[
+            ("shipment_id", id),
+            ("from_org_id", handoff.get_from_org_id()),
+            ("to_org_id", handoff.get_to_org_id()),
+            ("reason", action.get_reason()),
+        ],
+        &state::encode(&handoff)?,
+    )
+}

@@ -1,0 +1,202 @@
+//! Mean kinetic temperature (USP <1079>) with state kept in exact fixed point.
+//!
+//! `MKT = (ΔH/R) / −ln( Σ tᵢ·exp(−ΔH/(R·Tᵢ)) / Σ tᵢ )` with ΔH/R = 83 144 / 8.3144
+//! = 10 000 K exactly. Dividing every term by `exp(−ΔH/(R·T_ref))` keeps the numbers
+//! near one: a record stores `Σ tᵢ` (`mkt_weight_s`) and
+//! `Σ tᵢ · F(Tᵢ)` (`mkt_sum`), where
+//! `F(T) = round(2^48 · exp(10 000 K · (1/298.15 K − 1/T)))` (T_ref = 25 °C) is read from
+//! a table over every 0.01 °C from −100 °C to +100 °C. The table is built with integer
+//! arithmetic only (range reduction by ln 2 and a Taylor series in Q60 fixed point,
+//! i128), so every validator on every platform writes bit-identical sums.
+//! `mkt_sum` is the sum as 16 big-endian bytes of an unsigned 128-bit integer.
+//!
+//! Reading a record's MKT ([`mkt_cdeg`]) uses floating point; that is fine because
+//! its result is never written to state. Limit checks that decide state
+//! ([`mkt_exceeds`]) compare integers only.
+use std::sync::OnceLock;
+
+use crate::messages::coldchain::ThermalRecord;
+
+/// ΔH/R in kelvin (83 144 J/mol ÷ 8.3144 J/(mol·K)).
+pub const ACTIVATION_KELVIN: i64 = 10_000;
+/// The reference temperature of the stored factors, in hundredths of °C (25 °C).
+pub const REFERENCE_CDEG: i32 = 2_500;
+/// Factors are scaled by 2^48.
+pub const FACTOR_SCALE_BITS: u32 = 48;
+/// Lowest temperature in the factor table (−100 °C); colder readings use this factor.
+pub const TABLE_MIN_CDEG: i32 = -10_000;
+/// Highest temperature in the factor table (+100 °C); warmer readings use this factor.
+pub const TABLE_MAX_CDEG: i32 = 10_000;
+/// Length of `mkt_sum` as written by the processor.
+pub const MKT_SUM_BYTES: usize = 16;
+
+/// Q60 fixed point: 60 fractional bits.
+const FRACTION_BITS: u32 = 60;
+const ONE_Q60: i128 = 1 << FRACTION_BITS;
+/// round(ln 2 · 2^60).
+const LN2_Q60: i128 = 799_144_290_325_165_979;
+/// 0 °C in hundredths of a kelvin.
+const ZERO_CELSIUS_CK: i128 = 27_315;
+
+/// Division rounded half away from zero (`den` > 0).
+fn div_round(num: i128, den: i128) -> i128 {
+    if num >= 0 {
+        (num + den / 2) / den
+    } else {
+        (num - den / 2) / den
+    }
+}
+
+/// `exp(x)` for `x` in Q60 (|x| < 64), returned scaled by 2^48 and rounded.
+fn exp_q48(x_q60: i128) -> u64 {
+    // x = n·ln2 + r with |r| ≤ ln2/2, so the series for exp(r) converges fast.
+    let n = div_round(x_q60, LN2_Q60);
+    let r = x_q60 - n * LN2_Q60;
+    let mut term = ONE_Q60;
+    let mut sum = ONE_Q60;
+    let mut k: i128 = 1;
+    while term != 0 && k < 64 {
+        term = term * r / (k * ONE_Q60);
+        sum += term;
+        k += 1;
+    }
+    // exp(x) · 2^48 = exp(r)·2^60 · 2^(n − 12).
+    let shift = n - i128::from(FRACTION_BITS - FACTOR_SCALE_BITS);
+    let scaled = if shift >= 0 {
+        sum << shift
+    } else {
+        let right = (-shift) as u32;
+        (sum + (1 << (right - 1))) >> right
+    };
+    u64::try_from(scaled.max(0)).unwrap_or(u64::MAX)
+}
+
+/// `F(T)` for a temperature in hundredths of °C, computed (not from the table).
+fn factor_exact(cdeg: i32) -> u64 {
+    let t = ZERO_CELSIUS_CK + i128::from(cdeg);
+    let t_ref = ZERO_CELSIUS_CK + i128::from(REFERENCE_CDEG);
+    // 10 000 K · (1/T_ref − 1/T) with T in hundredths of a kelvin:
+    // = 10 000 · 100 · (T − T_ref) / (T · T_ref).
+    let num = i128::from(ACTIVATION_KELVIN) * 100 * (t - t_ref) * ONE_Q60;
+    exp_q48(div_round(num, t * t_ref))
+}
+
+fn table() -> &'static [u64] {
+    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (TABLE_MIN_CDEG..=TABLE_MAX_CDEG)
+            .map(factor_exact)
+            .collect()
+    })
+}
+
+/// `F(T)` (scaled by 2^48) for a temperature in hundredths of °C, clamped to the table.
+#[inline]
+pub fn factor_q48(cdeg: i32) -> u64 {
+    let index = cdeg.clamp(TABLE_MIN_CDEG, TABLE_MAX_CDEG) - TABLE_MIN_CDEG;
+    table()[index as usize]
+}
+
+/// The stored `mkt_sum` bytes as an integer; `None` when longer than 128 bits.
+pub fn decode_sum(bytes: &[u8]) -> Option<u128> {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    let significant = &bytes[start..];
+    if significant.len() > MKT_SUM_BYTES {
+        return None;
+    }
+    Some(
+        significant
+            .iter()
+            .fold(0u128, |acc, b| (acc << 8) | u128::from(*b)),
+    )
+}
+
+/// `mkt_sum` as the processor writes it: 16 big-endian bytes.
+pub fn encode_sum(sum: u128) -> Vec<u8> {
+    sum.to_be_bytes().to_vec()
+}
+
+/// True when the MKT of (`weight_s`, `sum`) is above `limit_cdeg`. Integer-only:
+/// MKT > L ⇔ Σ tᵢ·F(Tᵢ) > Σ tᵢ · F(L), because F grows with T.
+pub fn mkt_exceeds(weight_s: u64, sum: u128, limit_cdeg: i32) -> bool {
+    weight_s > 0 && sum > u128::from(weight_s) * u128::from(factor_q48(limit_cdeg))
+}
+
+/// MKT in hundredths of °C from a record's stored sums; `None` before any time
+/// has been weighted or when `mkt_sum` is not a valid sum. Read-only (floating point).
+pub fn mkt_cdeg(record: &ThermalRecord) -> Option<i32> {
+    mkt_cdeg_from_sums(record.mkt_weight_s, &record.mkt_sum)
+}
+
+/// [`mkt_cdeg`] from the two stored fields.
+pub fn mkt_cdeg_from_sums(weight_s: u64, sum_bytes: &[u8]) -> Option<i32> {
+    let sum = decode_sum(sum_bytes)?;
+    if weight_s == 0 || sum == 0 {
+        return None;
+    }
+    let mean = sum as f64 / (weight_s as f64 * (1u64 << FACTOR_SCALE_BITS) as f64);
+    let t_ref = (ZERO_CELSIUS_CK as f64 + f64::from(REFERENCE_CDEG)) / 100.0;
+    let inverse = 1.0 / t_ref - mean.ln() / ACTIVATION_KELVIN as f64;
+    if inverse <= 0.0 {
+        return None;
+    }
+    let celsius = 1.0 / inverse - ZERO_CELSIUS_CK as f64 / 100.0;
+    Some((celsius * 100.0).round() as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn float_factor(cdeg: i32) -> f64 {
+        let t = (27_315.0 + f64::from(cdeg)) / 100.0;
+        (10_000.0 * (1.0 / 298.15 - 1.0 / t)).exp() * 2f64.powi(48)
+    }
+
+    #[test]
+    fn factor_at_reference_temperature_is_exactly_one() {
+        assert_eq!(factor_q48(REFERENCE_CDEG), 1u64 << 48);
+    }
+
+    #[test]
+    fn integer_factors_match_the_exponential_closely() {
+        for cdeg in (TABLE_MIN_CDEG..=TABLE_MAX_CDEG).step_by(37) {
+            let exact = float_factor(cdeg);
+            let ours = factor_q48(cdeg) as f64;
+            // Rounding to an integer dominates where factors are small (−100 °C ≈ 8 586).
+            let error = (ours - exact).abs();
+            assert!(error <= 0.5 + exact * 1e-12, "{cdeg}: {ours} vs {exact}");
+        }
+    }
+
+    #[test]
+    fn factors_grow_strictly_with_temperature() {
+        let t = table();
+        assert!(t.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn temperatures_outside_the_table_are_clamped() {
+        assert_eq!(factor_q48(-30_000), factor_q48(TABLE_MIN_CDEG));
+        assert_eq!(factor_q48(i32::MAX), factor_q48(TABLE_MAX_CDEG));
+    }
+
+    #[test]
+    fn sum_round_trips_through_bytes() {
+        for sum in [0u128, 1, 1 << 100, u128::MAX] {
+            assert_eq!(decode_sum(&encode_sum(sum)), Some(sum));
+        }
+        assert_eq!(decode_sum(&[]), Some(0));
+        assert_eq!(decode_sum(&[0, 0, 1, 2]), Some(258));
+        assert_eq!(decode_sum(&[1; 17]), None);
+    }
+
+    #[test]
+    fn mkt_limit_comparison_is_strict() {
+        let weight = 3_600;
+        let sum = u128::from(weight) * u128::from(factor_q48(800));
+        assert!(!mkt_exceeds(weight, sum, 800));
+        assert!(mkt_exceeds(weight, sum, 799));
+        assert!(!mkt_exceeds(0, 0, 0));
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs the system packages coldchain needs and starts the services its
+# tests use, when they are missing. Safe to run again: it only acts on what is
+# absent. Debian/Ubuntu; needs root or sudo for apt-get.
+#   scripts/setup.sh          build + demo needs (libzmq, pkg-config, protoc)
+#   scripts/setup.sh --test   also Mosquitto, PostgreSQL and Chromium for the tests
+set -euo pipefail
+
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+missing=()
+need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || missing+=("$1"); }
+need_pkg libzmq3-dev
+need_pkg pkg-config
+need_pkg protobuf-compiler
+need_pkg ca-certificates
+need_pkg gcc
+if [[ $want_test -eq 1 ]]; then
+  need_pkg mosquitto
+  need_pkg postgresql
+  need_pkg chromium
+fi
+if [[ ${#missing[@]} -gt 0 ]]; then
+  say "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if [[ $want_test -eq 1 ]]; then
+  if ! port_open 1883; then
+    say "starting Mosquitto on 127.0.0.1:1883"
+    $SUDO mosquitto -d -c /etc/mosquitto/mosquitto.conf 2>/dev/null || $SUDO mosquitto -d -p 1883
+    for _ in $(seq 1 50); do port_open 1883 && break; sleep 0.1; done
+  fi
+  if ! port_open 5432; then
+    say "starting PostgreSQL on 127.0.0.1:5432"
+    version=$(ls /etc/postgresql | sort -V | tail -1)
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 100); do port_open 5432 && break; sleep 0.1; done
+  fi
+  # The tests connect as postgres/postgres to database "test" over TCP.
+  as_postgres() { if [[ $(id -u) -eq 0 ]]; then su postgres -c "$1"; else sudo -u postgres sh -c "$1"; fi; }
+  if ! PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d test -tAc 'select 1' >/dev/null 2>&1; then
+    say "preparing PostgreSQL role and database for the tests"
+    as_postgres "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    as_postgres "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\" | grep -q 1 || createdb test"
+  fi
+fi
+say "system ready"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# All tests: installs missing system packages, starts Mosquitto and PostgreSQL
+# if they are not running, then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+export COLDCHAIN_TEST_POSTGRES="${COLDCHAIN_TEST_POSTGRES:-postgres://postgres:postgres@127.0.0.1:5432/test}"
+export COLDCHAIN_TEST_MQTT="${COLDCHAIN_TEST_MQTT:-127.0.0.1:1883}"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast "$@"
+fi

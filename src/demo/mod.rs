@@ -1,0 +1,177 @@
+//! `coldchain demo`: the main job. Starts, in one process tree, the embedded
+//! node with the three families, an embedded MQTT broker (unless `--mqtt` names
+//! one), the sensor gateway, two simulated loggers (one over MQTT, one over a
+//! serial pseudo-terminal) and the provenance API with its web page; then plays
+//! the story in `story.rs` and keeps everything running until Ctrl-C (or stops
+//! when the story ends with `--exit`).
+mod loggers;
+mod services;
+mod story;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use coldchain_processors::signing::Signer;
+
+use crate::client::LedgerClient;
+use story::{Cast, Narrator, HOUR, MINUTE};
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Folder for the node's chain, the gateway queue, the index and keys
+    /// (default: a fresh folder under the system temp dir).
+    #[arg(long, env = "COLDCHAIN_DEMO_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Stop when the story ends instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+    /// Use this MQTT broker (host:port) instead of the embedded one.
+    #[arg(long, env = "COLDCHAIN_DEMO_MQTT")]
+    pub mqtt: Option<String>,
+    /// REST API port of the embedded node (0 = any free port; busy → a free one).
+    #[arg(long, default_value_t = 8008)]
+    pub rest_port: u16,
+    /// Component endpoint port of the embedded node.
+    #[arg(long, default_value_t = 4004)]
+    pub component_port: u16,
+    /// Port of the provenance API and web page.
+    #[arg(long, default_value_t = 8080)]
+    pub api_port: u16,
+    /// Print a JSON summary of the outcome at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(play(args))
+}
+
+async fn play(args: DemoArgs) -> Result<()> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("coldchain-demo-{}", std::process::id())),
+    };
+    if data_dir.join("node").exists() {
+        bail!(
+            "{} already holds a demo chain; pass another --data-dir or remove it",
+            data_dir.display()
+        );
+    }
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    println!("coldchain demo — data in {}", data_dir.display());
+
+    let admin = Signer::generate();
+    let gateway_key = Signer::generate();
+    let cast = Cast::new(admin.clone(), gateway_key.clone());
+    let mut world = services::World::start(&args, &data_dir, &admin).await?;
+    println!("  node REST API      {}", world.rest_url);
+    println!("  component endpoint {}", world.component);
+    println!("  MQTT broker        {}", world.mqtt);
+    println!("  provenance API     {}", world.api_url);
+
+    let outcome = tell(&mut world, &cast, &data_dir).await;
+    match &outcome {
+        Ok(summary) => {
+            println!("\nThe story is told. Open {} to verify packs, trace lot {} and see the blood board.", world.api_url, story::LOT_A);
+            println!(
+                "Try: {}/01/{}/10/{}/21/A0002",
+                world.api_url,
+                story::VACCINE_GTIN,
+                story::LOT_A
+            );
+            if args.json {
+                println!("{summary}");
+            }
+        }
+        Err(error) => eprintln!("\nthe demo stopped: {error:#}"),
+    }
+    if outcome.is_ok() && !args.exit {
+        println!("Serving until Ctrl-C …");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    world.shutdown().await;
+    outcome.map(|_| ())
+}
+
+async fn tell(
+    world: &mut services::World,
+    cast: &Cast,
+    data_dir: &std::path::Path,
+) -> Result<serde_json::Value> {
+    let client = LedgerClient::new(&world.rest_url, Duration::from_secs(30))?;
+    let start = crate::ledger_commands::now_s().saturating_sub(20 * HOUR);
+    let mut n = Narrator {
+        client,
+        clock: start,
+        step: 0,
+    };
+
+    story::onboard(&mut n, cast).await?;
+    world.start_gateway(cast, data_dir).await?;
+    story::ship_lots(&mut n, cast).await?;
+
+    let departure = n.at(n.clock + 2 * MINUTE);
+    let arrival = departure + 6 * HOUR;
+    n.say("On the road for six hours: the reefer logger reports over MQTT, the box logger over a serial line");
+    println!("    (story time runs fast: one reading per simulated minute)");
+    let reefer = loggers::door_opening_journey(story::REEFER_DEVICE, departure, arrival);
+    let boxed = loggers::compressor_failure_journey(story::BOX_DEVICE, departure, arrival);
+    let expected = [
+        (story::SHIPMENT_A, reefer.len() as u64),
+        (story::SHIPMENT_B, boxed.len() as u64),
+    ];
+    world.send_mqtt(story::REEFER_DEVICE, &reefer).await?;
+    world.send_serial(&boxed).await?;
+    for (shipment, count) in expected {
+        let record = wait_for_readings(&n, shipment, count).await?;
+        println!("    {shipment}: {}", story::describe_thermal(&record));
+    }
+
+    story::deliver_to_distributor(&mut n, cast, arrival + MINUTE).await?;
+    story::pharmacy(&mut n, cast).await?;
+    story::recall(&mut n, cast).await?;
+    story::emergency_blood(&mut n, cast).await?;
+
+    n.say("What a pharmacist sees when scanning packs (verdicts from the provenance API)");
+    let mut verdicts = serde_json::Map::new();
+    for (serial, lot) in [
+        ("A0001", story::LOT_A),
+        ("A0002", story::LOT_A),
+        ("B0001", story::LOT_B),
+        ("C0001", story::LOT_C),
+    ] {
+        let verdict = world.verify(story::VACCINE_GTIN, lot, serial).await?;
+        println!("    pack {serial} of lot {lot}: {verdict}");
+        verdicts.insert(serial.to_string(), serde_json::Value::String(verdict));
+    }
+    Ok(
+        serde_json::json!({ "verdicts": verdicts, "rest_url": world.rest_url, "api_url": world.api_url }),
+    )
+}
+
+/// Waits until the sensor family has recorded `count` readings for a shipment.
+async fn wait_for_readings(
+    n: &Narrator,
+    shipment: &str,
+    count: u64,
+) -> Result<coldchain_processors::messages::coldchain::ThermalRecord> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(record) = story::shipment_thermal(n, shipment).await? {
+            if record.get_reading_count() >= count {
+                return Ok(record);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the gateway did not get all {count} readings of {shipment} committed within 2 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -1,0 +1,773 @@
+//! The participant commands of `coldchain`: each builds one family payload,
+//! signs it with the caller's key, submits it and prints the outcome.
+//! The rules themselves are enforced by the transaction processors; these
+//! commands only check what they must to build a well-formed payload.
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use coldchain_processors::messages::coldchain as pb;
+use coldchain_processors::signing::{Signer, TransactionSpec};
+use coldchain_processors::{custody, identifiers, registry};
+
+use crate::client::{LedgerClient, Outcome};
+use crate::keys;
+use crate::profiles::ProfilePreset;
+
+/// Flags every ledger command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    /// Sawtooth REST API of the node or network.
+    #[arg(
+        long,
+        env = "COLDCHAIN_URL",
+        default_value = "http://127.0.0.1:8008",
+        global = true
+    )]
+    pub url: String,
+    /// Private key file (Sawtooth hex format) to sign with.
+    #[arg(long, env = "COLDCHAIN_KEY", global = true)]
+    pub key: Option<PathBuf>,
+    /// Seconds to wait for the batch to commit.
+    #[arg(long, env = "COLDCHAIN_WAIT", default_value_t = 30, global = true)]
+    pub wait: u64,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Connection {
+    pub fn client(&self) -> Result<LedgerClient> {
+        LedgerClient::new(&self.url, Duration::from_secs(self.wait))
+    }
+
+    pub fn signer(&self) -> Result<Signer> {
+        let path = match &self.key {
+            Some(path) => path.clone(),
+            None => keys::default_key_path()?,
+        };
+        Signer::from_file(&path).with_context(|| {
+            format!(
+                "cannot load the signing key {}; create one with `coldchain keygen` or pass --key",
+                path.display()
+            )
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    Manufacturer,
+    Distributor,
+    Carrier,
+    Pharmacy,
+    BloodBank,
+    Hospital,
+    Inspector,
+    Regulator,
+    Admin,
+}
+
+impl From<RoleArg> for pb::Role {
+    fn from(role: RoleArg) -> pb::Role {
+        match role {
+            RoleArg::Manufacturer => pb::Role::MANUFACTURER,
+            RoleArg::Distributor => pb::Role::DISTRIBUTOR,
+            RoleArg::Carrier => pb::Role::CARRIER,
+            RoleArg::Pharmacy => pb::Role::PHARMACY,
+            RoleArg::BloodBank => pb::Role::BLOOD_BANK,
+            RoleArg::Hospital => pb::Role::HOSPITAL,
+            RoleArg::Inspector => pb::Role::INSPECTOR,
+            RoleArg::Regulator => pb::Role::REGULATOR,
+            RoleArg::Admin => pb::Role::ADMIN,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Create an organisation (network admins only).
+    Create {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "role", required = true)]
+        roles: Vec<RoleArg>,
+    },
+    /// Add a site (GLN) to an organisation.
+    AddSite {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        gln: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        address: String,
+    },
+    /// Add an agent (public key) to an organisation.
+    AddAgent {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        public_key: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "role", required = true)]
+        roles: Vec<RoleArg>,
+    },
+    /// Revoke an agent's key; a revoked key can do nothing.
+    RevokeAgent {
+        #[arg(long)]
+        public_key: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Authorise a sensor gateway key to submit readings for the organisation's devices.
+    AuthorizeGateway {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        public_key: String,
+        #[arg(long, default_value = "gateway")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// Register a temperature logger to an organisation.
+    Register {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value = "generic logger")]
+        model: String,
+        /// Calibration due date, YYYYMMDD.
+        #[arg(long)]
+        calibration_due: u32,
+        #[arg(long, default_value = "")]
+        public_key: String,
+    },
+    /// Revoke a logger.
+    Revoke {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Attach a logger to a shipment.
+    Attach {
+        #[arg(long)]
+        shipment: String,
+        #[arg(long)]
+        device: String,
+    },
+    /// Detach a logger from a shipment.
+    Detach {
+        #[arg(long)]
+        shipment: String,
+        #[arg(long)]
+        device: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LotCommand {
+    /// Register a lot (manufacturers).
+    Create(LotSpec),
+    /// Register many lots from a CSV file: gtin,lot,expiry,quantity,profile,site_gln,product_name[,serials separated by ';'].
+    Import { csv: PathBuf },
+    /// Quarantine a lot (inspectors, regulators).
+    Quarantine(LotStatusArgs),
+    /// Release a quarantined lot (inspectors, regulators).
+    Release(LotStatusArgs),
+    /// Recall a lot (its manufacturer or a regulator).
+    Recall(LotStatusArgs),
+    /// Record the destruction of a lot.
+    Destroy(LotStatusArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LotSpec {
+    #[arg(long)]
+    pub gtin: String,
+    #[arg(long)]
+    pub lot: String,
+    /// Expiry date, YYYYMMDD.
+    #[arg(long)]
+    pub expiry: u32,
+    #[arg(long)]
+    pub quantity: u64,
+    /// Serial numbers of the packs (repeat the flag).
+    #[arg(long = "serial")]
+    pub serials: Vec<String>,
+    #[arg(long, value_enum, default_value = "refrigerated")]
+    pub profile: ProfilePreset,
+    /// Site (GLN) where the lot is now.
+    #[arg(long)]
+    pub site: String,
+    /// Product name as printed on the pack.
+    #[arg(long)]
+    pub product: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LotStatusArgs {
+    #[arg(long)]
+    pub gtin: String,
+    #[arg(long)]
+    pub lot: String,
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ShipmentCommand {
+    /// Create a shipment of lots (GTIN/LOT) and/or blood units you hold.
+    Create {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// A lot as GTIN/LOT (repeat).
+        #[arg(long = "lot")]
+        lots: Vec<String>,
+        /// A blood unit's donation id (repeat).
+        #[arg(long = "blood-unit")]
+        blood_units: Vec<String>,
+        /// Transport profile; default: the strictest of the goods' profiles.
+        #[arg(long, value_enum)]
+        profile: Option<ProfilePreset>,
+    },
+    /// Propose handing the shipment to another organisation.
+    Propose {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        to_org: String,
+        /// GLN of the hand-off site.
+        #[arg(long)]
+        at: String,
+    },
+    /// Accept a proposed hand-off.
+    Accept {
+        #[arg(long)]
+        id: String,
+        /// Accept compromised goods into quarantine.
+        #[arg(long)]
+        into_quarantine: bool,
+    },
+    /// Reject a proposed hand-off.
+    Reject {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Cancel your own proposal.
+    Cancel {
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "cancelled by proposer")]
+        reason: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ComponentArg {
+    RedCells,
+    WholeBlood,
+    Platelets,
+    Plasma,
+    Cryo,
+}
+
+impl From<ComponentArg> for pb::BloodComponent {
+    fn from(c: ComponentArg) -> pb::BloodComponent {
+        match c {
+            ComponentArg::RedCells => pb::BloodComponent::RED_CELLS,
+            ComponentArg::WholeBlood => pb::BloodComponent::WHOLE_BLOOD,
+            ComponentArg::Platelets => pb::BloodComponent::PLATELETS,
+            ComponentArg::Plasma => pb::BloodComponent::FRESH_FROZEN_PLASMA,
+            ComponentArg::Cryo => pb::BloodComponent::CRYOPRECIPITATE,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PriorityArg {
+    Routine,
+    Urgent,
+    Emergency,
+}
+
+/// Parses a blood group such as `O-`, `AB+`, `a pos`.
+pub fn parse_group(text: &str) -> Result<(pb::AboGroup, pb::RhD)> {
+    let t = text.trim().to_ascii_uppercase().replace(' ', "");
+    let (abo, rest) = if let Some(rest) = t.strip_prefix("AB") {
+        (pb::AboGroup::AB, rest)
+    } else if let Some(rest) = t.strip_prefix('A') {
+        (pb::AboGroup::A, rest)
+    } else if let Some(rest) = t.strip_prefix('B') {
+        (pb::AboGroup::B, rest)
+    } else if let Some(rest) = t.strip_prefix('O') {
+        (pb::AboGroup::O, rest)
+    } else {
+        bail!("blood group {text:?} is not one of O-, O+, A-, A+, B-, B+, AB-, AB+");
+    };
+    let rh = match rest {
+        "-" | "NEG" | "−" => pb::RhD::NEGATIVE,
+        "+" | "POS" => pb::RhD::POSITIVE,
+        _ => bail!("blood group {text:?} needs an Rh sign: for example O- or AB+"),
+    };
+    Ok((abo, rh))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BloodCommand {
+    /// Register a blood unit held by your blood bank.
+    Register {
+        /// ISBT 128 donation identification number.
+        #[arg(long)]
+        din: String,
+        #[arg(long, value_enum)]
+        component: ComponentArg,
+        /// ABO/Rh group, e.g. O- or AB+.
+        #[arg(long)]
+        group: String,
+        #[arg(long, default_value_t = 280)]
+        volume_ml: u32,
+        /// Expiry date, YYYYMMDD.
+        #[arg(long)]
+        expiry: u32,
+        #[arg(long)]
+        site: String,
+    },
+    /// File an emergency request (hospitals).
+    Request {
+        #[arg(long)]
+        id: String,
+        #[arg(long, value_enum)]
+        component: ComponentArg,
+        /// The patient's ABO/Rh group.
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        units: u32,
+        /// Needed within this many minutes from now.
+        #[arg(long, default_value_t = 60)]
+        needed_in_minutes: u64,
+        #[arg(long, value_enum, default_value = "emergency")]
+        priority: PriorityArg,
+        /// The hospital site's GLN.
+        #[arg(long)]
+        hospital: String,
+    },
+    /// Offer specific units for a request (blood banks).
+    Offer {
+        #[arg(long)]
+        request: String,
+        #[arg(long)]
+        offer: String,
+        #[arg(long = "unit", required = true)]
+        units: Vec<String>,
+    },
+    /// Accept an offer; opens a shipment of the offered units.
+    Accept {
+        #[arg(long)]
+        request: String,
+        #[arg(long)]
+        offer: String,
+        #[arg(long)]
+        shipment: String,
+    },
+    /// Confirm delivery; closes the request.
+    Deliver {
+        #[arg(long)]
+        request: String,
+    },
+}
+
+pub fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn lot_ref(gtin: &str, lot: &str) -> Result<pb::LotRef> {
+    let mut reference = pb::LotRef::new();
+    reference.set_gtin(identifiers::normalize_gtin(gtin)?);
+    reference.set_lot(lot.to_string());
+    Ok(reference)
+}
+
+/// Builds a registry transaction spec for an action.
+pub fn registry_spec(
+    action: pb::RegistryPayload_oneof_action,
+    at_s: u64,
+) -> Result<TransactionSpec> {
+    let mut payload = pb::RegistryPayload::new();
+    payload.set_timestamp_s(at_s);
+    payload.action = Some(action);
+    Ok(registry::transaction_spec(&payload)?)
+}
+
+/// Builds a custody transaction spec for an action.
+pub fn custody_spec(action: pb::CustodyPayload_oneof_action, at_s: u64) -> Result<TransactionSpec> {
+    let mut payload = pb::CustodyPayload::new();
+    payload.set_timestamp_s(at_s);
+    payload.action = Some(action);
+    Ok(custody::transaction_spec(&payload)?)
+}
+
+pub fn org_spec(command: &OrgCommand, at_s: u64) -> Result<TransactionSpec> {
+    use pb::RegistryPayload_oneof_action as A;
+    Ok(match command {
+        OrgCommand::Create { id, name, roles } => {
+            let mut a = pb::CreateOrganization::new();
+            a.set_org_id(id.clone());
+            a.set_name(name.clone());
+            a.set_roles(roles.iter().map(|r| (*r).into()).collect());
+            registry_spec(A::create_organization(a), at_s)?
+        }
+        OrgCommand::AddSite {
+            org,
+            gln,
+            name,
+            address,
+        } => {
+            identifiers::check_gln(gln)?;
+            let mut a = pb::AddSite::new();
+            a.set_org_id(org.clone());
+            a.set_gln(gln.clone());
+            a.set_name(name.clone());
+            a.set_address(address.clone());
+            registry_spec(A::add_site(a), at_s)?
+        }
+        OrgCommand::AddAgent {
+            org,
+            public_key,
+            name,
+            roles,
+        } => {
+            let mut a = pb::AddAgent::new();
+            a.set_org_id(org.clone());
+            a.set_public_key(public_key.clone());
+            a.set_name(name.clone());
+            a.set_roles(roles.iter().map(|r| (*r).into()).collect());
+            registry_spec(A::add_agent(a), at_s)?
+        }
+        OrgCommand::RevokeAgent { public_key, reason } => {
+            let mut a = pb::RevokeAgent::new();
+            a.set_public_key(public_key.clone());
+            a.set_reason(reason.clone());
+            registry_spec(A::revoke_agent(a), at_s)?
+        }
+        OrgCommand::AuthorizeGateway {
+            org,
+            public_key,
+            name,
+        } => {
+            let mut a = pb::AuthorizeGateway::new();
+            a.set_org_id(org.clone());
+            a.set_public_key(public_key.clone());
+            a.set_name(name.clone());
+            registry_spec(A::authorize_gateway(a), at_s)?
+        }
+    })
+}
+
+pub fn device_spec(command: &DeviceCommand, at_s: u64) -> Result<TransactionSpec> {
+    use pb::CustodyPayload_oneof_action as C;
+    use pb::RegistryPayload_oneof_action as A;
+    Ok(match command {
+        DeviceCommand::Register {
+            id,
+            org,
+            model,
+            calibration_due,
+            public_key,
+        } => {
+            let mut a = pb::RegisterDevice::new();
+            a.set_device_id(id.clone());
+            a.set_org_id(org.clone());
+            a.set_model(model.clone());
+            a.set_calibration_due_date(*calibration_due);
+            a.set_public_key(public_key.clone());
+            registry_spec(A::register_device(a), at_s)?
+        }
+        DeviceCommand::Revoke { id, reason } => {
+            let mut a = pb::RevokeDevice::new();
+            a.set_device_id(id.clone());
+            a.set_reason(reason.clone());
+            registry_spec(A::revoke_device(a), at_s)?
+        }
+        DeviceCommand::Attach { shipment, device } => {
+            let mut a = pb::AttachDevice::new();
+            a.set_shipment_id(shipment.clone());
+            a.set_device_id(device.clone());
+            custody_spec(C::attach_device(a), at_s)?
+        }
+        DeviceCommand::Detach { shipment, device } => {
+            let mut a = pb::DetachDevice::new();
+            a.set_shipment_id(shipment.clone());
+            a.set_device_id(device.clone());
+            custody_spec(C::detach_device(a), at_s)?
+        }
+    })
+}
+
+pub fn create_lot_spec(spec: &LotSpec, at_s: u64) -> Result<TransactionSpec> {
+    let mut a = pb::CreateLot::new();
+    a.set_gtin(identifiers::normalize_gtin(&spec.gtin)?);
+    a.set_lot(spec.lot.clone());
+    a.set_expiry_date(spec.expiry);
+    a.set_quantity(spec.quantity);
+    a.set_serials(spec.serials.clone().into());
+    a.set_profile(spec.profile.profile());
+    a.set_site_gln(spec.site.clone());
+    a.set_product_name(spec.product.clone());
+    registry_spec(pb::RegistryPayload_oneof_action::create_lot(a), at_s)
+}
+
+pub fn lot_status_spec(
+    args: &LotStatusArgs,
+    status: pb::LotStatus,
+    at_s: u64,
+) -> Result<TransactionSpec> {
+    let mut a = pb::ChangeLotStatus::new();
+    a.set_lot(lot_ref(&args.gtin, &args.lot)?);
+    a.set_status(status);
+    a.set_reason(args.reason.clone());
+    registry_spec(pb::RegistryPayload_oneof_action::change_lot_status(a), at_s)
+}
+
+pub fn shipment_spec(command: &ShipmentCommand, at_s: u64) -> Result<TransactionSpec> {
+    use pb::CustodyPayload_oneof_action as C;
+    Ok(match command {
+        ShipmentCommand::Create {
+            id,
+            from,
+            to,
+            lots,
+            blood_units,
+            profile,
+        } => {
+            let mut a = pb::CreateShipment::new();
+            a.set_shipment_id(id.clone());
+            a.set_from_gln(from.clone());
+            a.set_to_gln(to.clone());
+            let mut refs = Vec::new();
+            for item in lots {
+                let Some((gtin, lot)) = item.split_once('/') else {
+                    bail!("--lot {item:?} must be GTIN/LOT, for example 09501101530003/L2026A");
+                };
+                refs.push(lot_ref(gtin, lot)?);
+            }
+            a.set_lots(refs.into());
+            a.set_blood_units(blood_units.clone().into());
+            if let Some(preset) = profile {
+                a.set_profile(preset.profile());
+            }
+            custody_spec(C::create_shipment(a), at_s)?
+        }
+        ShipmentCommand::Propose { id, to_org, at } => {
+            let mut a = pb::ProposeHandoff::new();
+            a.set_shipment_id(id.clone());
+            a.set_to_org_id(to_org.clone());
+            a.set_at_gln(at.clone());
+            custody_spec(C::propose_handoff(a), at_s)?
+        }
+        ShipmentCommand::Accept {
+            id,
+            into_quarantine,
+        } => {
+            let mut a = pb::AcceptHandoff::new();
+            a.set_shipment_id(id.clone());
+            a.set_into_quarantine(*into_quarantine);
+            custody_spec(C::accept_handoff(a), at_s)?
+        }
+        ShipmentCommand::Reject { id, reason } => {
+            let mut a = pb::RejectHandoff::new();
+            a.set_shipment_id(id.clone());
+            a.set_reason(reason.clone());
+            custody_spec(C::reject_handoff(a), at_s)?
+        }
+        ShipmentCommand::Cancel { id, reason } => {
+            let mut a = pb::CancelHandoff::new();
+            a.set_shipment_id(id.clone());
+            a.set_reason(reason.clone());
+            custody_spec(C::cancel_handoff(a), at_s)?
+        }
+    })
+}
+
+pub fn dispense_spec(gtin: &str, serial: &str, site: &str, at_s: u64) -> Result<TransactionSpec> {
+    let mut a = pb::DispensePack::new();
+    a.set_gtin(identifiers::normalize_gtin(gtin)?);
+    a.set_serial(serial.to_string());
+    a.set_site_gln(site.to_string());
+    custody_spec(pb::CustodyPayload_oneof_action::dispense_pack(a), at_s)
+}
+
+pub fn blood_spec(command: &BloodCommand, at_s: u64) -> Result<TransactionSpec> {
+    use pb::CustodyPayload_oneof_action as C;
+    Ok(match command {
+        BloodCommand::Register {
+            din,
+            component,
+            group,
+            volume_ml,
+            expiry,
+            site,
+        } => {
+            let (abo, rh) = parse_group(group)?;
+            let mut a = pb::RegisterBloodUnit::new();
+            a.set_donation_id(din.clone());
+            a.set_component((*component).into());
+            a.set_abo(abo);
+            a.set_rh(rh);
+            a.set_volume_ml(*volume_ml);
+            a.set_expiry_date(*expiry);
+            a.set_site_gln(site.clone());
+            registry_spec(
+                pb::RegistryPayload_oneof_action::register_blood_unit(a),
+                at_s,
+            )?
+        }
+        BloodCommand::Request {
+            id,
+            component,
+            group,
+            units,
+            needed_in_minutes,
+            priority,
+            hospital,
+        } => {
+            let (abo, rh) = parse_group(group)?;
+            let mut a = pb::FileEmergencyRequest::new();
+            a.set_request_id(id.clone());
+            a.set_component((*component).into());
+            a.set_abo(abo);
+            a.set_rh(rh);
+            a.set_units(*units);
+            a.set_needed_by_s(at_s + needed_in_minutes * 60);
+            a.set_priority(match priority {
+                PriorityArg::Routine => pb::Priority::ROUTINE,
+                PriorityArg::Urgent => pb::Priority::URGENT,
+                PriorityArg::Emergency => pb::Priority::EMERGENCY,
+            });
+            a.set_hospital_gln(hospital.clone());
+            custody_spec(C::file_emergency_request(a), at_s)?
+        }
+        BloodCommand::Offer {
+            request,
+            offer,
+            units,
+        } => {
+            let mut a = pb::OfferBloodUnits::new();
+            a.set_request_id(request.clone());
+            a.set_offer_id(offer.clone());
+            a.set_donation_ids(units.clone().into());
+            custody_spec(C::offer_blood_units(a), at_s)?
+        }
+        BloodCommand::Accept {
+            request,
+            offer,
+            shipment,
+        } => {
+            let mut a = pb::AcceptBloodOffer::new();
+            a.set_request_id(request.clone());
+            a.set_offer_id(offer.clone());
+            a.set_shipment_id(shipment.clone());
+            custody_spec(C::accept_blood_offer(a), at_s)?
+        }
+        BloodCommand::Deliver { request } => {
+            let mut a = pb::ConfirmBloodDelivery::new();
+            a.set_request_id(request.clone());
+            custody_spec(C::confirm_blood_delivery(a), at_s)?
+        }
+    })
+}
+
+/// Parses one line of the lot-import CSV.
+pub fn parse_lot_csv_line(line: &str, line_number: usize) -> Result<LotSpec> {
+    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    if fields.len() < 7 {
+        bail!(
+            "line {line_number}: expected gtin,lot,expiry,quantity,profile,site_gln,product_name[,serials] but found {} fields",
+            fields.len()
+        );
+    }
+    let expiry = fields[2]
+        .parse()
+        .with_context(|| format!("line {line_number}: expiry {:?} is not YYYYMMDD", fields[2]))?;
+    let quantity = fields[3].parse().with_context(|| {
+        format!(
+            "line {line_number}: quantity {:?} is not a whole number",
+            fields[3]
+        )
+    })?;
+    let profile = ProfilePreset::from_str(fields[4], true).map_err(|_| {
+        anyhow::anyhow!(
+            "line {line_number}: profile {:?} is not one of refrigerated, frozen, ultra-cold, controlled-room",
+            fields[4]
+        )
+    })?;
+    let serials = fields
+        .get(7)
+        .map(|s| {
+            s.split(';')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(LotSpec {
+        gtin: fields[0].to_string(),
+        lot: fields[1].to_string(),
+        expiry,
+        quantity,
+        serials,
+        profile,
+        site: fields[5].to_string(),
+        product: fields[6].to_string(),
+    })
+}
+
+/// Prints an outcome; returns an error (non-zero exit) for refusals.
+pub fn report(outcome: &Outcome, what: &str, json: bool) -> Result<()> {
+    if json {
+        let value = match outcome {
+            Outcome::Committed { batch_id } => {
+                serde_json::json!({"status": "COMMITTED", "batch_id": batch_id, "action": what})
+            }
+            Outcome::Invalid { batch_id, reason } => {
+                serde_json::json!({"status": "INVALID", "batch_id": batch_id, "action": what, "reason": reason})
+            }
+            Outcome::Pending { batch_id } => {
+                serde_json::json!({"status": "PENDING", "batch_id": batch_id, "action": what})
+            }
+        };
+        println!("{value}");
+    }
+    match outcome {
+        Outcome::Committed { batch_id } => {
+            if !json {
+                println!("✔ {what}: committed (batch {})", &batch_id[..16.min(batch_id.len())]);
+            }
+            Ok(())
+        }
+        Outcome::Invalid { reason, .. } => bail!("{what} was refused by the ledger: {reason}"),
+        Outcome::Pending { batch_id } => bail!(
+            "{what}: not committed yet (batch {batch_id}); check later with GET /batch_statuses?id={batch_id}"
+        ),
+    }
+}
