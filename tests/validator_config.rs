@@ -183,17 +183,12 @@ fn genesis_settings() -> BTreeMap<String, String> {
 #[test]
 fn genesis_settings_choose_pbft_and_allow_exactly_the_coldchain_families() {
     let settings = genesis_settings();
+    let get = |key: &str| settings.get(key).map(String::as_str);
+    assert_eq!(get("sawtooth.consensus.algorithm.name"), Some("pbft"));
+    assert_eq!(get("sawtooth.consensus.algorithm.version"), Some("1.0"));
     assert_eq!(
-        settings
-            .get("sawtooth.consensus.algorithm.name")
-            .map(String::as_str),
-        Some("pbft")
-    );
-    assert_eq!(
-        settings
-            .get("sawtooth.consensus.algorithm.version")
-            .map(String::as_str),
-        Some("1.0")
+        get("sawtooth.consensus.pbft.block_publishing_delay"),
+        Some("1000")
     );
     for key in [
         "sawtooth.consensus.pbft.block_publishing_delay",
@@ -210,10 +205,6 @@ fn genesis_settings_choose_pbft_and_allow_exactly_the_coldchain_families() {
             "{key}={value} must be a positive whole number"
         );
     }
-    assert_eq!(
-        settings["sawtooth.consensus.pbft.block_publishing_delay"],
-        "1000"
-    );
     // Key-dependent settings are computed by the script, never hard-coded.
     for computed in [
         "sawtooth.consensus.pbft.members",
@@ -478,14 +469,7 @@ fn services() -> Map<String, Value> {
 }
 
 fn command(service: &Value) -> Vec<String> {
-    service["command"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .filter_map(|a| a.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    list(service, "command")
 }
 
 fn list(service: &Value, key: &str) -> Vec<String> {

@@ -125,6 +125,26 @@ fn requests(shipments: u64, transactions: u64) -> Vec<TpProcessRequest> {
         .collect()
 }
 
+/// Nanoseconds this thread has run on a CPU (Linux `schedstat`); `None` elsewhere.
+/// On a shared machine it gives steadier rates than wall-clock time.
+fn cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// "`n` per CPU-second" for work that started at `cpu_start`.
+fn per_cpu_second(n: u64, cpu_start: Option<u64>) -> String {
+    match (cpu_start, cpu_ns()) {
+        (Some(start), Some(end)) if end > start => {
+            format!(
+                "{:.0} per CPU-second",
+                n as f64 * 1e9 / (end - start) as f64
+            )
+        }
+        _ => "CPU time unavailable".to_string(),
+    }
+}
+
 fn bench_thermal(readings: u64) -> Result<(), Box<dyn std::error::Error>> {
     let points: Vec<ReadingPoint> = (0..readings)
         .map(|i| ReadingPoint {
@@ -133,6 +153,7 @@ fn bench_thermal(readings: u64) -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let mut record = thermal::new_record("S-1", &profile());
+    let cpu_start = cpu_ns();
     let start = Instant::now();
     for chunk in points.chunks(READINGS_PER_TX as usize) {
         black_box(thermal::apply_readings(
@@ -142,9 +163,10 @@ fn bench_thermal(readings: u64) -> Result<(), Box<dyn std::error::Error>> {
         )?);
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = per_cpu_second(readings, cpu_start);
     println!(
-        "thermal::apply_readings: {readings} readings in {seconds:.3} s = {:.0} readings/s \
-         (MKT {:?} cdeg, {} excursions, compromised: {})",
+        "thermal::apply_readings: {readings} readings in {seconds:.3} s = {:.0} readings/s, \
+         {cpu} (MKT {:?} cdeg, {} excursions, compromised: {})",
         readings as f64 / seconds,
         thermal::mkt_cdeg(&record),
         record.excursions_closed_total,
@@ -161,16 +183,18 @@ fn bench_handler(
     let mut context = setup(shipments)?;
     let requests = requests(shipments, transactions);
     let handler = SensorHandler::new();
+    let cpu_start = cpu_ns();
     let start = Instant::now();
     for request in &requests {
         handler.apply(request, &mut context)?;
     }
     let seconds = start.elapsed().as_secs_f64();
     let events = context.take_events().len();
+    let cpu = per_cpu_second(transactions, cpu_start);
     println!(
         "SensorHandler::apply, {label}: {transactions} transactions x {READINGS_PER_TX} \
          readings over {shipments} shipment(s) in {seconds:.3} s = {:.0} transactions/s, \
-         {:.0} readings/s ({events} events)",
+         {:.0} readings/s; transactions: {cpu} ({events} events)",
         transactions as f64 / seconds,
         (transactions * READINGS_PER_TX) as f64 / seconds
     );

@@ -36,7 +36,7 @@ in_sawtooth() { # runs a command in the validator image with secrets/ mounted at
 
 if (( force )); then
   say "removing old keys and genesis in $secrets"
-  rm -rf "$secrets"
+  rm -rf "${secrets:?}"
 fi
 mkdir -p "$secrets/admins" "$secrets/gateway" "$secrets/network" "$secrets/genesis"
 chmod 700 "$secrets"
@@ -54,10 +54,10 @@ for node in "${nodes[@]}"; do
     continue
   fi
   say "sawadm keygen for $node"
-  mkdir -p "$secrets/$node/home"
+  mkdir -p "$secrets/$node/home/keys"   # sawadm refuses a missing key folder
   in_sawtooth env SAWTOOTH_HOME="$secrets/$node/home" sawadm keygen --quiet
   mv "$secrets/$node/home/keys/validator.priv" "$secrets/$node/home/keys/validator.pub" "$secrets/$node/"
-  rm -rf "$secrets/$node/home"
+  rm -rf "${secrets:?}/${node:?}/home"
 done
 
 # 2. Organisation admin keys and the gateway key.

@@ -43,11 +43,22 @@ fn leaves(rng: &mut StdRng, count: usize) -> Vec<(String, Vec<u8>)> {
 /// Blocks of `BLOCK` writes: half updates of existing addresses, half new addresses (readings
 /// and custody records add entries; lots and shipments get updated).
 fn blocks(rng: &mut StdRng, existing: &[(String, Vec<u8>)], count: usize) -> Vec<Vec<StateChange>> {
+    mixed_blocks(rng, existing, count, 2)
+}
+
+/// Blocks where one write in `new_every` creates an address and the rest update existing ones
+/// (`new_every == usize::MAX`: updates only).
+fn mixed_blocks(
+    rng: &mut StdRng,
+    existing: &[(String, Vec<u8>)],
+    count: usize,
+    new_every: usize,
+) -> Vec<Vec<StateChange>> {
     (0..count)
         .map(|_| {
             (0..BLOCK)
                 .map(|i| {
-                    let address = if i % 2 == 0 {
+                    let address = if i % new_every != new_every - 1 {
                         existing[rng.gen_range(0..existing.len())].0.clone()
                     } else {
                         random_address(rng)
@@ -225,6 +236,10 @@ fn main() {
     bench_apply(&mut sequential, &workload, "100k leaves, 1 thread");
     drop(sequential);
     bench_apply(&mut tree, &workload, "100k leaves, 2 threads");
+    let updates = mixed_blocks(&mut rng, &base, 20, usize::MAX);
+    tree.set_parallel_hashing(false);
+    bench_apply(&mut tree, &updates, "100k leaves, updates, 1 thread");
+    tree.set_parallel_hashing(true);
 
     let small_blocks: Vec<Vec<StateChange>> = blocks(&mut rng, &base, 20)
         .into_iter()
@@ -246,8 +261,12 @@ fn main() {
             .step_by(97)
             .map(|(a, v)| (a.to_string(), v.to_vec()))
             .collect();
-        let big_workload = blocks(&mut rng, &big_base, 10);
-        bench_apply(&mut big, &big_workload, "1M leaves, 2 threads");
+        let big_workload = blocks(&mut rng, &big_base, 20);
+        let (first, second) = big_workload.split_at(10);
+        big.set_parallel_hashing(false);
+        bench_apply(&mut big, first, "1M leaves, 1 thread");
+        big.set_parallel_hashing(true);
+        bench_apply(&mut big, second, "1M leaves, 2 threads");
     }
 
     if with_transact {

@@ -164,7 +164,7 @@ const SHA512_BLOCK: usize = 128;
 
 /// Branches with at least this many children keep [`Checkpoints`]; below it the encoding is
 /// a few blocks and re-hashing it whole is as cheap as resuming.
-pub(crate) const CHECKPOINT_FROM_CHILDREN: usize = 16;
+pub(crate) const CHECKPOINT_FROM_CHILDREN: usize = usize::MAX;
 
 /// SHA-512 states after each full 128-byte block of a wide node's last encoding.
 ///

@@ -59,25 +59,39 @@ fn seed() -> &'static BTreeMap<String, Vec<u8>> {
             &setting_address(ADMINS_SETTING),
             state::encode_setting(ADMINS_SETTING, admin.public_key()).expect("setting"),
         );
-        let all_roles: Vec<Role> = (1..=9).filter_map(|v| protobuf::ProtobufEnum::from_i32(v)).collect();
+        let all_roles: Vec<Role> = (1..=9)
+            .filter_map(|v| protobuf::ProtobufEnum::from_i32(v))
+            .collect();
         for n in 1..=3u8 {
             let org_id = format!("org{n}");
             let mut create = CreateOrganization::new();
             create.set_org_id(org_id.clone());
             create.set_name(org_id.clone());
             create.set_roles(all_roles.clone());
-            registry(&mut context, &admin, RegistryPayload_oneof_action::create_organization(create));
+            registry(
+                &mut context,
+                &admin,
+                RegistryPayload_oneof_action::create_organization(create),
+            );
             let mut agent = AddAgent::new();
             agent.set_org_id(org_id.clone());
             agent.set_public_key(signer(n).public_key().to_string());
             agent.set_name("agent".into());
             agent.set_roles(all_roles.clone());
-            registry(&mut context, &admin, RegistryPayload_oneof_action::add_agent(agent));
+            registry(
+                &mut context,
+                &admin,
+                RegistryPayload_oneof_action::add_agent(agent),
+            );
             let mut site = AddSite::new();
             site.set_org_id(org_id.clone());
             site.set_gln(with_check_digit(&format!("{:012}", n)).expect("digits"));
             site.set_name("site".into());
-            registry(&mut context, &admin, RegistryPayload_oneof_action::add_site(site));
+            registry(
+                &mut context,
+                &admin,
+                RegistryPayload_oneof_action::add_site(site),
+            );
         }
         context.snapshot()
     })

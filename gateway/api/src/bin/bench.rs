@@ -141,7 +141,16 @@ async fn build(builder: &mut Builder, o: &Options, partner: &str) -> anyhow::Res
     agent.set_public_key(partner.into());
     agent.set_org_id("agency".into());
     agent.set_roles(vec![Role::REGULATOR].into());
-    builder.commit(vec![change(RecordKind::Agent, partner, encode(&agent)?)], vec![]).await?;
+    let mut big = Shipment::new();
+    big.set_shipment_id("BIG".into());
+    big.set_custodian_org_id("carrier".into());
+    let mut profile = StorageProfile::new();
+    profile.set_min_cdeg(200);
+    profile.set_max_cdeg(800);
+    big.set_profile(profile);
+    builder
+        .commit(vec![change(RecordKind::Agent, partner, encode(&agent)?), change(RecordKind::Shipment, "BIG", encode(&big)?)], vec![])
+        .await?;
     for chunk in (0..o.lots).collect::<Vec<_>>().chunks(500) {
         let mut changes = Vec::new();
         for i in chunk {
@@ -153,7 +162,7 @@ async fn build(builder: &mut Builder, o: &Options, partner: &str) -> anyhow::Res
     let per_lot = if o.lots == 0 { 0 } else { spread / o.lots };
     let mut pending = Vec::new();
     let mut in_block = 0;
-    let mut emit = |batch: ReadingsBatch, pending: &mut Vec<ReadingsBatch>, in_block: &mut u64| {
+    let emit = |batch: ReadingsBatch, pending: &mut Vec<ReadingsBatch>, in_block: &mut u64| {
         *in_block += batch.readings.len() as u64;
         let mut batch = batch;
         batch.position = u32::try_from(pending.len()).unwrap_or(0);

@@ -8,6 +8,7 @@
 //! a batch is all or nothing. It can be taken down (503) or made to forget
 //! accepted batches (a validator restart losing its pending queue).
 #![allow(dead_code)]
+pub mod chain;
 use base64::Engine;
 use coldchain_processors::addressing::RecordKind;
 use coldchain_processors::messages::coldchain::{Device, SensorPayload};

@@ -82,6 +82,11 @@ fn start_node(gateway: &Signer, devices: usize, external_tp: bool) -> anyhow::Re
             "--devices",
             &devices.to_string(),
         ])
+        .args(if external_tp {
+            &["--external-sensor"][..]
+        } else {
+            &[][..]
+        })
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start `node-bench serve`")?;
@@ -91,15 +96,29 @@ fn start_node(gateway: &Signer, devices: usize, external_tp: bool) -> anyhow::Re
         .ok_or_else(|| anyhow!("no stdout from the node"))?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
-    let url = line
+    let mut words = line
         .trim()
         .strip_prefix("READY ")
         .ok_or_else(|| anyhow!("node did not start: {line:?}"))?
-        .to_string();
+        .split_whitespace();
+    let url = words.next().unwrap_or_default().to_string();
+    let endpoint = words.next().unwrap_or_default().to_string();
+    let tp = if external_tp {
+        let exe = std::env::current_exe()?;
+        Some(
+            Command::new(exe)
+                .args(["tp", "--endpoint", &endpoint])
+                .spawn()
+                .context("cannot start the external TP")?,
+        )
+    } else {
+        None
+    };
     Ok(ChildNode {
         child,
         url,
         data_dir,
+        tp,
     })
 }
 
@@ -244,7 +263,10 @@ fn peak(args: &RunArgs, url: &str, batches: Vec<Prepared>) -> anyhow::Result<f64
     let (committed, invalid, message) = settle(url, &all)?;
     let seconds = start.elapsed().as_secs_f64();
     let tps = committed as f64 / seconds;
-    println!("peak: {committed} transactions committed in {seconds:.2} s = {tps:.0} tx/s ({:.0} readings/s); {invalid} batches not committed", tps * READINGS_PER_TX as f64);
+    println!(
+        "peak: {committed} transactions committed in {seconds:.2} s = {tps:.0} tx/s ({:.0} readings/s for the sensor workload); {invalid} batches not committed",
+        tps * READINGS_PER_TX as f64
+    );
     if let Some(m) = message {
         println!("  first non-committed status: {m}");
     }
@@ -383,7 +405,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .to_string();
     let txns_total = args.transactions + latency_batches * args.latency_batch_size as u64;
     println!(
-        "node peak RSS: {} MiB; chain height {height}; disk {:.1} MiB = {:.1} bytes per reading ({} readings submitted)",
+        "node peak RSS: {} MiB; chain height {height}; disk {:.1} MiB = {:.1} bytes per reading ({} readings submitted; for `probe`, read \"reading\" as 1/100 transaction)",
         rss.map(|k| format!("{:.0}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into()),
         disk as f64 / 1_048_576.0,
         disk as f64 / (txns_total * READINGS_PER_TX) as f64,

@@ -1,0 +1,124 @@
+//! End to end: `coldchain demo` as a real process (embedded node, embedded
+//! MQTT broker, gateway, MQTT and serial loggers, API), then the story's
+//! outcome checked from outside through the provenance API.
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_coldchain");
+const GTIN: &str = "09501101530003";
+
+fn verdict(http: &str, path: &str) -> serde_json::Value {
+    // A tiny HTTP/1.1 GET so the test needs no HTTP client crate.
+    use std::io::{Read, Write};
+    let address = http.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the API");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}\n{body}");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path} is not JSON ({e}): {body}"))
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = &tail[size + 2..];
+    }
+    out
+}
+
+#[test]
+fn demo_tells_the_whole_story_and_the_api_shows_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(BIN)
+        .args(["demo", "--rest-port", "0", "--component-port", "0", "--api-port", "0", "--data-dir"])
+        .arg(dir.path().join("demo"))
+        .env("COLDCHAIN_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start coldchain demo");
+    let stdout = demo.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut transcript = Vec::new();
+    let mut api = None;
+    loop {
+        let line = match received.recv_timeout(Duration::from_secs(300)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = demo.kill();
+                panic!("demo stalled; transcript so far:\n{}", transcript.join("\n"));
+            }
+        };
+        if let Some(url) = line.trim().strip_prefix("provenance API") {
+            api = Some(url.trim().to_string());
+        }
+        let serving = line.starts_with("Serving until Ctrl-C");
+        let stopped = line.contains("the demo stopped");
+        transcript.push(line);
+        if serving || stopped {
+            break;
+        }
+    }
+    let text = transcript.join("\n");
+    let api = api.expect("the demo prints the API address");
+
+    // The story's turning points, as the ledger worded them.
+    assert!(text.contains("SHP-B-001 — refused by the ledger"), "{text}");
+    assert!(text.contains("COMPROMISED"), "{text}");
+    assert!(text.contains("dispensing pack A0001 a second time — refused"), "{text}");
+    assert!(text.contains("request FULFILLED"), "{text}");
+
+    // From outside, through the API: what a pharmacist's scanner would see.
+    let path = |lot: &str, serial: &str| format!("/01/{GTIN}/10/{lot}/21/{serial}");
+    assert_eq!(verdict(&api, &path("VAX-2026-A", "A0002"))["verdict"], "authentic_in_spec");
+    assert_eq!(verdict(&api, &path("VAX-2026-A", "A0001"))["verdict"], "already_dispensed");
+    assert_eq!(verdict(&api, &path("VAX-2026-B", "B0001"))["verdict"], "compromised");
+    assert_eq!(verdict(&api, &path("VAX-2026-C", "C0001"))["verdict"], "recalled");
+    assert_eq!(verdict(&api, &path("VAX-2026-A", "ZZZZ"))["verdict"], "unknown");
+
+    // Ctrl-C stops everything cleanly.
+    let _ = nix_interrupt(demo.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if demo.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = demo.kill();
+            panic!("demo did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn nix_interrupt(pid: u32) -> std::io::Result<()> {
+    let status = Command::new("kill").args(["-INT", &pid.to_string()]).status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("kill -INT failed"))
+    }
+}
