@@ -14,13 +14,21 @@ fn verdict(http: &str, path: &str) -> serde_json::Value {
     use std::io::{Read, Write};
     let address = http.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).expect("connect to the API");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}\n{body}");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {head}\n{body}"
+    );
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -46,7 +54,16 @@ fn dechunk(body: &str) -> String {
 fn demo_tells_the_whole_story_and_the_api_shows_its_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let mut demo = Command::new(BIN)
-        .args(["demo", "--rest-port", "0", "--component-port", "0", "--api-port", "0", "--data-dir"])
+        .args([
+            "demo",
+            "--rest-port",
+            "0",
+            "--component-port",
+            "0",
+            "--api-port",
+            "0",
+            "--data-dir",
+        ])
         .arg(dir.path().join("demo"))
         .env("COLDCHAIN_LOG", "error")
         .stdout(Stdio::piped())
@@ -69,7 +86,10 @@ fn demo_tells_the_whole_story_and_the_api_shows_its_outcome() {
             Ok(line) => line,
             Err(_) => {
                 let _ = demo.kill();
-                panic!("demo stalled; transcript so far:\n{}", transcript.join("\n"));
+                panic!(
+                    "demo stalled; transcript so far:\n{}",
+                    transcript.join("\n")
+                );
             }
         };
         if let Some(url) = line.trim().strip_prefix("provenance API") {
@@ -88,16 +108,34 @@ fn demo_tells_the_whole_story_and_the_api_shows_its_outcome() {
     // The story's turning points, as the ledger worded them.
     assert!(text.contains("SHP-B-001 — refused by the ledger"), "{text}");
     assert!(text.contains("COMPROMISED"), "{text}");
-    assert!(text.contains("dispensing pack A0001 a second time — refused"), "{text}");
+    assert!(
+        text.contains("dispensing pack A0001 a second time — refused"),
+        "{text}"
+    );
     assert!(text.contains("request FULFILLED"), "{text}");
 
     // From outside, through the API: what a pharmacist's scanner would see.
     let path = |lot: &str, serial: &str| format!("/01/{GTIN}/10/{lot}/21/{serial}");
-    assert_eq!(verdict(&api, &path("VAX-2026-A", "A0002"))["verdict"], "authentic_in_spec");
-    assert_eq!(verdict(&api, &path("VAX-2026-A", "A0001"))["verdict"], "already_dispensed");
-    assert_eq!(verdict(&api, &path("VAX-2026-B", "B0001"))["verdict"], "compromised");
-    assert_eq!(verdict(&api, &path("VAX-2026-C", "C0001"))["verdict"], "recalled");
-    assert_eq!(verdict(&api, &path("VAX-2026-A", "ZZZZ"))["verdict"], "unknown");
+    assert_eq!(
+        verdict(&api, &path("VAX-2026-A", "A0002"))["verdict"],
+        "authentic_in_spec"
+    );
+    assert_eq!(
+        verdict(&api, &path("VAX-2026-A", "A0001"))["verdict"],
+        "already_dispensed"
+    );
+    assert_eq!(
+        verdict(&api, &path("VAX-2026-B", "B0001"))["verdict"],
+        "compromised"
+    );
+    assert_eq!(
+        verdict(&api, &path("VAX-2026-C", "C0001"))["verdict"],
+        "recalled"
+    );
+    assert_eq!(
+        verdict(&api, &path("VAX-2026-A", "ZZZZ"))["verdict"],
+        "unknown"
+    );
 
     // Ctrl-C stops everything cleanly.
     let _ = nix_interrupt(demo.id());
@@ -115,7 +153,9 @@ fn demo_tells_the_whole_story_and_the_api_shows_its_outcome() {
 }
 
 fn nix_interrupt(pid: u32) -> std::io::Result<()> {
-    let status = Command::new("kill").args(["-INT", &pid.to_string()]).status()?;
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()?;
     if status.success() {
         Ok(())
     } else {

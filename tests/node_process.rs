@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use coldchain_node::testing::http;
 use coldchain_processors::addressing::{setting_address, RecordKind, ADMINS_SETTING};
 use coldchain_processors::messages::coldchain::{
-    CreateOrganization, RegistryPayload, RegistryPayload_oneof_action,
+    CreateOrganization, RegistryPayload, RegistryPayload_oneof_action, Role,
 };
 use coldchain_processors::registry::spec::transaction_spec;
 use coldchain_processors::signing::{batch_list_bytes, sign_batch, sign_transaction, Signer};
@@ -69,6 +69,7 @@ fn create_org(signer: &Signer, org_id: &str) -> (String, Vec<u8>) {
     let mut action = CreateOrganization::new();
     action.set_org_id(org_id.to_string());
     action.set_name(format!("{org_id} Ltd"));
+    action.roles.push(Role::MANUFACTURER);
     let mut payload = RegistryPayload::new();
     payload.set_timestamp_s(1_700_000_000);
     payload.action = Some(RegistryPayload_oneof_action::create_organization(action));
@@ -112,10 +113,8 @@ fn coldchain_node_runs_the_families_and_survives_kill_9() {
     assert_eq!(admins.status, 200);
 
     let (id, body) = create_org(&admin, "pharma-1");
-    assert_eq!(
-        submit_and_wait(&node.url, &body, &id)["status"],
-        "COMMITTED"
-    );
+    let status = submit_and_wait(&node.url, &body, &id);
+    assert_eq!(status["status"], "COMMITTED", "{status}");
     let org = http::get(
         &node.url,
         &format!("/state/{}", RecordKind::Organization.address("pharma-1")),

@@ -227,6 +227,13 @@ impl Intake {
     pub fn close(&self) {
         self.lock().closed = true;
         self.arrived.notify_all();
+        // Wakes `wait=` status requests so a shutdown is not held up by them.
+        self.settled.send_modify(|n| *n += 1);
+    }
+
+    /// True once the node is shutting down.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 }
 

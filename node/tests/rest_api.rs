@@ -430,3 +430,22 @@ fn restart_on_the_same_data_directory_keeps_chain_and_state() {
     assert_eq!(state.json()["data"], "a2VwdA==");
     node.shutdown();
 }
+
+#[test]
+fn submission_larger_than_the_free_queue_gets_429_and_nothing_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path());
+    config.rest_api = "127.0.0.1:0".parse().unwrap();
+    config.component = "tcp://127.0.0.1:*".to_string();
+    config.handlers = vec![Arc::new(ProbeHandler)];
+    config.queue_capacity = 1;
+    let node = Node::start(config).unwrap();
+    let signer = Signer::generate();
+    let first = probe_batch(&signer, &[("kappa", b"1")], &[]);
+    let second = probe_batch(&signer, &[("lambda", b"2")], &[]);
+    let first_id = first.get_header_signature().to_string();
+    let reply = submit(&node, vec![first, second]);
+    assert_eq!((reply.status, error_code(&reply)), (429, 31));
+    assert_eq!(status(&node, &first_id)["status"], "UNKNOWN");
+    node.shutdown();
+}

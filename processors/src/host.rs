@@ -46,8 +46,13 @@ const POLL_MS: i64 = 200;
 pub enum HostError {
     #[error("cannot create a ZeroMQ socket: {0}")]
     Socket(zmq::Error),
-    #[error("endpoint {endpoint} is not a valid ZeroMQ address such as tcp://127.0.0.1:4004: {source}")]
-    Endpoint { endpoint: String, source: zmq::Error },
+    #[error(
+        "endpoint {endpoint} is not a valid ZeroMQ address such as tcp://127.0.0.1:4004: {source}"
+    )]
+    Endpoint {
+        endpoint: String,
+        source: zmq::Error,
+    },
 }
 
 /// Why one connection ended (the host then reconnects).
@@ -85,7 +90,9 @@ impl Connection {
             .monitor(&monitor_address, zmq::SocketEvent::DISCONNECTED as i32)
             .map_err(HostError::Socket)?;
         let monitor = context.socket(zmq::PAIR).map_err(HostError::Socket)?;
-        monitor.connect(&monitor_address).map_err(HostError::Socket)?;
+        monitor
+            .connect(&monitor_address)
+            .map_err(HostError::Socket)?;
         socket
             .connect(endpoint)
             .map_err(|source| HostError::Endpoint {
@@ -100,7 +107,12 @@ impl Connection {
         })
     }
 
-    fn send(&self, kind: Message_MessageType, correlation: &str, content: Vec<u8>) -> Result<(), String> {
+    fn send(
+        &self,
+        kind: Message_MessageType,
+        correlation: &str,
+        content: Vec<u8>,
+    ) -> Result<(), String> {
         let mut message = Message::new();
         message.set_message_type(kind);
         message.set_correlation_id(correlation.to_string());
@@ -163,12 +175,16 @@ impl Connection {
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(format!("no reply from the validator within {REPLY_TIMEOUT:?}"));
+                return Err(format!(
+                    "no reply from the validator within {REPLY_TIMEOUT:?}"
+                ));
             }
-            let Some(message) = self.receive(POLL_MS.min(remaining.as_millis() as i64).max(1))? else {
+            let Some(message) = self.receive(POLL_MS.min(remaining.as_millis() as i64).max(1))?
+            else {
                 continue;
             };
-            if message.get_correlation_id() == correlation && message.get_message_type() == expected {
+            if message.get_correlation_id() == correlation && message.get_message_type() == expected
+            {
                 return Ok(message.get_content().to_vec());
             }
             match message.get_message_type() {
@@ -222,7 +238,10 @@ fn decode<M: protobuf::Message>(bytes: &[u8]) -> Result<M, ContextError> {
 }
 
 impl TransactionContext for ValidatorContext<'_> {
-    fn get_state_entries(&self, addresses: &[String]) -> Result<Vec<(String, Vec<u8>)>, ContextError> {
+    fn get_state_entries(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, ContextError> {
         let mut request = TpStateGetRequest::new();
         request.set_context_id(self.context_id.clone());
         request.set_addresses(RepeatedField::from_vec(addresses.to_vec()));
@@ -238,9 +257,11 @@ impl TransactionContext for ValidatorContext<'_> {
                 .filter(|entry| !entry.get_data().is_empty())
                 .map(|entry| (entry.get_address().to_string(), entry.get_data().to_vec()))
                 .collect()),
-            TpStateGetResponse_Status::AUTHORIZATION_ERROR => Err(ContextError::AuthorizationError(
-                format!("reading {addresses:?} is outside the transaction's declared inputs"),
-            )),
+            TpStateGetResponse_Status::AUTHORIZATION_ERROR => {
+                Err(ContextError::AuthorizationError(format!(
+                    "reading {addresses:?} is outside the transaction's declared inputs"
+                )))
+            }
             status => Err(ContextError::ReceiveError(
                 format!("state get failed: {status:?}").into(),
             )),
@@ -269,9 +290,11 @@ impl TransactionContext for ValidatorContext<'_> {
         )?)?;
         match reply.get_status() {
             TpStateSetResponse_Status::OK => Ok(()),
-            TpStateSetResponse_Status::AUTHORIZATION_ERROR => Err(ContextError::AuthorizationError(
-                format!("writing {addresses:?} is outside the transaction's declared outputs"),
-            )),
+            TpStateSetResponse_Status::AUTHORIZATION_ERROR => {
+                Err(ContextError::AuthorizationError(format!(
+                    "writing {addresses:?} is outside the transaction's declared outputs"
+                )))
+            }
             status => Err(ContextError::ReceiveError(
                 format!("state set failed: {status:?}").into(),
             )),
@@ -388,14 +411,20 @@ pub fn run(
     Ok(())
 }
 
-fn register(handler: &dyn TransactionHandler, connection: &mut Connection, stop: &AtomicBool) -> Result<(), ConnectionEnd> {
+fn register(
+    handler: &dyn TransactionHandler,
+    connection: &mut Connection,
+    stop: &AtomicBool,
+) -> Result<(), ConnectionEnd> {
     for version in handler.family_versions() {
         let mut request = TpRegisterRequest::new();
         request.set_family(handler.family_name());
         request.set_version(version.clone());
         request.set_namespaces(RepeatedField::from_vec(handler.namespaces()));
         request.set_max_occupancy(1);
-        let content = request.write_to_bytes().map_err(|e| ConnectionEnd::Lost(e.to_string()))?;
+        let content = request
+            .write_to_bytes()
+            .map_err(|e| ConnectionEnd::Lost(e.to_string()))?;
         loop {
             if stop.load(Ordering::SeqCst) {
                 return Err(ConnectionEnd::Stopped);
@@ -428,13 +457,23 @@ fn register(handler: &dyn TransactionHandler, connection: &mut Connection, stop:
 }
 
 fn unregister(connection: &mut Connection) {
-    let content = TpUnregisterRequest::new().write_to_bytes().unwrap_or_default();
-    let _ = connection.send(Message_MessageType::TP_UNREGISTER_REQUEST, &correlation_id(), content);
+    let content = TpUnregisterRequest::new()
+        .write_to_bytes()
+        .unwrap_or_default();
+    let _ = connection.send(
+        Message_MessageType::TP_UNREGISTER_REQUEST,
+        &correlation_id(),
+        content,
+    );
     // Give the message a moment to leave; linger is 0.
     let _ = connection.receive(500);
 }
 
-fn serve(handler: &dyn TransactionHandler, connection: &mut Connection, stop: &AtomicBool) -> ConnectionEnd {
+fn serve(
+    handler: &dyn TransactionHandler,
+    connection: &mut Connection,
+    stop: &AtomicBool,
+) -> ConnectionEnd {
     if let Err(end) = register(handler, connection, stop) {
         return end;
     }
@@ -465,7 +504,11 @@ fn serve(handler: &dyn TransactionHandler, connection: &mut Connection, stop: &A
     }
 }
 
-fn process(handler: &dyn TransactionHandler, connection: &mut Connection, message: &Message) -> Result<(), String> {
+fn process(
+    handler: &dyn TransactionHandler,
+    connection: &mut Connection,
+    message: &Message,
+) -> Result<(), String> {
     let mut response = TpProcessResponse::new();
     match TpProcessRequest::parse_from_bytes(message.get_content()) {
         Err(e) => {
@@ -483,12 +526,18 @@ fn process(handler: &dyn TransactionHandler, connection: &mut Connection, messag
             match outcome {
                 Ok(()) => response.set_status(TpProcessResponse_Status::OK),
                 Err(ApplyError::InvalidTransaction(text)) => {
-                    log::info!("invalid transaction {}: {text}", short(request.get_signature()));
+                    log::info!(
+                        "invalid transaction {}: {text}",
+                        short(request.get_signature())
+                    );
                     response.set_status(TpProcessResponse_Status::INVALID_TRANSACTION);
                     response.set_message(text);
                 }
                 Err(ApplyError::InternalError(text)) => {
-                    log::warn!("internal error on {}: {text}", short(request.get_signature()));
+                    log::warn!(
+                        "internal error on {}: {text}",
+                        short(request.get_signature())
+                    );
                     response.set_status(TpProcessResponse_Status::INTERNAL_ERROR);
                     response.set_message(text);
                 }

@@ -49,7 +49,7 @@ pub struct SimulateArgs {
 
 /// Runs `coldchain simulate …`; prints what was sent.
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    if args.devices == 0 || !(args.rate > 0.0) {
+    if args.devices == 0 || args.rate.is_nan() || args.rate <= 0.0 {
         anyhow::bail!("--devices must be at least 1 and --rate above 0");
     }
     let mut simulator = Simulator::new(SimulatorConfig {

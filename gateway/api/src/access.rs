@@ -42,13 +42,18 @@ pub struct Caller {
 impl Caller {
     /// Inspectors and regulators read everything.
     pub fn sees_everything(&self) -> bool {
-        self.roles.iter().any(|r| matches!(r, Role::INSPECTOR | Role::REGULATOR))
+        self.roles
+            .iter()
+            .any(|r| matches!(r, Role::INSPECTOR | Role::REGULATOR))
     }
 }
 
 /// The bytes a partner signs: method, path, raw query and timestamp, one per line.
 pub fn signed_message(method: &str, path: &str, query: &str, timestamp: &str) -> String {
-    format!("{}\n{path}\n{query}\n{timestamp}", method.to_ascii_uppercase())
+    format!(
+        "{}\n{path}\n{query}\n{timestamp}",
+        method.to_ascii_uppercase()
+    )
 }
 
 /// SHA-256 of a token, as stored in the index.
@@ -65,8 +70,18 @@ pub fn new_token() -> String {
 }
 
 /// Checks a signed request and returns the signer's public key.
-pub fn check_signature(credentials: &Credentials, method: &str, path: &str, query: &str, now_s: u64) -> Result<String, ApiError> {
-    let (Some(key), Some(timestamp), Some(signature)) = (&credentials.key, &credentials.timestamp, &credentials.signature) else {
+pub fn check_signature(
+    credentials: &Credentials,
+    method: &str,
+    path: &str,
+    query: &str,
+    now_s: u64,
+) -> Result<String, ApiError> {
+    let (Some(key), Some(timestamp), Some(signature)) = (
+        &credentials.key,
+        &credentials.timestamp,
+        &credentials.signature,
+    ) else {
         return Err(ApiError::unauthorized(
             "this endpoint needs a partner key: send X-Coldchain-Key, X-Coldchain-Timestamp and X-Coldchain-Signature, or Authorization: Bearer <token>".into(),
         ));
@@ -88,28 +103,56 @@ pub fn check_signature(credentials: &Credentials, method: &str, path: &str, quer
 }
 
 /// Resolves the caller's key (signature or token) to a registered, unrevoked agent.
-pub async fn authenticate(index: &dyn IndexStore, credentials: &Credentials, method: &str, path: &str, query: &str, now_s: u64) -> Result<Caller, ApiError> {
+pub async fn authenticate(
+    index: &dyn IndexStore,
+    credentials: &Credentials,
+    method: &str,
+    path: &str,
+    query: &str,
+    now_s: u64,
+) -> Result<Caller, ApiError> {
     let public_key = match &credentials.bearer {
         Some(token) => index
             .token_owner(&token_digest(token))
             .await?
-            .ok_or_else(|| ApiError::unauthorized("the API token is not known; create one with POST /api/v1/tokens".into()))?,
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "the API token is not known; create one with POST /api/v1/tokens".into(),
+                )
+            })?,
         None => check_signature(credentials, method, path, query, now_s)?,
     };
     let agent = load::<Agent>(index, RecordKind::Agent, &public_key)
         .await?
-        .ok_or_else(|| ApiError::forbidden(format!("key {} is not a registered agent on the ledger", crate::identifiers::shorten(&public_key))))?
+        .ok_or_else(|| {
+            ApiError::forbidden(format!(
+                "key {} is not a registered agent on the ledger",
+                crate::identifiers::shorten(&public_key)
+            ))
+        })?
         .record;
     if agent.get_revoked() {
-        return Err(ApiError::forbidden(format!("agent {} was revoked: {}", public_key, agent.get_revoke_reason())));
+        return Err(ApiError::forbidden(format!(
+            "agent {} was revoked: {}",
+            public_key,
+            agent.get_revoke_reason()
+        )));
     }
-    Ok(Caller { public_key, org_id: agent.get_org_id().to_string(), roles: agent.get_roles().to_vec() })
+    Ok(Caller {
+        public_key,
+        org_id: agent.get_org_id().to_string(),
+        roles: agent.get_roles().to_vec(),
+    })
 }
 
 /// Organisations party to a shipment: custodian and both sides of every hand-off.
 pub fn shipment_parties(shipment: &Shipment) -> Vec<&str> {
     let mut parties = vec![shipment.get_custodian_org_id()];
-    for handoff in shipment.get_handoffs().iter().chain(shipment.pending.as_ref()) {
+    for handoff in shipment
+        .get_handoffs()
+        .iter()
+        .chain(shipment.pending.as_ref())
+    {
         parties.push(handoff.get_from_org_id());
         parties.push(handoff.get_to_org_id());
     }
@@ -124,7 +167,10 @@ pub fn may_read_lot(caller: &Caller, records: &LotRecords) -> bool {
     caller.sees_everything()
         || lot.get_manufacturer_org_id() == org
         || lot.get_custodian_org_id() == org
-        || records.shipments.iter().any(|s| shipment_parties(&s.record).contains(&org))
+        || records
+            .shipments
+            .iter()
+            .any(|s| shipment_parties(&s.record).contains(&org))
 }
 
 /// The caller may read a shipment when its organisation is a party to it.
@@ -133,7 +179,14 @@ pub fn may_read_shipment(caller: &Caller, shipment: &Shipment) -> bool {
 }
 
 /// Records a read of restricted data.
-pub async fn audit(index: &dyn IndexStore, caller: &Caller, method: &str, path: &str, subject: &str, now_s: u64) -> Result<(), ApiError> {
+pub async fn audit(
+    index: &dyn IndexStore,
+    caller: &Caller,
+    method: &str,
+    path: &str,
+    subject: &str,
+    now_s: u64,
+) -> Result<(), ApiError> {
     index
         .audit(AuditEntry {
             at_s: now_s,
@@ -172,7 +225,18 @@ mod tests {
     #[test]
     fn stale_tampered_or_unsigned_requests_are_refused() {
         let signer = Signer::generate();
-        assert_eq!(check_signature(&signed(&signer, 1000), "GET", "/api/v1/x", "a=1", 1000 + FRESHNESS_S + 1).unwrap_err().status, 401);
+        assert_eq!(
+            check_signature(
+                &signed(&signer, 1000),
+                "GET",
+                "/api/v1/x",
+                "a=1",
+                1000 + FRESHNESS_S + 1
+            )
+            .unwrap_err()
+            .status,
+            401
+        );
         assert!(check_signature(&signed(&signer, 1000), "GET", "/api/v1/x", "a=2", 1000).is_err());
         assert!(check_signature(&signed(&signer, 1000), "GET", "/api/v1/y", "a=1", 1000).is_err());
         assert!(check_signature(&Credentials::default(), "GET", "/api/v1/x", "", 1000).is_err());
@@ -186,10 +250,18 @@ mod tests {
         handoff.set_from_org_id("maker".into());
         handoff.set_to_org_id("carrier".into());
         shipment.mut_handoffs().push(handoff);
-        let caller = |org: &str| Caller { public_key: String::new(), org_id: org.into(), roles: vec![Role::PHARMACY] };
+        let caller = |org: &str| Caller {
+            public_key: String::new(),
+            org_id: org.into(),
+            roles: vec![Role::PHARMACY],
+        };
         assert!(may_read_shipment(&caller("maker"), &shipment));
         assert!(!may_read_shipment(&caller("stranger"), &shipment));
-        let regulator = Caller { public_key: String::new(), org_id: "agency".into(), roles: vec![Role::REGULATOR] };
+        let regulator = Caller {
+            public_key: String::new(),
+            org_id: "agency".into(),
+            roles: vec![Role::REGULATOR],
+        };
         assert!(may_read_shipment(&regulator, &shipment));
     }
 }

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use coldchain_processors::addressing::RecordKind;
 use coldchain_processors::blood::{is_compatible, BloodType};
-use coldchain_processors::messages::coldchain::{AboGroup, BloodComponent, BloodUnit, EmergencyRequest, LotStatus, RequestStatus, RhD, ThermalRecord};
+use coldchain_processors::messages::coldchain::{
+    AboGroup, BloodComponent, BloodUnit, EmergencyRequest, LotStatus, RequestStatus, RhD,
+    ThermalRecord,
+};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -36,12 +39,23 @@ fn name<T: std::fmt::Debug>(value: T) -> String {
 
 /// Requests still open or with units on their way, most urgent first.
 pub async fn open_requests(index: &dyn IndexStore) -> Result<Vec<RequestView>, ApiError> {
-    let mut requests: Vec<_> = load_all::<EmergencyRequest>(index, RecordKind::EmergencyRequest, BOARD_LIMIT)
-        .await?
-        .into_iter()
-        .filter(|r| matches!(r.record.get_status(), RequestStatus::OPEN | RequestStatus::OFFER_ACCEPTED))
-        .collect();
-    requests.sort_by_key(|r| (std::cmp::Reverse(r.record.get_priority() as i32), r.record.get_needed_by_s()));
+    let mut requests: Vec<_> =
+        load_all::<EmergencyRequest>(index, RecordKind::EmergencyRequest, BOARD_LIMIT)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                matches!(
+                    r.record.get_status(),
+                    RequestStatus::OPEN | RequestStatus::OFFER_ACCEPTED
+                )
+            })
+            .collect();
+    requests.sort_by_key(|r| {
+        (
+            std::cmp::Reverse(r.record.get_priority() as i32),
+            r.record.get_needed_by_s(),
+        )
+    });
     Ok(requests
         .into_iter()
         .map(|found| {
@@ -73,23 +87,34 @@ pub struct UnitFilter {
 }
 
 fn bad(name: &str, value: &str, allowed: &str) -> ApiError {
-    ApiError::bad_request("bad_parameter", format!("{name}={:?} must be one of {allowed}", crate::identifiers::shorten(value)))
+    ApiError::bad_request(
+        "bad_parameter",
+        format!(
+            "{name}={:?} must be one of {allowed}",
+            crate::identifiers::shorten(value)
+        ),
+    )
 }
 
 impl UnitFilter {
     /// From `component=red_cells&abo=A&rh=+&site=…` (all optional; abo and rh together).
     pub fn from_query(query: &HashMap<String, String>) -> Result<UnitFilter, ApiError> {
-        let component = match query.get("component").map(|c| c.to_ascii_lowercase()) {
-            None => None,
-            Some(c) => Some(match c.as_str() {
-                "red_cells" => BloodComponent::RED_CELLS,
-                "whole_blood" => BloodComponent::WHOLE_BLOOD,
-                "platelets" => BloodComponent::PLATELETS,
-                "fresh_frozen_plasma" => BloodComponent::FRESH_FROZEN_PLASMA,
-                "cryoprecipitate" => BloodComponent::CRYOPRECIPITATE,
-                _ => return Err(bad("component", &c, "red_cells, whole_blood, platelets, fresh_frozen_plasma, cryoprecipitate")),
-            }),
-        };
+        let component =
+            match query.get("component").map(|c| c.to_ascii_lowercase()) {
+                None => None,
+                Some(c) => Some(match c.as_str() {
+                    "red_cells" => BloodComponent::RED_CELLS,
+                    "whole_blood" => BloodComponent::WHOLE_BLOOD,
+                    "platelets" => BloodComponent::PLATELETS,
+                    "fresh_frozen_plasma" => BloodComponent::FRESH_FROZEN_PLASMA,
+                    "cryoprecipitate" => BloodComponent::CRYOPRECIPITATE,
+                    _ => return Err(bad(
+                        "component",
+                        &c,
+                        "red_cells, whole_blood, platelets, fresh_frozen_plasma, cryoprecipitate",
+                    )),
+                }),
+            };
         let abo = match query.get("abo").map(|a| a.to_ascii_uppercase()) {
             None => None,
             Some(a) => Some(match a.as_str() {
@@ -109,10 +134,18 @@ impl UnitFilter {
         let patient = match (abo, rh) {
             (Some(abo), Some(rh)) => Some(BloodType::new(abo, rh)),
             (None, None) => None,
-            _ => return Err(ApiError::bad_request("bad_parameter", "give abo and rh together".into())),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad_parameter",
+                    "give abo and rh together".into(),
+                ))
+            }
         };
         if patient.is_some() && component.is_none() {
-            return Err(ApiError::bad_request("bad_parameter", "compatibility depends on the component: give component= too".into()));
+            return Err(ApiError::bad_request(
+                "bad_parameter",
+                "compatibility depends on the component: give component= too".into(),
+            ));
         }
         let site_gln = query.get("site").cloned();
         if let Some(site) = &site_gln {
@@ -120,7 +153,11 @@ impl UnitFilter {
                 return Err(bad("site", site, "a 13-digit GLN"));
             }
         }
-        Ok(UnitFilter { component, patient, site_gln })
+        Ok(UnitFilter {
+            component,
+            patient,
+            site_gln,
+        })
     }
 }
 
@@ -137,7 +174,12 @@ pub struct UnitView {
 }
 
 /// Pure availability rule for one unit (thermal record of the unit, if any).
-pub fn is_available(unit: &BloodUnit, thermal: Option<&ThermalRecord>, filter: &UnitFilter, today: u32) -> bool {
+pub fn is_available(
+    unit: &BloodUnit,
+    thermal: Option<&ThermalRecord>,
+    filter: &UnitFilter,
+    today: u32,
+) -> bool {
     let basic = unit.get_status() == LotStatus::ACTIVE
         && unit.get_offered_in().is_empty()
         && unit.get_shipment_id().is_empty()
@@ -145,20 +187,32 @@ pub fn is_available(unit: &BloodUnit, thermal: Option<&ThermalRecord>, filter: &
         && unit.get_expiry_date() >= today
         && !thermal.is_some_and(|t| t.get_compromised());
     let component = filter.component.is_none_or(|c| c == unit.get_component());
-    let site = filter.site_gln.as_deref().is_none_or(|s| s == unit.get_site_gln());
+    let site = filter
+        .site_gln
+        .as_deref()
+        .is_none_or(|s| s == unit.get_site_gln());
     let compatible = match (filter.patient, filter.component) {
-        (Some(patient), Some(component)) => is_compatible(component, BloodType::new(unit.get_abo(), unit.get_rh()), patient),
+        (Some(patient), Some(component)) => is_compatible(
+            component,
+            BloodType::new(unit.get_abo(), unit.get_rh()),
+            patient,
+        ),
         _ => true,
     };
     basic && component && site && compatible
 }
 
 /// Units that could be offered now, soonest expiry first.
-pub async fn available_units(index: &dyn IndexStore, filter: &UnitFilter, today: u32) -> Result<Vec<UnitView>, ApiError> {
+pub async fn available_units(
+    index: &dyn IndexStore,
+    filter: &UnitFilter,
+    today: u32,
+) -> Result<Vec<UnitView>, ApiError> {
     let mut out = Vec::new();
     for found in load_all::<BloodUnit>(index, RecordKind::BloodUnit, BOARD_LIMIT).await? {
         let unit = &found.record;
-        let thermal = load::<ThermalRecord>(index, RecordKind::GoodsThermal, unit.get_donation_id()).await?;
+        let thermal =
+            load::<ThermalRecord>(index, RecordKind::GoodsThermal, unit.get_donation_id()).await?;
         if !is_available(unit, thermal.as_ref().map(|t| &t.record), filter, today) {
             continue;
         }
@@ -193,14 +247,27 @@ mod tests {
     }
 
     fn filter(abo: &str, rh: &str) -> UnitFilter {
-        let query: HashMap<String, String> = [("component", "red_cells"), ("abo", abo), ("rh", rh)].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let query: HashMap<String, String> = [("component", "red_cells"), ("abo", abo), ("rh", rh)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         UnitFilter::from_query(&query).unwrap()
     }
 
     #[test]
     fn o_negative_red_cells_serve_an_ab_positive_patient_but_not_the_reverse() {
-        assert!(is_available(&unit(AboGroup::O, RhD::NEGATIVE), None, &filter("AB", "+"), 20270101));
-        assert!(!is_available(&unit(AboGroup::AB, RhD::POSITIVE), None, &filter("O", "-"), 20270101));
+        assert!(is_available(
+            &unit(AboGroup::O, RhD::NEGATIVE),
+            None,
+            &filter("AB", "+"),
+            20270101
+        ));
+        assert!(!is_available(
+            &unit(AboGroup::AB, RhD::POSITIVE),
+            None,
+            &filter("O", "-"),
+            20270101
+        ));
     }
 
     #[test]
@@ -209,15 +276,30 @@ mod tests {
         let mut offered = unit(AboGroup::O, RhD::NEGATIVE);
         offered.set_offered_in("offer-1".into());
         assert!(!is_available(&offered, None, &f, 20270101));
-        assert!(!is_available(&unit(AboGroup::O, RhD::NEGATIVE), None, &f, 20300102));
+        assert!(!is_available(
+            &unit(AboGroup::O, RhD::NEGATIVE),
+            None,
+            &f,
+            20300102
+        ));
         let mut thermal = ThermalRecord::new();
         thermal.set_compromised(true);
-        assert!(!is_available(&unit(AboGroup::O, RhD::NEGATIVE), Some(&thermal), &f, 20270101));
+        assert!(!is_available(
+            &unit(AboGroup::O, RhD::NEGATIVE),
+            Some(&thermal),
+            &f,
+            20270101
+        ));
     }
 
     #[test]
     fn unknown_component_or_half_a_blood_type_is_a_bad_request() {
-        let q = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
+        let q = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>()
+        };
         assert!(UnitFilter::from_query(&q(&[("component", "plasma??")])).is_err());
         assert!(UnitFilter::from_query(&q(&[("component", "red_cells"), ("abo", "A")])).is_err());
         assert!(UnitFilter::from_query(&q(&[("abo", "A"), ("rh", "+")])).is_err());

@@ -13,7 +13,9 @@ use protobuf::Message;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 
-use crate::index::{BlockRef, BlockUpdate, IndexError, IndexStore, ReadingRow, ReadingsBatch, StateChange};
+use crate::index::{
+    BlockRef, BlockUpdate, IndexError, IndexStore, ReadingRow, ReadingsBatch, StateChange,
+};
 
 /// Why a block could not be followed.
 #[derive(Debug, thiserror::Error)]
@@ -42,21 +44,33 @@ pub enum Ingested {
     Applied,
     AlreadyIndexed,
     /// A fork: rows above `to` were removed, then the block was applied.
-    RolledBackAndApplied { to: u64 },
+    RolledBackAndApplied {
+        to: u64,
+    },
     /// Blocks are missing between the index and this one (after a possible
     /// roll-back to `to`): resubscribe with catch-up from the index head.
-    NeedsCatchUp { to: u64 },
+    NeedsCatchUp {
+        to: u64,
+    },
 }
 
 /// Applies `update` when it extends the index head; on a fork rolls back to the
 /// newest indexed block still on the node's chain first.
-pub async fn ingest(index: &dyn IndexStore, chain: &dyn ChainLookup, update: BlockUpdate) -> Result<Ingested, FollowError> {
+pub async fn ingest(
+    index: &dyn IndexStore,
+    chain: &dyn ChainLookup,
+    update: BlockUpdate,
+) -> Result<Ingested, FollowError> {
     let Some(head) = index.head().await? else {
         index.apply_block(update).await?;
         return Ok(Ingested::Applied);
     };
     let block = &update.block;
-    if index.block_at(block.block_num).await?.is_some_and(|b| b.block_id == block.block_id) {
+    if index
+        .block_at(block.block_num)
+        .await?
+        .is_some_and(|b| b.block_id == block.block_id)
+    {
         return Ok(Ingested::AlreadyIndexed);
     }
     if block.previous_block_id == head.block_id && block.block_num == head.block_num + 1 {
@@ -85,11 +99,18 @@ pub async fn ingest(index: &dyn IndexStore, chain: &dyn ChainLookup, update: Blo
 
 /// The newest indexed block that the new block descends from (its parent) or
 /// that the node still has on its chain.
-async fn common_ancestor(index: &dyn IndexStore, chain: &dyn ChainLookup, head: &BlockRef, block: &BlockRef) -> Result<Option<BlockRef>, FollowError> {
+async fn common_ancestor(
+    index: &dyn IndexStore,
+    chain: &dyn ChainLookup,
+    head: &BlockRef,
+    block: &BlockRef,
+) -> Result<Option<BlockRef>, FollowError> {
     let mut num = head.block_num.min(block.block_num.saturating_sub(1));
     loop {
         if let Some(candidate) = index.block_at(num).await? {
-            if candidate.block_id == block.previous_block_id || chain.is_on_chain(&candidate.block_id).await? {
+            if candidate.block_id == block.previous_block_id
+                || chain.is_on_chain(&candidate.block_id).await?
+            {
                 return Ok(Some(candidate));
             }
         }
@@ -102,24 +123,52 @@ async fn common_ancestor(index: &dyn IndexStore, chain: &dyn ChainLookup, head: 
 
 /// Builds the index update of a block from its `sawtooth/state-delta` changes
 /// and the block as the REST API serves it (`GET /blocks/{id}` → `data`).
-pub fn block_update(block: BlockRef, changes: Vec<(String, Option<Vec<u8>>)>, rest_block: &Value) -> Result<BlockUpdate, FollowError> {
-    let bad = |message: String| FollowError::BadBlock { block_id: block.block_id.clone(), message };
+pub fn block_update(
+    block: BlockRef,
+    changes: Vec<(String, Option<Vec<u8>>)>,
+    rest_block: &Value,
+) -> Result<BlockUpdate, FollowError> {
+    let bad = |message: String| FollowError::BadBlock {
+        block_id: block.block_id.clone(),
+        message,
+    };
     let mut transactions: Vec<(String, Vec<String>)> = Vec::new();
     let mut readings = Vec::new();
-    let batches = rest_block.get("batches").and_then(Value::as_array).ok_or_else(|| bad("no batches list".into()))?;
-    for txn in batches.iter().filter_map(|b| b.get("transactions").and_then(Value::as_array)).flatten() {
-        let id = txn.get("header_signature").and_then(Value::as_str).ok_or_else(|| bad("transaction without header_signature".into()))?.to_string();
-        let header = txn.get("header").ok_or_else(|| bad(format!("transaction {id} has no header")))?;
+    let batches = rest_block
+        .get("batches")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no batches list".into()))?;
+    for txn in batches
+        .iter()
+        .filter_map(|b| b.get("transactions").and_then(Value::as_array))
+        .flatten()
+    {
+        let id = txn
+            .get("header_signature")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("transaction without header_signature".into()))?
+            .to_string();
+        let header = txn
+            .get("header")
+            .ok_or_else(|| bad(format!("transaction {id} has no header")))?;
         let outputs = header
             .get("outputs")
             .and_then(Value::as_array)
-            .map(|o| o.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|o| {
+                o.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         transactions.push((id.clone(), outputs));
         if header.get("family_name").and_then(Value::as_str) != Some(SENSOR_FAMILY) {
             continue;
         }
-        let payload_b64 = txn.get("payload").and_then(Value::as_str).unwrap_or_default();
+        let payload_b64 = txn
+            .get("payload")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let payload = base64::engine::general_purpose::STANDARD
             .decode(payload_b64)
             .map_err(|e| bad(format!("transaction {id} payload is not base64: {e}")))?;
@@ -137,10 +186,18 @@ pub fn block_update(block: BlockRef, changes: Vec<(String, Option<Vec<u8>>)>, re
                 .find(|(_, outputs)| outputs.iter().any(|o| address.starts_with(o.as_str())))
                 .map(|(id, _)| id.clone())
                 .unwrap_or_default();
-            StateChange { address, value, txn_id }
+            StateChange {
+                address,
+                value,
+                txn_id,
+            }
         })
         .collect();
-    Ok(BlockUpdate { block, changes, readings })
+    Ok(BlockUpdate {
+        block,
+        changes,
+        readings,
+    })
 }
 
 /// Decodes a sensor-family transaction payload into an indexed readings batch

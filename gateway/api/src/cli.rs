@@ -11,13 +11,25 @@ pub struct ApiArgs {
     #[arg(long, env = "COLDCHAIN_API_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// The node's Sawtooth REST API.
-    #[arg(long, env = "COLDCHAIN_REST_URL", default_value = "http://127.0.0.1:8008")]
+    #[arg(
+        long,
+        env = "COLDCHAIN_REST_URL",
+        default_value = "http://127.0.0.1:8008"
+    )]
     pub rest_url: String,
     /// The node's component endpoint (ZeroMQ) for event subscriptions.
-    #[arg(long, env = "COLDCHAIN_COMPONENT", default_value = "tcp://127.0.0.1:4004")]
+    #[arg(
+        long,
+        env = "COLDCHAIN_COMPONENT",
+        default_value = "tcp://127.0.0.1:4004"
+    )]
     pub component: String,
     /// Index database: sqlite:///path/index.db or postgres://user@host:port/db[?schema=name].
-    #[arg(long, env = "COLDCHAIN_INDEX", default_value = "sqlite://coldchain-index.db")]
+    #[arg(
+        long,
+        env = "COLDCHAIN_INDEX",
+        default_value = "sqlite://coldchain-index.db"
+    )]
     pub index: String,
     /// Serve the index as it is, without following the chain.
     #[arg(long, env = "COLDCHAIN_API_NO_FOLLOW")]

@@ -21,23 +21,45 @@ const MAX_READINGS: u32 = 1_000_000;
 pub fn iso_time(unix_s: u64) -> String {
     let date = crate::verdict::date_of(unix_s);
     let secs = unix_s % 86_400;
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", date / 10_000, date / 100 % 100, date % 100, secs / 3_600, secs / 60 % 60, secs % 60)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        date / 10_000,
+        date / 100 % 100,
+        date % 100,
+        secs / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 fn number(cdeg: i32) -> Value {
-    celsius(cdeg).parse::<f64>().map(Value::from).unwrap_or(Value::Null)
+    celsius(cdeg)
+        .parse::<f64>()
+        .map(Value::from)
+        .unwrap_or(Value::Null)
 }
 
 /// The EPCIS document for a lot.
-pub async fn lot_document(index: &dyn IndexStore, records: &LotRecords, now_s: u64) -> Result<Value, ApiError> {
+pub async fn lot_document(
+    index: &dyn IndexStore,
+    records: &LotRecords,
+    now_s: u64,
+) -> Result<Value, ApiError> {
     let lot = &records.lot.record;
-    let class = format!("https://id.gs1.org/01/{}/10/{}", lot.get_gtin(), lot.get_lot());
+    let class = format!(
+        "https://id.gs1.org/01/{}/10/{}",
+        lot.get_gtin(),
+        lot.get_lot()
+    );
     let mut events = Vec::new();
     for found in &records.shipments {
         let shipment = &found.record;
         let id = shipment.get_shipment_id();
         for handoff in shipment.get_handoffs() {
-            let accepted = matches!(handoff.get_outcome(), HandoffOutcome::ACCEPTED | HandoffOutcome::ACCEPTED_INTO_QUARANTINE);
+            let accepted = matches!(
+                handoff.get_outcome(),
+                HandoffOutcome::ACCEPTED | HandoffOutcome::ACCEPTED_INTO_QUARANTINE
+            );
             if !accepted {
                 continue;
             }
@@ -57,12 +79,28 @@ pub async fn lot_document(index: &dyn IndexStore, records: &LotRecords, now_s: u
             }));
         }
         let rows = index
-            .readings(ReadingsQuery { shipment_id: id.to_string(), from_s: 0, to_s: i64::MAX as u64, after: None, limit: MAX_READINGS })
+            .readings(ReadingsQuery {
+                shipment_id: id.to_string(),
+                from_s: 0,
+                to_s: i64::MAX as u64,
+                after: None,
+                limit: MAX_READINGS,
+            })
             .await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { continue };
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            continue;
+        };
         let windows = (last.time_s - first.time_s) / WINDOW_S + 1;
-        let buckets = downsample(&rows, first.time_s, first.time_s + windows * WINDOW_S - 1, u32::try_from(windows).unwrap_or(u32::MAX));
-        let profile = shipment.profile.clone().unwrap_or_else(StorageProfile::default);
+        let buckets = downsample(
+            &rows,
+            first.time_s,
+            first.time_s + windows * WINDOW_S - 1,
+            u32::try_from(windows).unwrap_or(u32::MAX),
+        );
+        let profile = shipment
+            .profile
+            .clone()
+            .unwrap_or_else(StorageProfile::default);
         let elements: Vec<Value> = buckets
             .iter()
             .map(|b| {

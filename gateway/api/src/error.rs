@@ -17,19 +17,39 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: String) -> ApiError {
-        ApiError { status: 400, code, message }
+        ApiError {
+            status: 400,
+            code,
+            message,
+        }
     }
     pub fn unauthorized(message: String) -> ApiError {
-        ApiError { status: 401, code: "unauthorized", message }
+        ApiError {
+            status: 401,
+            code: "unauthorized",
+            message,
+        }
     }
     pub fn forbidden(message: String) -> ApiError {
-        ApiError { status: 403, code: "forbidden", message }
+        ApiError {
+            status: 403,
+            code: "forbidden",
+            message,
+        }
     }
     pub fn not_found(message: String) -> ApiError {
-        ApiError { status: 404, code: "not_found", message }
+        ApiError {
+            status: 404,
+            code: "not_found",
+            message,
+        }
     }
     pub fn upstream(message: String) -> ApiError {
-        ApiError { status: 502, code: "node_unavailable", message }
+        ApiError {
+            status: 502,
+            code: "node_unavailable",
+            message,
+        }
     }
 }
 
@@ -44,7 +64,11 @@ impl std::error::Error for ApiError {}
 impl From<IndexError> for ApiError {
     fn from(error: IndexError) -> ApiError {
         tracing::warn!(%error, "index query failed");
-        ApiError { status: 503, code: "index_unavailable", message: format!("the index could not answer: {error}") }
+        ApiError {
+            status: 503,
+            code: "index_unavailable",
+            message: format!("the index could not answer: {error}"),
+        }
     }
 }
 

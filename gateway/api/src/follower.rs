@@ -11,8 +11,13 @@ use std::time::{Duration, Instant};
 
 use coldchain_processors::addressing::{namespace, CUSTODY_FAMILY, REGISTRY_FAMILY, SENSOR_FAMILY};
 use protobuf::Message as _;
-use sawtooth_sdk::messages::client_event::{ClientEventsSubscribeRequest, ClientEventsSubscribeResponse, ClientEventsSubscribeResponse_Status};
-use sawtooth_sdk::messages::events::{EventFilter, EventFilter_FilterType, EventList, EventSubscription};
+use sawtooth_sdk::messages::client_event::{
+    ClientEventsSubscribeRequest, ClientEventsSubscribeResponse,
+    ClientEventsSubscribeResponse_Status,
+};
+use sawtooth_sdk::messages::events::{
+    EventFilter, EventFilter_FilterType, EventList, EventSubscription,
+};
 use sawtooth_sdk::messages::transaction_receipt::{StateChangeList, StateChange_Type};
 use sawtooth_sdk::messages::validator::{Message, Message_MessageType};
 
@@ -34,7 +39,10 @@ pub struct FollowerStatus {
 
 impl FollowerStatus {
     pub fn new() -> FollowerStatus {
-        FollowerStatus { chain_head_num: AtomicU64::new(u64::MAX), ..FollowerStatus::default() }
+        FollowerStatus {
+            chain_head_num: AtomicU64::new(u64::MAX),
+            ..FollowerStatus::default()
+        }
     }
 
     fn fail(&self, error: &FollowError) {
@@ -97,7 +105,10 @@ impl Follower {
                 Ok(bytes) => bytes,
                 Err(zmq::Error::EAGAIN) => {
                     if last_event.elapsed() > Duration::from_secs(15) && self.lagging()? {
-                        return Err(FollowError::Zmq("no events for 15 s while the index lags the chain; resubscribing".into()));
+                        return Err(FollowError::Zmq(
+                            "no events for 15 s while the index lags the chain; resubscribing"
+                                .into(),
+                        ));
                     }
                     continue;
                 }
@@ -109,13 +120,19 @@ impl Follower {
                     let mut pong = Message::new();
                     pong.set_message_type(Message_MessageType::PING_RESPONSE);
                     pong.set_correlation_id(message.get_correlation_id().to_string());
-                    socket.send(pong.write_to_bytes().map_err(zmq_error)?, 0).map_err(zmq_error)?;
+                    socket
+                        .send(pong.write_to_bytes().map_err(zmq_error)?, 0)
+                        .map_err(zmq_error)?;
                 }
                 Message_MessageType::CLIENT_EVENTS => {
                     last_event = Instant::now();
-                    let events = EventList::parse_from_bytes(message.get_content()).map_err(zmq_error)?;
+                    let events =
+                        EventList::parse_from_bytes(message.get_content()).map_err(zmq_error)?;
                     if let Ingested::NeedsCatchUp { to } = self.on_events(events)? {
-                        tracing::info!(ancestor = to, "blocks missing after a fork or gap; resubscribing with catch-up");
+                        tracing::info!(
+                            ancestor = to,
+                            "blocks missing after a fork or gap; resubscribing with catch-up"
+                        );
                         return Ok(());
                     }
                 }
@@ -126,7 +143,12 @@ impl Follower {
     }
 
     fn subscribe(&self, socket: &zmq::Socket, known: Vec<String>) -> Result<(), FollowError> {
-        let regex = format!("^({}|{}|{})", namespace(REGISTRY_FAMILY), namespace(CUSTODY_FAMILY), namespace(SENSOR_FAMILY));
+        let regex = format!(
+            "^({}|{}|{})",
+            namespace(REGISTRY_FAMILY),
+            namespace(CUSTODY_FAMILY),
+            namespace(SENSOR_FAMILY)
+        );
         let mut filter = EventFilter::new();
         filter.set_key("address".into());
         filter.set_match_string(regex);
@@ -143,7 +165,9 @@ impl Follower {
         message.set_message_type(Message_MessageType::CLIENT_EVENTS_SUBSCRIBE_REQUEST);
         message.set_correlation_id(crate::access::new_token());
         message.set_content(request.write_to_bytes().map_err(zmq_error)?);
-        socket.send(message.write_to_bytes().map_err(zmq_error)?, 0).map_err(zmq_error)?;
+        socket
+            .send(message.write_to_bytes().map_err(zmq_error)?, 0)
+            .map_err(zmq_error)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
             let bytes = match socket.recv_bytes(0) {
@@ -155,7 +179,8 @@ impl Follower {
             if reply.get_message_type() != Message_MessageType::CLIENT_EVENTS_SUBSCRIBE_RESPONSE {
                 continue;
             }
-            let response = ClientEventsSubscribeResponse::parse_from_bytes(reply.get_content()).map_err(zmq_error)?;
+            let response = ClientEventsSubscribeResponse::parse_from_bytes(reply.get_content())
+                .map_err(zmq_error)?;
             return match response.get_status() {
                 ClientEventsSubscribeResponse_Status::OK => Ok(()),
                 ClientEventsSubscribeResponse_Status::UNKNOWN_BLOCK => {
@@ -164,15 +189,24 @@ impl Follower {
                     self.runtime.block_on(self.index.roll_back_to_nothing())?;
                     Err(FollowError::Zmq("the node knows none of the indexed blocks; index reset, catching up from genesis".into()))
                 }
-                other => Err(FollowError::Zmq(format!("subscription refused ({other:?}): {}", response.get_response_message()))),
+                other => Err(FollowError::Zmq(format!(
+                    "subscription refused ({other:?}): {}",
+                    response.get_response_message()
+                ))),
             };
         }
-        Err(FollowError::Zmq(format!("no subscription response from {} within 10 s", self.component)))
+        Err(FollowError::Zmq(format!(
+            "no subscription response from {} within 10 s",
+            self.component
+        )))
     }
 
     fn lagging(&self) -> Result<bool, FollowError> {
         let chain = self.runtime.block_on(self.node.head_num())?;
-        let indexed = self.runtime.block_on(self.index.head())?.map(|b| b.block_num);
+        let indexed = self
+            .runtime
+            .block_on(self.index.head())?
+            .map(|b| b.block_num);
         Ok(match (chain, indexed) {
             (Some(c), Some(i)) => c > i,
             (Some(_), None) => true,
@@ -187,29 +221,55 @@ impl Follower {
             match event.get_event_type() {
                 "sawtooth/block-commit" => {
                     let attr = |key: &str| {
-                        event.get_attributes().iter().find(|a| a.get_key() == key).map(|a| a.get_value().to_string()).unwrap_or_default()
+                        event
+                            .get_attributes()
+                            .iter()
+                            .find(|a| a.get_key() == key)
+                            .map(|a| a.get_value().to_string())
+                            .unwrap_or_default()
                     };
-                    let block_num = attr("block_num").parse().map_err(|_| FollowError::Zmq(format!("block-commit without a numeric block_num: {:?}", attr("block_num"))))?;
-                    block = Some(BlockRef { block_id: attr("block_id"), block_num, previous_block_id: attr("previous_block_id"), state_root: attr("state_root_hash") });
+                    let block_num = attr("block_num").parse().map_err(|_| {
+                        FollowError::Zmq(format!(
+                            "block-commit without a numeric block_num: {:?}",
+                            attr("block_num")
+                        ))
+                    })?;
+                    block = Some(BlockRef {
+                        block_id: attr("block_id"),
+                        block_num,
+                        previous_block_id: attr("previous_block_id"),
+                        state_root: attr("state_root_hash"),
+                    });
                 }
                 "sawtooth/state-delta" => {
-                    let list = StateChangeList::parse_from_bytes(event.get_data()).map_err(zmq_error)?;
+                    let list =
+                        StateChangeList::parse_from_bytes(event.get_data()).map_err(zmq_error)?;
                     for change in list.get_state_changes() {
-                        let value = (change.get_field_type() == StateChange_Type::SET).then(|| change.get_value().to_vec());
+                        let value = (change.get_field_type() == StateChange_Type::SET)
+                            .then(|| change.get_value().to_vec());
                         changes.push((change.get_address().to_string(), value));
                     }
                 }
                 _ => {}
             }
         }
-        let Some(block) = block else { return Ok(Ingested::AlreadyIndexed) };
-        self.status.chain_head_num.store(block.block_num, Ordering::Relaxed);
+        let Some(block) = block else {
+            return Ok(Ingested::AlreadyIndexed);
+        };
+        self.status
+            .chain_head_num
+            .store(block.block_num, Ordering::Relaxed);
         let rest_block = self
             .runtime
             .block_on(self.node.block(&block.block_id))?
-            .ok_or_else(|| FollowError::Rest { url: self.node.base().to_string(), message: format!("block {} announced but not served", block.block_id) })?;
+            .ok_or_else(|| FollowError::Rest {
+                url: self.node.base().to_string(),
+                message: format!("block {} announced but not served", block.block_id),
+            })?;
         let update = block_update(block, changes, &rest_block)?;
-        let outcome = self.runtime.block_on(ingest(self.index.as_ref(), &self.node, update))?;
+        let outcome = self
+            .runtime
+            .block_on(ingest(self.index.as_ref(), &self.node, update))?;
         tracing::debug!(?outcome, "block indexed");
         Ok(outcome)
     }

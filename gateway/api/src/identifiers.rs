@@ -24,7 +24,10 @@ pub fn normalize_gtin(gtin: &str) -> Result<String, ApiError> {
     if u32::from(bytes[13] - b'0') != check {
         return Err(ApiError::bad_request(
             "bad_gtin",
-            format!("GTIN {gtin} has a wrong check digit: expected {check}, found {}", bytes[13] - b'0'),
+            format!(
+                "GTIN {gtin} has a wrong check digit: expected {check}, found {}",
+                bytes[13] - b'0'
+            ),
         ));
     }
     Ok(padded)
@@ -40,7 +43,10 @@ pub fn check_code(kind: &str, value: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::bad_request(
             "bad_identifier",
-            format!("{kind} {:?} must be 1 to 20 printable characters without '/'", shorten(value)),
+            format!(
+                "{kind} {:?} must be 1 to 20 printable characters without '/'",
+                shorten(value)
+            ),
         ))
     }
 }
@@ -68,7 +74,9 @@ pub fn expiry_from_yymmdd(value: &str) -> Result<u32, ApiError> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -87,15 +95,25 @@ pub struct DigitalLink {
 /// (percent-decoded; unknown application identifiers are refused).
 pub fn parse_digital_link(segments: &[String]) -> Result<DigitalLink, ApiError> {
     let Some((gtin, rest)) = segments.split_first() else {
-        return Err(ApiError::bad_request("bad_digital_link", "Digital Link needs /01/{gtin}".into()));
+        return Err(ApiError::bad_request(
+            "bad_digital_link",
+            "Digital Link needs /01/{gtin}".into(),
+        ));
     };
-    let mut link = DigitalLink { gtin: normalize_gtin(&decode(gtin)?)?, lot: None, serial: None };
+    let mut link = DigitalLink {
+        gtin: normalize_gtin(&decode(gtin)?)?,
+        lot: None,
+        serial: None,
+    };
     let mut pairs = rest.chunks(2);
     for pair in &mut pairs {
         let [ai, value] = pair else {
             return Err(ApiError::bad_request(
                 "bad_digital_link",
-                format!("Digital Link application identifier {:?} has no value", shorten(&pair[0])),
+                format!(
+                    "Digital Link application identifier {:?} has no value",
+                    shorten(&pair[0])
+                ),
             ));
         };
         let value = decode(value)?;
@@ -123,7 +141,12 @@ fn decode(segment: &str) -> Result<String, ApiError> {
     percent_encoding::percent_decode_str(segment)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| ApiError::bad_request("bad_encoding", "path segment is not UTF-8 after percent-decoding".into()))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "bad_encoding",
+                "path segment is not UTF-8 after percent-decoding".into(),
+            )
+        })
 }
 
 /// At most 40 characters of untrusted input, for error messages.
@@ -152,16 +175,32 @@ mod tests {
 
     #[test]
     fn digital_link_path_yields_gtin_lot_and_serial() {
-        let segs: Vec<String> = ["9501101530003", "10", "L%2D1", "21", "S1"].iter().map(|s| s.to_string()).collect();
+        let segs: Vec<String> = ["9501101530003", "10", "L%2D1", "21", "S1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let link = parse_digital_link(&segs).unwrap();
-        assert_eq!(link, DigitalLink { gtin: "09501101530003".into(), lot: Some("L-1".into()), serial: Some("S1".into()) });
+        assert_eq!(
+            link,
+            DigitalLink {
+                gtin: "09501101530003".into(),
+                lot: Some("L-1".into()),
+                serial: Some("S1".into())
+            }
+        );
     }
 
     #[test]
     fn digital_link_with_unknown_or_dangling_identifier_is_refused() {
-        let segs: Vec<String> = ["09501101530003", "99", "x"].iter().map(|s| s.to_string()).collect();
+        let segs: Vec<String> = ["09501101530003", "99", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert!(parse_digital_link(&segs).is_err());
-        let segs: Vec<String> = ["09501101530003", "10"].iter().map(|s| s.to_string()).collect();
+        let segs: Vec<String> = ["09501101530003", "10"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert!(parse_digital_link(&segs).is_err());
     }
 

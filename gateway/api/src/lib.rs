@@ -63,7 +63,10 @@ pub enum StartError {
     #[error(transparent)]
     Index(#[from] index::IndexError),
     #[error("cannot listen on {bind}: {source}; choose another --bind address")]
-    Bind { bind: SocketAddr, source: std::io::Error },
+    Bind {
+        bind: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Node(#[from] chain::FollowError),
 }
@@ -138,8 +141,14 @@ impl Api {
         let stop = Arc::new(AtomicBool::new(false));
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
-            .map_err(|source| StartError::Bind { bind: config.bind, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { bind: config.bind, source })?;
+            .map_err(|source| StartError::Bind {
+                bind: config.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            bind: config.bind,
+            source,
+        })?;
         let follower = if config.follow {
             let follower = follower::Follower {
                 component: config.component.clone(),
@@ -153,18 +162,35 @@ impl Api {
                 std::thread::Builder::new()
                     .name("chain-follower".into())
                     .spawn(move || follower.run())
-                    .map_err(|source| StartError::Bind { bind: config.bind, source })?,
+                    .map_err(|source| StartError::Bind {
+                        bind: config.bind,
+                        source,
+                    })?,
             )
         } else {
             None
         };
-        let state = Arc::new(routes::AppState { index: Arc::clone(&index), node, status: Arc::clone(&status) });
-        let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
-        let server = warp::serve(routes::filter(state)).incoming(listener).graceful(async move {
-            let _ = on_shutdown.await;
+        let state = Arc::new(routes::AppState {
+            index: Arc::clone(&index),
+            node,
+            status: Arc::clone(&status),
         });
+        let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
+        let server = warp::serve(routes::filter(state))
+            .incoming(listener)
+            .graceful(async move {
+                let _ = on_shutdown.await;
+            });
         let server = tokio::spawn(server.run());
         tracing::info!(%addr, index = %config.index_url, "API listening");
-        Ok(ApiHandle { addr, index, status, stop, shutdown: Some(shutdown), server: Some(server), follower })
+        Ok(ApiHandle {
+            addr,
+            index,
+            status,
+            stop,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            follower,
+        })
     }
 }

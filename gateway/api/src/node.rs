@@ -20,8 +20,14 @@ impl NodeClient {
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(3))
             .build()
-            .map_err(|e| FollowError::Rest { url: base.to_string(), message: e.to_string() })?;
-        Ok(NodeClient { base: base.trim_end_matches('/').to_string(), http })
+            .map_err(|e| FollowError::Rest {
+                url: base.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(NodeClient {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
     }
 
     pub fn base(&self) -> &str {
@@ -29,18 +35,30 @@ impl NodeClient {
     }
 
     fn error(&self, path: &str, message: impl ToString) -> FollowError {
-        FollowError::Rest { url: format!("{}{path}", self.base), message: message.to_string() }
+        FollowError::Rest {
+            url: format!("{}{path}", self.base),
+            message: message.to_string(),
+        }
     }
 
     async fn get_json(&self, path: &str) -> Result<Option<Value>, FollowError> {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| self.error(path, e))?;
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.error(path, e))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !response.status().is_success() {
             return Err(self.error(path, format!("HTTP {}", response.status())));
         }
-        response.json().await.map(Some).map_err(|e| self.error(path, e))
+        response
+            .json()
+            .await
+            .map(Some)
+            .map_err(|e| self.error(path, e))
     }
 
     /// `GET /blocks/{id}` → the block's `data`, None when not on the chain.
@@ -48,7 +66,10 @@ impl NodeClient {
         if !block_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
-        Ok(self.get_json(&format!("/blocks/{block_id}")).await?.and_then(|mut v| v.get_mut("data").map(Value::take)))
+        Ok(self
+            .get_json(&format!("/blocks/{block_id}"))
+            .await?
+            .and_then(|mut v| v.get_mut("data").map(Value::take)))
     }
 
     /// The chain head's block number (None before genesis).
@@ -88,7 +109,9 @@ impl NodeClient {
 
 /// A JSON number or a decimal string (Sawtooth's REST API sends uint64 as strings).
 pub fn number(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
 }
 
 impl ChainLookup for NodeClient {

@@ -26,7 +26,12 @@ fn param(name: &str, location: &str, required: bool, description: &str) -> Value
 
 /// The OpenAPI document.
 pub fn document() -> Value {
-    let gtin = param("gtin", "path", true, "GTIN-8/12/13/14 with a valid check digit");
+    let gtin = param(
+        "gtin",
+        "path",
+        true,
+        "GTIN-8/12/13/14 with a valid check digit",
+    );
     let lot = param("lot", "path", true, "lot (batch) number");
     json!({
         "openapi": "3.0.3",

@@ -20,7 +20,11 @@ pub struct Profile {
 }
 
 pub fn profile_view(profile: &StorageProfile) -> Profile {
-    Profile { name: profile.get_name().to_string(), min_cdeg: profile.get_min_cdeg(), max_cdeg: profile.get_max_cdeg() }
+    Profile {
+        name: profile.get_name().to_string(),
+        min_cdeg: profile.get_min_cdeg(),
+        max_cdeg: profile.get_max_cdeg(),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -163,10 +167,22 @@ pub fn thermal_summary(record: &ThermalRecord) -> ThermalSummary {
     let mut excursions: Vec<ExcursionView> = record
         .get_closed()
         .iter()
-        .map(|e| ExcursionView { high: e.get_high(), start_s: e.get_start_s(), end_s: Some(e.get_end_s()), peak_cdeg: e.get_peak_cdeg(), duration_s: e.get_duration_s() })
+        .map(|e| ExcursionView {
+            high: e.get_high(),
+            start_s: e.get_start_s(),
+            end_s: Some(e.get_end_s()),
+            peak_cdeg: e.get_peak_cdeg(),
+            duration_s: e.get_duration_s(),
+        })
         .collect();
     if let Some(open) = record.current.as_ref() {
-        excursions.push(ExcursionView { high: open.get_high(), start_s: open.get_start_s(), end_s: None, peak_cdeg: open.get_peak_cdeg(), duration_s: open.get_duration_s() });
+        excursions.push(ExcursionView {
+            high: open.get_high(),
+            start_s: open.get_start_s(),
+            end_s: None,
+            peak_cdeg: open.get_peak_cdeg(),
+            duration_s: open.get_duration_s(),
+        });
     }
     ThermalSummary {
         subject: record.get_subject().to_string(),
@@ -182,7 +198,15 @@ pub fn thermal_summary(record: &ThermalRecord) -> ThermalSummary {
         time_below_s: record.get_time_below_s(),
         warnings: record.get_warnings(),
         excursions,
-        gaps: record.get_gaps().iter().map(|g| GapView { device_id: g.get_device_id().to_string(), from_s: g.get_from_s(), to_s: g.get_to_s() }).collect(),
+        gaps: record
+            .get_gaps()
+            .iter()
+            .map(|g| GapView {
+                device_id: g.get_device_id().to_string(),
+                from_s: g.get_from_s(),
+                to_s: g.get_to_s(),
+            })
+            .collect(),
         compromised: record.get_compromised(),
         compromised_reason: record.get_compromised_reason().to_string(),
         readings_chain_head: record.get_readings_chain_head().to_string(),
@@ -222,7 +246,11 @@ pub struct LotRecords {
 }
 
 /// Loads the lot and its shipments; `Ok(None)` when the lot is not indexed.
-pub async fn load_lot(index: &dyn IndexStore, gtin14: &str, lot: &str) -> Result<Option<LotRecords>, ApiError> {
+pub async fn load_lot(
+    index: &dyn IndexStore,
+    gtin14: &str,
+    lot: &str,
+) -> Result<Option<LotRecords>, ApiError> {
     let Some(found) = load::<Lot>(index, RecordKind::Lot, &goods_key(gtin14, lot)).await? else {
         return Ok(None);
     };
@@ -232,11 +260,17 @@ pub async fn load_lot(index: &dyn IndexStore, gtin14: &str, lot: &str) -> Result
             shipments.push(shipment);
         }
     }
-    Ok(Some(LotRecords { lot: found, shipments }))
+    Ok(Some(LotRecords {
+        lot: found,
+        shipments,
+    }))
 }
 
 /// Builds the provenance of a loaded lot.
-pub async fn provenance(index: &dyn IndexStore, records: &LotRecords) -> Result<Provenance, ApiError> {
+pub async fn provenance(
+    index: &dyn IndexStore,
+    records: &LotRecords,
+) -> Result<Provenance, ApiError> {
     let as_of_block = index.head().await?;
     let lot = &records.lot.record;
     let mut evidence = vec![records.lot.evidence.clone()];
@@ -248,10 +282,19 @@ pub async fn provenance(index: &dyn IndexStore, records: &LotRecords) -> Result<
         for handoff in shipment.get_handoffs() {
             custody.push(handoff_view(shipment.get_shipment_id(), handoff));
         }
-        if let Some(pending) = shipment.pending.as_ref().filter(|p| p.get_outcome() == HandoffOutcome::PROPOSED) {
+        if let Some(pending) = shipment
+            .pending
+            .as_ref()
+            .filter(|p| p.get_outcome() == HandoffOutcome::PROPOSED)
+        {
             custody.push(handoff_view(shipment.get_shipment_id(), pending));
         }
-        let thermal = load::<ThermalRecord>(index, RecordKind::ShipmentThermal, shipment.get_shipment_id()).await?;
+        let thermal = load::<ThermalRecord>(
+            index,
+            RecordKind::ShipmentThermal,
+            shipment.get_shipment_id(),
+        )
+        .await?;
         if let Some(t) = &thermal {
             evidence.push(t.evidence.clone());
         }
@@ -265,7 +308,12 @@ pub async fn provenance(index: &dyn IndexStore, records: &LotRecords) -> Result<
             thermal: thermal.map(|t| thermal_summary(&t.record)),
         });
     }
-    let lot_thermal = load::<ThermalRecord>(index, RecordKind::GoodsThermal, &goods_key(lot.get_gtin(), lot.get_lot())).await?;
+    let lot_thermal = load::<ThermalRecord>(
+        index,
+        RecordKind::GoodsThermal,
+        &goods_key(lot.get_gtin(), lot.get_lot()),
+    )
+    .await?;
     if let Some(t) = &lot_thermal {
         evidence.push(t.evidence.clone());
     }

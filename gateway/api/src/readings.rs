@@ -97,9 +97,14 @@ fn mean(sum: i64, count: u64) -> i32 {
 
 /// CSV with a header line; temperatures in °C with two decimals.
 pub fn to_csv(rows: &[ReadingRow]) -> String {
-    let mut out = String::from("time_s,device_id,sequence,temperature_c,humidity_permille,door,block_num,transaction_id\n");
+    let mut out = String::from(
+        "time_s,device_id,sequence,temperature_c,humidity_permille,door,block_num,transaction_id\n",
+    );
     for r in rows {
-        let humidity = r.humidity_permille.map(|h| h.to_string()).unwrap_or_default();
+        let humidity = r
+            .humidity_permille
+            .map(|h| h.to_string())
+            .unwrap_or_default();
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{}\n",
             r.time_s,
@@ -124,7 +129,11 @@ pub fn celsius(cdeg: i32) -> String {
 
 /// Quotes a field when needed and defuses spreadsheet formulas.
 fn csv_field(value: &str) -> String {
-    let defused = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_string() };
+    let defused = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
     if defused.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", defused.replace('"', "\"\""))
     } else {
@@ -153,11 +162,19 @@ mod tests {
 
     #[test]
     fn chain_over_batches_matches_head_and_detects_a_missing_batch() {
-        let digests: Vec<String> = [b"one".as_slice(), b"two".as_slice()].iter().map(|p| hex::encode(payload_digest(p))).collect();
+        let digests: Vec<String> = [b"one".as_slice(), b"two".as_slice()]
+            .iter()
+            .map(|p| hex::encode(payload_digest(p)))
+            .collect();
         let batches: Vec<ReadingsBatchRow> = digests
             .iter()
             .enumerate()
-            .map(|(i, d)| ReadingsBatchRow { block_num: 1, position: i as u32, txn_id: format!("t{i}"), payload_sha512: d.clone() })
+            .map(|(i, d)| ReadingsBatchRow {
+                block_num: 1,
+                position: i as u32,
+                txn_id: format!("t{i}"),
+                payload_sha512: d.clone(),
+            })
             .collect();
         let first = next_chain_head("", &payload_digest(b"one")).unwrap();
         let head = next_chain_head(&first, &payload_digest(b"two")).unwrap();
@@ -167,7 +184,9 @@ mod tests {
 
     #[test]
     fn downsampling_keeps_the_extremes_of_each_bucket() {
-        let rows: Vec<ReadingRow> = (0..100).map(|t| row(t, if t == 42 { 1200 } else { 500 })).collect();
+        let rows: Vec<ReadingRow> = (0..100)
+            .map(|t| row(t, if t == 42 { 1200 } else { 500 }))
+            .collect();
         let buckets = downsample(&rows, 0, 99, 10);
         assert_eq!(buckets.len(), 10);
         assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 100);

@@ -49,7 +49,11 @@ pub fn decode<M: Message>(kind: RecordKind, stored: StoredRecord) -> Result<Foun
     let record = M::parse_from_bytes(&stored.data).map_err(|e| ApiError {
         status: 503,
         code: "index_corrupt",
-        message: format!("the {} record at {} could not be decoded: {e}", record_name(kind), stored.address),
+        message: format!(
+            "the {} record at {} could not be decoded: {e}",
+            record_name(kind),
+            stored.address
+        ),
     })?;
     Ok(Found {
         record,
@@ -64,7 +68,11 @@ pub fn decode<M: Message>(kind: RecordKind, stored: StoredRecord) -> Result<Foun
 }
 
 /// The current record of `kind` with natural key `key`, if any.
-pub async fn load<M: Message>(index: &dyn IndexStore, kind: RecordKind, key: &str) -> Result<Option<Found<M>>, ApiError> {
+pub async fn load<M: Message>(
+    index: &dyn IndexStore,
+    kind: RecordKind,
+    key: &str,
+) -> Result<Option<Found<M>>, ApiError> {
     match index.record(&kind.address(key)).await? {
         Some(stored) => Ok(Some(decode(kind, stored)?)),
         None => Ok(None),
@@ -72,7 +80,11 @@ pub async fn load<M: Message>(index: &dyn IndexStore, kind: RecordKind, key: &st
 }
 
 /// All current records of `kind` (at most `limit`).
-pub async fn load_all<M: Message>(index: &dyn IndexStore, kind: RecordKind, limit: u32) -> Result<Vec<Found<M>>, ApiError> {
+pub async fn load_all<M: Message>(
+    index: &dyn IndexStore,
+    kind: RecordKind,
+    limit: u32,
+) -> Result<Vec<Found<M>>, ApiError> {
     index
         .records_with_prefix(&kind.address_prefix(), limit)
         .await?

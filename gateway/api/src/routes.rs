@@ -45,32 +45,59 @@ const MAX_BODY: u64 = 8 * 1024 * 1024;
 pub(crate) type Answer = Result<Response<Bytes>, ApiError>;
 
 /// The warp filter serving the whole API.
-pub fn filter(state: Arc<AppState>) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone {
+pub fn filter(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone {
     let state = warp::any().map(move || Arc::clone(&state));
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let body = warp::body::content_length_limit(MAX_BODY).and(warp::body::bytes()).or(warp::any().map(Bytes::new)).unify();
+    let body = warp::body::content_length_limit(MAX_BODY)
+        .and(warp::body::bytes())
+        .or(warp::any().map(Bytes::new))
+        .unify();
     state
         .and(warp::method())
         .and(warp::path::full())
         .and(raw_query)
         .and(warp::header::headers_cloned())
         .and(body)
-        .then(|state: Arc<AppState>, method, path: warp::path::FullPath, raw_query: String, headers, body| async move {
-            let path = path.as_str().to_string();
-            match parse_query(&raw_query) {
-                Ok(query) => {
-                    let request = Request { method, path, raw_query, query, headers, body };
-                    dispatch(&state, &request).await.unwrap_or_else(error_response)
+        .then(
+            |state: Arc<AppState>,
+             method,
+             path: warp::path::FullPath,
+             raw_query: String,
+             headers,
+             body| async move {
+                let path = path.as_str().to_string();
+                match parse_query(&raw_query) {
+                    Ok(query) => {
+                        let request = Request {
+                            method,
+                            path,
+                            raw_query,
+                            query,
+                            headers,
+                            body,
+                        };
+                        dispatch(&state, &request)
+                            .await
+                            .unwrap_or_else(error_response)
+                    }
+                    Err(error) => error_response(error),
                 }
-                Err(error) => error_response(error),
-            }
-        })
+            },
+        )
 }
 
 /// Parses `a=1&b=x%20y` (first value of a repeated key wins).
 pub fn parse_query(raw: &str) -> Result<HashMap<String, String>, ApiError> {
     if raw.len() > MAX_QUERY {
-        return Err(ApiError::bad_request("query_too_long", format!("query string is {} bytes; at most {MAX_QUERY} are accepted", raw.len())));
+        return Err(ApiError::bad_request(
+            "query_too_long",
+            format!(
+                "query string is {} bytes; at most {MAX_QUERY} are accepted",
+                raw.len()
+            ),
+        ));
     }
     let mut query = HashMap::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
@@ -79,7 +106,12 @@ pub fn parse_query(raw: &str) -> Result<HashMap<String, String>, ApiError> {
             percent_encoding::percent_decode_str(&s.replace('+', " "))
                 .decode_utf8()
                 .map(|c| c.into_owned())
-                .map_err(|_| ApiError::bad_request("bad_encoding", "query string is not UTF-8 after percent-decoding".into()))
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "bad_encoding",
+                        "query string is not UTF-8 after percent-decoding".into(),
+                    )
+                })
         };
         query.entry(decode(key)?).or_insert(decode(value)?);
     }
@@ -87,7 +119,10 @@ pub fn parse_query(raw: &str) -> Result<HashMap<String, String>, ApiError> {
 }
 
 pub(crate) fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub(crate) fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Bytes> {
@@ -97,13 +132,19 @@ pub(crate) fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -
         response.headers_mut().insert("content-type", value);
     }
     if let Ok(value) = "nosniff".parse() {
-        response.headers_mut().insert("x-content-type-options", value);
+        response
+            .headers_mut()
+            .insert("x-content-type-options", value);
     }
     response
 }
 
 pub(crate) fn json_answer<T: Serialize>(status: u16, value: &T) -> Answer {
-    let body = serde_json::to_vec(value).map_err(|e| ApiError { status: 503, code: "encode", message: e.to_string() })?;
+    let body = serde_json::to_vec(value).map_err(|e| ApiError {
+        status: 503,
+        code: "encode",
+        message: e.to_string(),
+    })?;
     Ok(respond(status, "application/json", body))
 }
 
@@ -114,34 +155,66 @@ fn error_response(error: ApiError) -> Response<Bytes> {
 
 impl Request {
     fn credentials(&self) -> Credentials {
-        let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            self.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         Credentials {
             key: header("x-coldchain-key"),
             timestamp: header("x-coldchain-timestamp"),
             signature: header("x-coldchain-signature"),
-            bearer: header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string())),
+            bearer: header("authorization")
+                .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string())),
         }
     }
 
     /// A query parameter parsed as a number within `range`, or `default`.
-    pub(crate) fn number(&self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, ApiError> {
-        let Some(raw) = self.query.get(name) else { return Ok(default) };
-        raw.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-            ApiError::bad_request(
-                "bad_parameter",
-                format!("{name}={:?} must be a whole number from {} to {}", crate::identifiers::shorten(raw), range.start(), range.end()),
-            )
-        })
+    pub(crate) fn number(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ApiError> {
+        let Some(raw) = self.query.get(name) else {
+            return Ok(default);
+        };
+        raw.parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_parameter",
+                    format!(
+                        "{name}={:?} must be a whole number from {} to {}",
+                        crate::identifiers::shorten(raw),
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })
     }
 
     fn wants_html(&self) -> bool {
-        self.headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+        self.headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
     }
 }
 
 /// Authenticates a partner, or refuses.
 pub(crate) async fn partner(state: &AppState, request: &Request) -> Result<Caller, ApiError> {
-    access::authenticate(state.index.as_ref(), &request.credentials(), request.method.as_str(), &request.path, &request.raw_query, now_s()).await
+    access::authenticate(
+        state.index.as_ref(),
+        &request.credentials(),
+        request.method.as_str(),
+        &request.path,
+        &request.raw_query,
+        now_s(),
+    )
+    .await
 }
 
 const PAGE: &str = include_str!("web/index.html");
@@ -152,14 +225,22 @@ async fn dispatch(state: &AppState, request: &Request) -> Answer {
     let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
     let get = request.method == Method::GET;
     match (segments.as_slice(), get) {
-        ([""] | ["index.html"] | ["blood"], true) => Ok(respond(200, "text/html; charset=utf-8", PAGE)),
+        ([""] | ["index.html"] | ["blood"], true) => {
+            Ok(respond(200, "text/html; charset=utf-8", PAGE))
+        }
         (["app.js"], true) => Ok(respond(200, "text/javascript; charset=utf-8", SCRIPT)),
         (["style.css"], true) => Ok(respond(200, "text/css; charset=utf-8", STYLE)),
         (["openapi.json"], true) => json_answer(200, &crate::openapi::document()),
-        (["01", ..], true) if request.wants_html() => Ok(respond(200, "text/html; charset=utf-8", PAGE)),
+        (["01", ..], true) if request.wants_html() => {
+            Ok(respond(200, "text/html; charset=utf-8", PAGE))
+        }
         (["01", rest @ ..], true) => verify::digital_link(state, request, rest).await,
         (["api", "v1", rest @ ..], _) => api_v1(state, request, rest).await,
-        _ => Err(ApiError::not_found(format!("no such endpoint: {} {}; see /openapi.json", request.method, crate::identifiers::shorten(&request.path)))),
+        _ => Err(ApiError::not_found(format!(
+            "no such endpoint: {} {}; see /openapi.json",
+            request.method,
+            crate::identifiers::shorten(&request.path)
+        ))),
     }
 }
 
@@ -169,20 +250,28 @@ async fn api_v1(state: &AppState, request: &Request, rest: &[&str]) -> Answer {
         (["status"], &Method::GET) => status(state).await,
         (["verify"], &Method::GET) => verify::by_query(state, request).await,
         (["lots", gtin, lot], &Method::GET) => lots::provenance(state, request, gtin, lot).await,
-        (["lots", gtin, lot, "epcis"], &Method::GET) => lots::epcis(state, request, gtin, lot).await,
+        (["lots", gtin, lot, "epcis"], &Method::GET) => {
+            lots::epcis(state, request, gtin, lot).await
+        }
         (["shipments", id, "readings"], &Method::GET) => lots::readings(state, request, id).await,
         (["blood", "requests"], &Method::GET) => lots::blood_requests(state, request).await,
         (["blood", "units"], &Method::GET) => lots::blood_units(state, request).await,
         (["batches"], &Method::POST) => submit_batches(state, request).await,
         (["tokens"], &Method::POST) => create_token(state, request).await,
         (["audit"], &Method::GET) => audit_log(state, request).await,
-        _ => Err(ApiError::not_found(format!("no such endpoint: {method} {}; see /openapi.json", crate::identifiers::shorten(&request.path)))),
+        _ => Err(ApiError::not_found(format!(
+            "no such endpoint: {method} {}; see /openapi.json",
+            crate::identifiers::shorten(&request.path)
+        ))),
     }
 }
 
 async fn status(state: &AppState) -> Answer {
     let head = state.index.head().await?;
-    let announced = state.status.chain_head_num.load(std::sync::atomic::Ordering::Relaxed);
+    let announced = state
+        .status
+        .chain_head_num
+        .load(std::sync::atomic::Ordering::Relaxed);
     let chain_head = match state.node.head_num().await {
         Ok(num) => num,
         Err(_) => (announced != u64::MAX).then_some(announced),
@@ -193,50 +282,118 @@ async fn status(state: &AppState) -> Answer {
         (Some(c), None) => Some(c + 1),
         _ => None,
     };
-    let last_error = state.status.last_error.lock().map(|e| e.clone()).unwrap_or_default();
-    json_answer(200, &json!({
-        "index_head": head,
-        "chain_head_num": chain_head,
-        "lag_blocks": lag,
-        "follower_connected": state.status.connected.load(std::sync::atomic::Ordering::Relaxed),
-        "follower_last_error": last_error,
-    }))
+    let last_error = state
+        .status
+        .last_error
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    json_answer(
+        200,
+        &json!({
+            "index_head": head,
+            "chain_head_num": chain_head,
+            "lag_blocks": lag,
+            "follower_connected": state.status.connected.load(std::sync::atomic::Ordering::Relaxed),
+            "follower_last_error": last_error,
+        }),
+    )
 }
 
 async fn submit_batches(state: &AppState, request: &Request) -> Answer {
     partner(state, request).await?;
     if request.body.is_empty() {
-        return Err(ApiError::bad_request("empty_body", "POST a serialised BatchList (application/octet-stream)".into()));
+        return Err(ApiError::bad_request(
+            "empty_body",
+            format!("POST a serialised BatchList (application/octet-stream) of at most {MAX_BODY} bytes"),
+        ));
     }
     let wait = request.number("wait", 0, 0..=60)?;
-    let (status, body) = state.node.submit(request.body.clone()).await.map_err(|e| ApiError::upstream(e.to_string()))?;
+    let (status, body) = state
+        .node
+        .submit(request.body.clone())
+        .await
+        .map_err(|e| ApiError::upstream(e.to_string()))?;
     if !(200..300).contains(&status) {
-        let code = if status == 429 { 429 } else if status >= 500 { 502 } else { 400 };
-        return Err(ApiError { status: code, code: "batch_refused", message: format!("the node answered HTTP {status}: {body}") });
+        let code = if status == 429 {
+            429
+        } else if status >= 500 {
+            502
+        } else {
+            400
+        };
+        return Err(ApiError {
+            status: code,
+            code: "batch_refused",
+            message: format!("the node answered HTTP {status}: {body}"),
+        });
     }
     let link = body.get("link").and_then(Value::as_str).unwrap_or_default();
-    let ids = link.split_once("id=").map(|(_, ids)| ids.split('&').next().unwrap_or_default().to_string()).unwrap_or_default();
+    let ids = link
+        .split_once("id=")
+        .map(|(_, ids)| ids.split('&').next().unwrap_or_default().to_string())
+        .unwrap_or_default();
     if wait == 0 || ids.is_empty() {
         return json_answer(202, &json!({"batch_ids": ids, "link": link}));
     }
-    let statuses = state.node.batch_statuses(&ids, wait).await.map_err(|e| ApiError::upstream(e.to_string()))?;
-    json_answer(200, &json!({"batch_ids": ids, "statuses": statuses.get("data").cloned().unwrap_or(Value::Null)}))
+    let statuses = state
+        .node
+        .batch_statuses(&ids, wait)
+        .await
+        .map_err(|e| ApiError::upstream(e.to_string()))?;
+    json_answer(
+        200,
+        &json!({"batch_ids": ids, "statuses": statuses.get("data").cloned().unwrap_or(Value::Null)}),
+    )
 }
 
 async fn create_token(state: &AppState, request: &Request) -> Answer {
     // Tokens can only be created with a signature, never with another token.
-    let credentials = Credentials { bearer: None, ..request.credentials() };
-    let caller = access::authenticate(state.index.as_ref(), &credentials, request.method.as_str(), &request.path, &request.raw_query, now_s()).await?;
-    let label = request.query.get("label").map(|l| crate::identifiers::shorten(l)).unwrap_or_default();
+    let credentials = Credentials {
+        bearer: None,
+        ..request.credentials()
+    };
+    let caller = access::authenticate(
+        state.index.as_ref(),
+        &credentials,
+        request.method.as_str(),
+        &request.path,
+        &request.raw_query,
+        now_s(),
+    )
+    .await?;
+    let label = request
+        .query
+        .get("label")
+        .map(|l| crate::identifiers::shorten(l))
+        .unwrap_or_default();
     let token = access::new_token();
-    state.index.store_token(&access::token_digest(&token), &caller.public_key, &label, now_s()).await?;
-    json_answer(201, &json!({"token": token, "public_key": caller.public_key, "org_id": caller.org_id}))
+    state
+        .index
+        .store_token(
+            &access::token_digest(&token),
+            &caller.public_key,
+            &label,
+            now_s(),
+        )
+        .await?;
+    json_answer(
+        201,
+        &json!({"token": token, "public_key": caller.public_key, "org_id": caller.org_id}),
+    )
 }
 
 async fn audit_log(state: &AppState, request: &Request) -> Answer {
     let caller = partner(state, request).await?;
     let limit = request.number("limit", 100, 1..=1000)?;
-    let key = if caller.sees_everything() { request.query.get("key").cloned().unwrap_or_default() } else { caller.public_key.clone() };
-    let entries = state.index.audit_entries(&key, u32::try_from(limit).unwrap_or(100)).await?;
+    let key = if caller.sees_everything() {
+        request.query.get("key").cloned().unwrap_or_default()
+    } else {
+        caller.public_key.clone()
+    };
+    let entries = state
+        .index
+        .audit_entries(&key, u32::try_from(limit).unwrap_or(100))
+        .await?;
     json_answer(200, &json!({"entries": entries}))
 }

@@ -38,7 +38,10 @@ pub struct VerdictInput<'a> {
 }
 
 fn verdict(kind: VerdictKind, reasons: Vec<String>) -> Verdict {
-    Verdict { verdict: kind, reasons }
+    Verdict {
+        verdict: kind,
+        reasons,
+    }
 }
 
 /// Decides the verdict. Order matters: a pack that is not on the ledger as
@@ -47,16 +50,32 @@ fn verdict(kind: VerdictKind, reasons: Vec<String>) -> Verdict {
 pub fn decide(input: &VerdictInput<'_>) -> Verdict {
     use VerdictKind::*;
     let Some(lot) = input.lot else {
-        return verdict(Unknown, vec!["no lot with this GTIN and lot number is registered on the ledger".into()]);
+        return verdict(
+            Unknown,
+            vec!["no lot with this GTIN and lot number is registered on the ledger".into()],
+        );
     };
     if let Some(serial) = input.requested_serial {
         let listed = lot.get_serials().iter().any(|s| s == serial);
         match input.pack {
             Some(pack) if pack.get_lot() != lot.get_lot() => {
-                return verdict(Unknown, vec![format!("serial {serial} belongs to lot {}, not lot {}", pack.get_lot(), lot.get_lot())]);
+                return verdict(
+                    Unknown,
+                    vec![format!(
+                        "serial {serial} belongs to lot {}, not lot {}",
+                        pack.get_lot(),
+                        lot.get_lot()
+                    )],
+                );
             }
             None if !listed => {
-                return verdict(Unknown, vec![format!("serial {serial} is not a registered pack of lot {}", lot.get_lot())]);
+                return verdict(
+                    Unknown,
+                    vec![format!(
+                        "serial {serial} is not a registered pack of lot {}",
+                        lot.get_lot()
+                    )],
+                );
             }
             _ => {}
         }
@@ -69,35 +88,73 @@ pub fn decide(input: &VerdictInput<'_>) -> Verdict {
             );
         }
     }
-    let last_reason = lot.get_history().last().map(|c| c.get_reason().to_string()).unwrap_or_default();
+    let last_reason = lot
+        .get_history()
+        .last()
+        .map(|c| c.get_reason().to_string())
+        .unwrap_or_default();
     let with_reason = |text: &str| {
-        if last_reason.is_empty() { text.to_string() } else { format!("{text}: {last_reason}") }
+        if last_reason.is_empty() {
+            text.to_string()
+        } else {
+            format!("{text}: {last_reason}")
+        }
     };
     match lot.get_status() {
-        LotStatus::RECALLED => return verdict(Recalled, vec![with_reason("the lot has been recalled")]),
-        LotStatus::COMPROMISED => return verdict(Compromised, vec![with_reason("the lot is marked compromised")]),
-        LotStatus::DESTROYED => return verdict(Compromised, vec![with_reason("the lot has been destroyed")]),
+        LotStatus::RECALLED => {
+            return verdict(Recalled, vec![with_reason("the lot has been recalled")])
+        }
+        LotStatus::COMPROMISED => {
+            return verdict(
+                Compromised,
+                vec![with_reason("the lot is marked compromised")],
+            )
+        }
+        LotStatus::DESTROYED => {
+            return verdict(Compromised, vec![with_reason("the lot has been destroyed")])
+        }
         _ => {}
     }
     if let Some(thermal) = input.lot_thermal.filter(|t| t.get_compromised()) {
-        return verdict(Compromised, vec![format!("cold chain broken: {}", thermal.get_compromised_reason())]);
+        return verdict(
+            Compromised,
+            vec![format!(
+                "cold chain broken: {}",
+                thermal.get_compromised_reason()
+            )],
+        );
     }
     if lot.get_status() == LotStatus::QUARANTINED {
         return verdict(Quarantined, vec![with_reason("the lot is in quarantine")]);
     }
     if lot.get_expiry_date() < input.today {
-        return verdict(Expired, vec![format!("the lot expired on {}", lot.get_expiry_date())]);
+        return verdict(
+            Expired,
+            vec![format!("the lot expired on {}", lot.get_expiry_date())],
+        );
     }
     if let Some(pack) = input.pack.filter(|p| p.get_dispensed()) {
         return verdict(
             AlreadyDispensed,
-            vec![format!("pack {} was already dispensed at GLN {} on {}", pack.get_serial(), pack.get_dispensed_at_gln(), pack.get_dispensed_at_s())],
+            vec![format!(
+                "pack {} was already dispensed at GLN {} on {}",
+                pack.get_serial(),
+                pack.get_dispensed_at_gln(),
+                pack.get_dispensed_at_s()
+            )],
         );
     }
     if lot.get_status() == LotStatus::DISPENSED && input.requested_serial.is_none() {
-        return verdict(AlreadyDispensed, vec!["every pack of the lot has been dispensed".into()]);
+        return verdict(
+            AlreadyDispensed,
+            vec!["every pack of the lot has been dispensed".into()],
+        );
     }
-    let mut reasons = vec![format!("registered lot {} of {}, status active", lot.get_lot(), lot.get_product_name())];
+    let mut reasons = vec![format!(
+        "registered lot {} of {}, status active",
+        lot.get_lot(),
+        lot.get_product_name()
+    )];
     match input.lot_thermal {
         Some(t) => reasons.push(format!(
             "cold chain in specification over {} readings ({} excursions)",
@@ -141,13 +198,23 @@ mod tests {
     }
 
     fn input<'a>(lot: Option<&'a Lot>) -> VerdictInput<'a> {
-        VerdictInput { lot, pack: None, requested_serial: None, claimed_expiry: None, lot_thermal: None, today: 20270101 }
+        VerdictInput {
+            lot,
+            pack: None,
+            requested_serial: None,
+            claimed_expiry: None,
+            lot_thermal: None,
+            today: 20270101,
+        }
     }
 
     #[test]
     fn active_lot_without_excursions_is_authentic_in_spec() {
         let lot = lot(LotStatus::ACTIVE);
-        assert_eq!(decide(&input(Some(&lot))).verdict, VerdictKind::AuthenticInSpec);
+        assert_eq!(
+            decide(&input(Some(&lot))).verdict,
+            VerdictKind::AuthenticInSpec
+        );
     }
 
     #[test]
@@ -178,8 +245,14 @@ mod tests {
         let v = decide(&input(Some(&recalled)));
         assert_eq!(v.verdict, VerdictKind::Recalled);
         assert!(v.reasons[0].contains("contamination"));
-        assert_eq!(decide(&input(Some(&lot(LotStatus::QUARANTINED)))).verdict, VerdictKind::Quarantined);
-        assert_eq!(decide(&input(Some(&lot(LotStatus::COMPROMISED)))).verdict, VerdictKind::Compromised);
+        assert_eq!(
+            decide(&input(Some(&lot(LotStatus::QUARANTINED)))).verdict,
+            VerdictKind::Quarantined
+        );
+        assert_eq!(
+            decide(&input(Some(&lot(LotStatus::COMPROMISED)))).verdict,
+            VerdictKind::Compromised
+        );
     }
 
     #[test]

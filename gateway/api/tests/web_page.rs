@@ -35,7 +35,9 @@ fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
 
 /// Counts pixels close to `rgb` (anti-aliasing tolerance).
 fn count_colour(rgba: &[u8], channels: usize, rgb: [u8; 3]) -> usize {
-    rgba.chunks(channels).filter(|p| p[..3].iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 6)).count()
+    rgba.chunks(channels)
+        .filter(|p| p[..3].iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 6))
+        .count()
 }
 
 #[tokio::test]
@@ -57,28 +59,50 @@ async fn digital_link_page_shows_verdict_timeline_and_chart_with_band_and_excurs
     .expect("API starts");
     let lookup = ledger.lookup();
     for block in &ledger.blocks {
-        ingest(api.index().as_ref(), &lookup, block.clone()).await.expect("ingested");
+        ingest(api.index().as_ref(), &lookup, block.clone())
+            .await
+            .expect("ingested");
     }
     let token = token_for(&api.url(), &parties.carrier).await;
     let url = format!("{}/01/{GTIN}/10/L-HOT#token={token}", api.url());
 
     let dom_profile = tempfile::tempdir().expect("profile");
     let dom_url = url.clone();
-    let dom = tokio::task::spawn_blocking(move || chromium(dom_profile.path(), &["--dump-dom", &dom_url])).await.expect("join");
+    let dom = tokio::task::spawn_blocking(move || {
+        chromium(dom_profile.path(), &["--dump-dom", &dom_url])
+    })
+    .await
+    .expect("join");
     let html = String::from_utf8_lossy(&dom.stdout);
-    assert!(html.contains("Compromised — do not dispense"), "verdict missing from the page: {html}");
-    assert!(html.contains("maker → carrier"), "custody timeline missing: {html}");
+    assert!(
+        html.contains("Compromised — do not dispense"),
+        "verdict missing from the page: {html}"
+    );
+    assert!(
+        html.contains("maker → carrier"),
+        "custody timeline missing: {html}"
+    );
     assert!(html.contains("<polyline"), "chart line missing: {html}");
 
     let shot_profile = tempfile::tempdir().expect("profile");
     let shot = dir.path().join("page.png");
     let shot_arg = format!("--screenshot={}", shot.display());
-    let output = tokio::task::spawn_blocking(move || chromium(shot_profile.path(), &[&shot_arg, "--window-size=1200,2400", &url]).status).await.expect("join");
+    let output = tokio::task::spawn_blocking(move || {
+        chromium(
+            shot_profile.path(),
+            &[&shot_arg, "--window-size=1200,2400", &url],
+        )
+        .status
+    })
+    .await
+    .expect("join");
     assert!(output.success(), "chromium screenshot failed");
     if let Ok(keep) = std::env::var("COLDCHAIN_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, keep).expect("screenshot copied");
     }
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("screenshot written")));
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&shot).expect("screenshot written"),
+    ));
     let mut reader = decoder.read_info().expect("png header");
     let mut pixels = vec![0; reader.output_buffer_size()];
     let frame = reader.next_frame(&mut pixels).expect("png frame");

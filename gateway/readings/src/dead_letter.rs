@@ -7,7 +7,7 @@
 //! accepted them once, and the ledger decides again. Storage only; no network.
 use crate::arrivals;
 use crate::protocol::serial_line;
-use crate::queue::{insert_reading, Admission, Arrival, Queue, QueueError, Route};
+use crate::queue::{insert_reading, refresh_device, Admission, Arrival, Queue, QueueError, Route};
 use crate::validation::{Plausibility, Reason};
 use rusqlite::params;
 
@@ -24,6 +24,9 @@ pub struct DeadLetter {
     /// The bytes as received, lossily shown as text.
     pub raw: String,
 }
+
+/// source, reason, raw bytes, org, shipment of a stored entry.
+type StoredEntry = (String, String, Vec<u8>, Option<String>, Option<String>);
 
 /// What replaying one entry did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +69,7 @@ impl Queue {
         limits: Plausibility,
         disk_cap_bytes: u64,
     ) -> Result<ReplayOutcome, QueueError> {
-        let entry: Option<(String, String, Vec<u8>, Option<String>, Option<String>)> = self
+        let entry: Option<StoredEntry> = self
             .conn
             .query_row(
                 "SELECT source, reason, raw, org_id, shipment_id FROM dead_letters WHERE id = ?1",
@@ -85,6 +88,7 @@ impl Queue {
             let tx = self.conn.transaction()?;
             insert_reading(&tx, &reading, &Route { org, shipment, range: None }, now_ms, false)?;
             tx.execute("DELETE FROM dead_letters WHERE id = ?1", params![id])?;
+            refresh_device(&tx, &reading.device_id)?;
             tx.commit()?;
             return Ok(ReplayOutcome::Queued);
         }

@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 /// How long a ledger answer (or its absence) is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(30);
 
+/// (organisation, shipment) a device reports for.
+type OrgAndShipment = (String, String);
+
 pub struct Directory {
     configured: HashMap<String, (String, String)>,
     configured_ranges: HashMap<String, ShipmentRange>,
     lookup_devices: bool,
     ledger: Option<Ledger>,
-    devices: RwLock<HashMap<String, (Instant, Option<(String, String)>)>>,
+    devices: RwLock<HashMap<String, (Instant, Option<OrgAndShipment>)>>,
     ranges: RwLock<HashMap<String, (Instant, Option<ShipmentRange>)>>,
 }
 

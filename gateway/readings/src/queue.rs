@@ -101,12 +101,19 @@ CREATE TABLE IF NOT EXISTS readings (
     UNIQUE (device_id, sequence)
 );
 CREATE INDEX IF NOT EXISTS readings_by_batch ON readings (batch_id);
+CREATE INDEX IF NOT EXISTS readings_by_age ON readings (received_at_ms);
+-- One row per device: its progress, and a summary of its queued readings so
+-- the batcher never scans the readings table (which grows large in an outage).
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY,
     last_sequence INTEGER NOT NULL,
     last_time_s INTEGER NOT NULL,
     last_shipment_id TEXT,
-    last_in_range INTEGER
+    last_in_range INTEGER,
+    unsent INTEGER NOT NULL DEFAULT 0,
+    oldest_unsent_ms INTEGER,
+    urgent INTEGER NOT NULL DEFAULT 0,
+    in_flight INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY,
@@ -181,11 +188,13 @@ impl Queue {
                     };
                     insert_reading(&tx, reading, route, now_ms, urgent)?;
                     tx.execute(
-                        "INSERT INTO devices (device_id, last_sequence, last_time_s, last_shipment_id, last_in_range)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
+                        "INSERT INTO devices (device_id, last_sequence, last_time_s, last_shipment_id, last_in_range,
+                             unsent, oldest_unsent_ms, urgent)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
                          ON CONFLICT (device_id) DO UPDATE SET last_sequence = ?2, last_time_s = ?3,
-                             last_shipment_id = ?4, last_in_range = ?5",
-                        params![reading.device_id, reading.sequence as i64, reading.time_s as i64, route.shipment, now_in_range],
+                             last_shipment_id = ?4, last_in_range = ?5, unsent = unsent + 1,
+                             oldest_unsent_ms = COALESCE(oldest_unsent_ms, ?6), urgent = MAX(urgent, ?7)",
+                        params![reading.device_id, reading.sequence as i64, reading.time_s as i64, route.shipment, now_in_range, now_ms as i64, urgent],
                     )?;
                     admissions.push(Admission::Queued { urgent });
                 }
@@ -212,11 +221,9 @@ impl Queue {
     /// with `max_readings` waiting, or an urgent one, or one older than `max_age_ms`.
     pub fn due_devices(&self, now_ms: u64, max_readings: usize, max_age_ms: u64) -> Result<Vec<String>, QueueError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT device_id FROM readings WHERE batch_id IS NULL
-               AND device_id NOT IN (SELECT device_id FROM readings WHERE batch_id IS NOT NULL)
-             GROUP BY device_id
-             HAVING COUNT(*) >= ?1 OR MAX(urgent) = 1 OR MIN(received_at_ms) <= ?2
-             ORDER BY MAX(urgent) DESC, MIN(received_at_ms)",
+            "SELECT device_id FROM devices WHERE in_flight = 0 AND unsent > 0
+               AND (unsent >= ?1 OR urgent = 1 OR oldest_unsent_ms <= ?2)
+             ORDER BY urgent DESC, oldest_unsent_ms",
         )?;
         let cutoff = now_ms.saturating_sub(max_age_ms) as i64;
         let rows = statement.query_map(params![max_readings as i64, cutoff], |r| r.get(0))?;
@@ -267,6 +274,7 @@ impl Queue {
                 update.execute(params![batch_id, transaction_id, id])?;
             }
         }
+        refresh_batch_devices(&tx, batch_id)?;
         tx.commit()?;
         Ok(())
     }
@@ -287,8 +295,12 @@ impl Queue {
             let rows = statement.query_map(params![batch_id], |r| r.get::<_, i64>(0))?;
             rows.map(|r| r.map(|v| v as u64)).collect::<Result<_, _>>()?
         };
+        let devices = batch_devices(&tx, batch_id)?;
         tx.execute("DELETE FROM readings WHERE batch_id = ?1", params![batch_id])?;
         tx.execute("DELETE FROM batches WHERE batch_id = ?1", params![batch_id])?;
+        for device in devices {
+            refresh_device(&tx, &device)?;
+        }
         tx.commit()?;
         Ok(received)
     }
@@ -315,6 +327,7 @@ impl Queue {
             let rows = statement.query_map(params![batch_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             rows.collect::<Result<_, _>>()?
         };
+        let devices = batch_devices(&tx, batch_id)?;
         let blame_unknown = refused.is_empty();
         let (mut settled, mut requeued, mut dead) = (0, 0, 0);
         for (id, device, sequence, transaction_id) in members {
@@ -344,17 +357,21 @@ impl Queue {
             }
         }
         tx.execute("DELETE FROM batches WHERE batch_id = ?1", params![batch_id])?;
+        for device in devices {
+            refresh_device(&tx, &device)?;
+        }
         tx.commit()?;
         Ok((settled, requeued, dead))
     }
 
     /// Counts for metrics.
     pub fn stats(&self, now_ms: u64) -> Result<QueueStats, QueueError> {
-        let (queued, in_flight, oldest): (i64, i64, Option<i64>) = self.conn.query_row(
-            "SELECT COUNT(*) - COUNT(batch_id), COUNT(batch_id), MIN(received_at_ms) FROM readings",
+        let (queued, in_flight): (i64, i64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(unsent), 0), COALESCE(SUM(in_flight), 0) FROM devices",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        let oldest: Option<i64> = self.conn.query_row("SELECT MIN(received_at_ms) FROM readings", [], |r| r.get(0))?;
         let dead_letters: i64 = self.conn.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))?;
         Ok(QueueStats {
             queued: queued as u64,
@@ -384,6 +401,33 @@ fn device_progress(
         })
         .optional()?;
     Ok(row.unwrap_or_default())
+}
+
+fn batch_devices(tx: &rusqlite::Transaction<'_>, batch_id: &str) -> Result<Vec<String>, QueueError> {
+    let mut statement = tx.prepare_cached("SELECT DISTINCT device_id FROM readings WHERE batch_id = ?1")?;
+    let rows = statement.query_map(params![batch_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn refresh_batch_devices(tx: &rusqlite::Transaction<'_>, batch_id: &str) -> Result<(), QueueError> {
+    for device in batch_devices(tx, batch_id)? {
+        refresh_device(tx, &device)?;
+    }
+    Ok(())
+}
+
+/// Recomputes a device's queue summary from its readings (one index range scan).
+pub(crate) fn refresh_device(tx: &rusqlite::Transaction<'_>, device_id: &str) -> Result<(), QueueError> {
+    tx.prepare_cached(
+        "UPDATE devices SET
+            unsent = (SELECT COUNT(*) FROM readings WHERE device_id = ?1 AND batch_id IS NULL),
+            oldest_unsent_ms = (SELECT MIN(received_at_ms) FROM readings WHERE device_id = ?1 AND batch_id IS NULL),
+            urgent = COALESCE((SELECT MAX(urgent) FROM readings WHERE device_id = ?1 AND batch_id IS NULL), 0),
+            in_flight = (SELECT COUNT(*) FROM readings WHERE device_id = ?1 AND batch_id IS NOT NULL)
+         WHERE device_id = ?1",
+    )?
+    .execute(params![device_id])?;
+    Ok(())
 }
 
 pub(crate) fn insert_reading(

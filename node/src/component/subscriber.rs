@@ -33,6 +33,8 @@ const CATCH_UP_PAGE: usize = 64;
 const LIVE_QUEUE: usize = 64;
 /// How often an idle worker re-checks the chain head and its stop flag.
 const IDLE_CHECK: Duration = Duration::from_millis(250);
+/// Pause before reading the store again after it failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 /// Pause before re-sending after the socket refused a delivery.
 const RESEND_PAUSE: Duration = Duration::from_millis(20);
 
@@ -110,6 +112,13 @@ impl SubscriberSignals {
         }
     }
 
+    fn has_refusal(&self) -> bool {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     fn take_refused(&self) -> Option<DeliveryTag> {
         self.refused
             .lock()
@@ -151,9 +160,7 @@ impl SubscriberWorker {
         let thread = std::thread::Builder::new()
             .name("component-subscriber".into())
             .spawn(move || {
-                if let Err(e) = delivery.run(&live) {
-                    tracing::warn!(error = %e, "event subscriber stopped: cannot read the chain");
-                }
+                delivery.run(&live);
                 pump.leave(queue_id);
             })?;
         Ok(SubscriberWorker {
@@ -188,7 +195,7 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn run(&mut self, live: &Receiver<Arc<CommittedBlock>>) -> Result<(), ChainFeedError> {
+    fn run(&mut self, live: &Receiver<Arc<CommittedBlock>>) {
         while !self.signals.stop.load(Ordering::Relaxed) {
             if let Some(refused) = self.signals.take_refused() {
                 if refused.generation == self.generation {
@@ -199,11 +206,21 @@ impl Delivery {
                     std::thread::sleep(RESEND_PAUSE);
                 }
             }
-            let missed = blocks_from(self.feed.as_ref(), self.next, CATCH_UP_PAGE)?;
+            let missed = match blocks_from(self.feed.as_ref(), self.next, CATCH_UP_PAGE) {
+                Ok(missed) => missed,
+                Err(e) => {
+                    // A store hiccup must not end the subscription silently:
+                    // keep the position and try again.
+                    tracing::warn!(error = %e, next = self.next, "cannot read blocks for a subscriber; retrying");
+                    std::thread::sleep(STORE_RETRY);
+                    continue;
+                }
+            };
             if !missed.is_empty() {
                 for block in missed {
-                    if self.signals.stop.load(Ordering::Relaxed) {
-                        return Ok(());
+                    // After a refusal the rest of the page would be dropped.
+                    if self.signals.stop.load(Ordering::Relaxed) || self.signals.has_refusal() {
+                        break;
                     }
                     self.deliver(&block);
                 }
@@ -217,7 +234,6 @@ impl Delivery {
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(IDLE_CHECK),
             }
         }
-        Ok(())
     }
 
     fn deliver(&mut self, block: &CommittedBlock) {

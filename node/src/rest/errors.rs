@@ -40,6 +40,14 @@ impl ApiError {
             format!("An unknown error occurred with the node: {detail}"),
         )
     }
+    pub fn shutting_down() -> ApiError {
+        ApiError::new(
+            503,
+            15,
+            "Validator Not Ready",
+            "The node is shutting down and accepts no more batches; submit again once it is back.",
+        )
+    }
     pub fn batches_invalid(detail: impl Into<String>) -> ApiError {
         ApiError::new(400, 30, "Submitted Batches Invalid", detail)
     }

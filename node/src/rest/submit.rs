@@ -79,6 +79,9 @@ pub async fn post_batches(
         let valid = result
             .map_err(ApiError::internal)?
             .map_err(|e| ApiError::batches_invalid(e.to_string()))?;
+        if intake.is_closed() {
+            return Err(ApiError::shutting_down());
+        }
         if !valid.is_empty() {
             intake.submit(valid).map_err(|_| ApiError::queue_full())?;
         }
@@ -177,7 +180,7 @@ pub async fn batch_statuses(
         let any_pending = statuses.contains(&BatchStatus::Pending);
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match remaining {
-            Some(left) if any_pending && !left.is_zero() => {
+            Some(left) if any_pending && !left.is_zero() && !context.intake.is_closed() => {
                 // Woken when any batch settles; re-check then.
                 let _ = tokio::time::timeout(left, settled.changed()).await;
             }

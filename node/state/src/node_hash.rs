@@ -12,8 +12,7 @@
 //!   (64 KiB up to 1 MiB - 1) gets an 8-byte head instead of a 4-byte one. The validator's root
 //!   depends on that, so [`push_codec_head`] reproduces it on purpose.
 
-use sha2::digest::generic_array::GenericArray;
-use sha2::{compress512, Digest, Sha512};
+use sha2::{Digest, Sha512};
 
 /// A node hash: the first 32 bytes of SHA-512 over the node's CBOR encoding.
 pub(crate) type NodeHash = [u8; 32];
@@ -149,110 +148,6 @@ pub(crate) fn branch_hash<'a>(
     hash(scratch)
 }
 
-/// SHA-512 initial hash value (FIPS 180-4, 5.3.5).
-const SHA512_IV: [u64; 8] = [
-    0x6a09e667f3bcc908,
-    0xbb67ae8584caa73b,
-    0x3c6ef372fe94f82b,
-    0xa54ff53a5f1d36f1,
-    0x510e527fade682d1,
-    0x9b05688c2b3e6c1f,
-    0x1f83d9abfb41bd6b,
-    0x5be0cd19137e2179,
-];
-const SHA512_BLOCK: usize = 128;
-
-/// Branches with at least this many children keep [`Checkpoints`]; below it the encoding is
-/// a few blocks and re-hashing it whole is as cheap as resuming.
-pub(crate) const CHECKPOINT_FROM_CHILDREN: usize = usize::MAX;
-
-/// SHA-512 states after each full 128-byte block of a wide node's last encoding.
-///
-/// A 256-child node encodes to ~17 KiB (each child hash is written as 64 hex characters) and
-/// must be re-hashed whenever any child changes. Children are encoded in token order, so when
-/// only child hashes changed (no child added or removed), the bytes before the first changed
-/// child are the same as last time: hashing resumes from the checkpoint of the block holding
-/// that child instead of from the start. Saturated wide nodes of a large tree are the case
-/// that matters: at a million leaves every node of the top four levels has all 256 children.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Checkpoints {
-    states: Vec<[u64; 8]>,
-    /// Number of children when the states were taken. The CBOR map head at the very start
-    /// of the encoding holds the count, so a child added or removed invalidates every state.
-    children: usize,
-}
-
-impl Checkpoints {
-    /// Forgets the states (for a node that became narrow), releasing their memory.
-    pub(crate) fn clear(&mut self) {
-        if !self.states.is_empty() {
-            *self = Checkpoints::default();
-        }
-    }
-}
-
-/// Same result as [`branch_hash`], resuming from `checkpoints` when the node has as many
-/// children as at the last call and the first `unchanged_children` of them are unchanged;
-/// updates the checkpoints.
-pub(crate) fn branch_hash_resuming<'a>(
-    children: impl ExactSizeIterator<Item = (u8, &'a NodeHash)>,
-    unchanged_children: usize,
-    checkpoints: &mut Checkpoints,
-    scratch: &mut Vec<u8>,
-) -> NodeHash {
-    let count = children.len();
-    scratch.clear();
-    scratch.reserve(8 + count * CHILD_ENTRY_LEN);
-    scratch.extend_from_slice(&NODE_START);
-    push_codec_head(scratch, MAJOR_MAP, count as u64);
-    let header_len = scratch.len();
-    for (token, child) in children {
-        scratch.extend_from_slice(&child_entry(token, child));
-    }
-    scratch.extend_from_slice(&VALUE_KEY);
-    scratch.push(NULL);
-
-    let unchanged_bytes = if count == checkpoints.children {
-        header_len + CHILD_ENTRY_LEN * unchanged_children.min(count)
-    } else {
-        0
-    };
-    let resume = (unchanged_bytes / SHA512_BLOCK).min(checkpoints.states.len());
-    checkpoints.states.truncate(resume);
-    checkpoints.children = count;
-    let mut state = checkpoints.states.last().copied().unwrap_or(SHA512_IV);
-
-    let full_blocks = scratch.len() / SHA512_BLOCK;
-    for block in
-        scratch[resume * SHA512_BLOCK..full_blocks * SHA512_BLOCK].chunks_exact(SHA512_BLOCK)
-    {
-        compress512(&mut state, &[*GenericArray::from_slice(block)]);
-        checkpoints.states.push(state);
-    }
-
-    // Padding: 0x80, zeros, then the message length in bits as a 128-bit big-endian number.
-    let tail = &scratch[full_blocks * SHA512_BLOCK..];
-    let mut last = [0u8; 2 * SHA512_BLOCK];
-    last[..tail.len()].copy_from_slice(tail);
-    last[tail.len()] = 0x80;
-    let last_len = if tail.len() + 17 <= SHA512_BLOCK {
-        SHA512_BLOCK
-    } else {
-        2 * SHA512_BLOCK
-    };
-    let bits = (scratch.len() as u128) * 8;
-    last[last_len - 16..last_len].copy_from_slice(&bits.to_be_bytes());
-    for block in last[..last_len].chunks_exact(SHA512_BLOCK) {
-        compress512(&mut state, &[*GenericArray::from_slice(block)]);
-    }
-
-    let mut out = [0u8; 32];
-    for (bytes, word) in out.chunks_exact_mut(8).zip(&state) {
-        bytes.copy_from_slice(&word.to_be_bytes());
-    }
-    out
-}
-
 /// Hash of a leaf holding `value`, CBOR-wrapped the way a Sawtooth 1.2 validator stores it:
 /// the node's "v" is a byte string whose content is the CBOR byte string of `value`.
 pub(crate) fn leaf_hash(value: &[u8]) -> NodeHash {
@@ -322,48 +217,6 @@ mod tests {
         let mut scratch = Vec::new();
         let via_branch = branch_hash([(0xab, &child)].into_iter(), &mut scratch);
         assert_eq!(single_child_hash(0xab, &child), via_branch);
-    }
-
-    #[test]
-    fn resumed_hashing_equals_hashing_from_scratch() {
-        let hashes: Vec<NodeHash> = (0..=255u8).map(|i| [i.wrapping_mul(37); 32]).collect();
-        let mut checkpoints = Checkpoints::default();
-        let mut scratch = Vec::new();
-        // Grow through the 24- and 256-child head boundaries, then change children at
-        // various positions, claiming (truthfully) how many leading ones stayed the same.
-        let mut children: Vec<(u8, NodeHash)> = Vec::new();
-        for token in 0..=255u8 {
-            children.push((token, hashes[usize::from(token)]));
-            let unchanged = children.len() - 1;
-            let resumed = branch_hash_resuming(
-                children.iter().map(|(t, h)| (*t, h)),
-                unchanged,
-                &mut checkpoints,
-                &mut scratch,
-            );
-            let fresh = branch_hash(children.iter().map(|(t, h)| (*t, h)), &mut Vec::new());
-            assert_eq!(resumed, fresh, "{} children", children.len());
-        }
-        for position in [255usize, 200, 128, 17, 3, 0] {
-            children[position].1 = [0xee; 32];
-            let resumed = branch_hash_resuming(
-                children.iter().map(|(t, h)| (*t, h)),
-                position,
-                &mut checkpoints,
-                &mut scratch,
-            );
-            let fresh = branch_hash(children.iter().map(|(t, h)| (*t, h)), &mut Vec::new());
-            assert_eq!(resumed, fresh, "change at {position}");
-        }
-        children.truncate(20);
-        let resumed = branch_hash_resuming(
-            children.iter().map(|(t, h)| (*t, h)),
-            20,
-            &mut checkpoints,
-            &mut scratch,
-        );
-        let fresh = branch_hash(children.iter().map(|(t, h)| (*t, h)), &mut Vec::new());
-        assert_eq!(resumed, fresh, "shrunk below 24 children");
     }
 
     #[test]

@@ -62,7 +62,7 @@ impl<'t> Cursor<'t> {
         };
         edges
             .iter()
-            .map(|edge| (edge.path[0], Cursor::enter(edge, 1), Some(edge.top)))
+            .map(|edge| (edge.token, Cursor::enter(edge, 1), Some(edge.top)))
             .collect()
     }
 }

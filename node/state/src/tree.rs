@@ -13,10 +13,7 @@
 //! This module does no I/O and knows nothing of blocks or transactions.
 
 use crate::address::Tokens;
-use crate::node_hash::{
-    branch_hash, branch_hash_resuming, empty_node_hash, leaf_hash, single_child_hash, Checkpoints,
-    NodeHash, CHECKPOINT_FROM_CHILDREN,
-};
+use crate::node_hash::{branch_hash, empty_node_hash, leaf_hash, single_child_hash, NodeHash};
 
 /// A node that branches (two or more children) or the root (any number).
 #[derive(Clone, Debug)]
@@ -26,10 +23,6 @@ pub(crate) struct Branch {
     /// This node's hash; valid only while `dirty` is false.
     pub(crate) hash: NodeHash,
     pub(crate) dirty: bool,
-    /// Index of the first child changed since the last hash (`usize::MAX`: none); hashing
-    /// resumes from the checkpoint before it when the node is wide.
-    first_changed: usize,
-    checkpoints: Checkpoints,
 }
 
 /// A node at depth 35: one state entry.
@@ -51,6 +44,9 @@ pub(crate) enum Node {
 /// branch lists the child, `path[1..]` are single-child nodes in between.
 #[derive(Clone, Debug)]
 pub(crate) struct Edge {
+    /// `path[0]`, kept inline: searching and encoding a wide branch read it for every child,
+    /// and following the `path` pointer for each would be a cache miss per child.
+    pub(crate) token: u8,
     pub(crate) path: Box<[u8]>,
     pub(crate) node: Box<Node>,
     /// Hash of the node `path[0]` leads to (the topmost one in this run); valid unless `stale`.
@@ -69,8 +65,10 @@ impl Leaf {
 }
 
 impl Edge {
+    /// `path` is never empty: an edge leads at least one level down.
     fn new(path: &[u8], node: Node) -> Edge {
         Edge {
+            token: path[0],
             path: path.into(),
             node: Box::new(node),
             top: [0; 32],
@@ -118,19 +116,11 @@ impl Branch {
             edges: Vec::new(),
             hash: empty_node_hash(),
             dirty: false,
-            first_changed: usize::MAX,
-            checkpoints: Checkpoints::default(),
         }
     }
 
-    /// Records that the child at `position` changed (or was added or removed there).
-    fn touch(&mut self, position: usize) {
-        self.dirty = true;
-        self.first_changed = self.first_changed.min(position);
-    }
-
     fn find(&self, token: u8) -> Result<usize, usize> {
-        self.edges.binary_search_by_key(&token, |edge| edge.path[0])
+        self.edges.binary_search_by_key(&token, |edge| edge.token)
     }
 
     /// The leaf at `key` below this branch, which sits at `depth`.
@@ -158,17 +148,16 @@ impl Branch {
         address: &str,
         value: &[u8],
     ) -> bool {
+        self.dirty = true;
         let rest = &key[depth..];
         let position = match self.find(rest[0]) {
             Ok(position) => position,
             Err(position) => {
-                self.touch(position);
                 let leaf = Node::Leaf(Leaf::new(address, value));
                 self.edges.insert(position, Edge::new(rest, leaf));
                 return true;
             }
         };
-        self.touch(position);
         let edge = &mut self.edges[position];
         edge.stale = true;
         let common = common_prefix_len(&edge.path, rest);
@@ -187,7 +176,7 @@ impl Branch {
         let old_node = std::mem::replace(&mut *edge.node, Node::Branch(Branch::empty_root()));
         let lower = Edge::new(&edge.path[common..], old_node);
         let new_leaf = Edge::new(&rest[common..], Node::Leaf(Leaf::new(address, value)));
-        let edges = if lower.path[0] < new_leaf.path[0] {
+        let edges = if lower.token < new_leaf.token {
             vec![lower, new_leaf]
         } else {
             vec![new_leaf, lower]
@@ -196,8 +185,6 @@ impl Branch {
             edges,
             hash: [0; 32],
             dirty: true,
-            first_changed: 0,
-            checkpoints: Checkpoints::default(),
         });
         edge.path = rest[..common].into();
         true
@@ -236,7 +223,7 @@ impl Branch {
                 edge.stale = true;
             }
         }
-        self.touch(position);
+        self.dirty = true;
         true
     }
 
@@ -252,15 +239,11 @@ impl Branch {
         for edge in &mut self.edges {
             edge.refresh(scratch);
         }
-        let children = self.edges.iter().map(|edge| (edge.path[0], &edge.top));
-        self.hash = if self.edges.len() >= CHECKPOINT_FROM_CHILDREN {
-            branch_hash_resuming(children, self.first_changed, &mut self.checkpoints, scratch)
-        } else {
-            self.checkpoints.clear();
-            branch_hash(children, scratch)
-        };
+        self.hash = branch_hash(
+            self.edges.iter().map(|edge| (edge.token, &edge.top)),
+            scratch,
+        );
         self.dirty = false;
-        self.first_changed = usize::MAX;
     }
 }
 

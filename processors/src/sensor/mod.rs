@@ -19,8 +19,8 @@ use sawtooth_sdk::processor::handler::{ApplyError, TransactionContext, Transacti
 
 use crate::addressing::{self, gateway_key, goods_key, RecordKind, SENSOR_FAMILY};
 use crate::messages::coldchain::{
-    BloodUnit, Device, GatewayGrant, Lot, LotStatus, RecordReadings, Shipment, StatusChange,
-    StorageProfile, ThermalRecord,
+    BloodUnit, Device, GatewayGrant, Lot, LotStatus, RecordReadings, Shipment, StorageProfile,
+    ThermalRecord,
 };
 use crate::state;
 use crate::thermal::{self, ReadingPoint, ThermalOutcome};
@@ -289,7 +289,12 @@ fn apply_to_subject(
                         Some(found) => found,
                         None => load_lot(context, &subject.key, &shipment.shipment_id)?,
                     };
-                    if mark_lot_compromised(&mut found, signer, *at_s, reason) {
+                    if crate::registry::mark_lot_compromised(
+                        &mut found,
+                        signer,
+                        *at_s,
+                        &format!("cold chain broken: {reason}"),
+                    ) {
                         let address = RecordKind::Lot.address(&subject.key);
                         writes.push((address, state::encode(&found)?));
                     }
@@ -319,23 +324,6 @@ fn load_lot(
     state::load_required(context, &RecordKind::Lot.address(key), || {
         format!("shipment {shipment_id} carries lot {key}, which is not registered")
     })
-}
-
-/// Sets an active or quarantined lot to COMPROMISED with its status change;
-/// false when the lot is already in a final or compromised state.
-pub fn mark_lot_compromised(lot: &mut Lot, by: &str, at_s: u64, reason: &str) -> bool {
-    if !matches!(lot.status, LotStatus::ACTIVE | LotStatus::QUARANTINED) {
-        return false;
-    }
-    let mut change = StatusChange::new();
-    change.from = lot.status;
-    change.to = LotStatus::COMPROMISED;
-    change.by_public_key = by.to_string();
-    change.at_s = at_s;
-    change.reason = format!("cold chain broken: {reason}");
-    lot.status = LotStatus::COMPROMISED;
-    lot.history.push(change);
-    true
 }
 
 fn emit(

@@ -27,11 +27,24 @@ struct Options {
 }
 
 fn options() -> anyhow::Result<Options> {
-    let mut o = Options { lots: 10_000, readings: 1_000_000, big_shipment: 200_000, index: None, duration_s: 10, connections: 8 };
+    let mut o = Options {
+        lots: 10_000,
+        readings: 1_000_000,
+        big_shipment: 200_000,
+        index: None,
+        duration_s: 10,
+        connections: 8,
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
-        let [flag, value] = pair else { bail!("flag {} needs a value", pair[0]) };
-        let number = || value.parse::<u64>().with_context(|| format!("{flag} needs a whole number, got {value}"));
+        let [flag, value] = pair else {
+            bail!("flag {} needs a value", pair[0])
+        };
+        let number = || {
+            value
+                .parse::<u64>()
+                .with_context(|| format!("{flag} needs a whole number, got {value}"))
+        };
         match flag.as_str() {
             "--lots" => o.lots = number()?,
             "--readings" => o.readings = number()?,
@@ -60,10 +73,25 @@ struct Builder {
 }
 
 impl Builder {
-    async fn commit(&mut self, changes: Vec<StateChange>, readings: Vec<ReadingsBatch>) -> anyhow::Result<()> {
+    async fn commit(
+        &mut self,
+        changes: Vec<StateChange>,
+        readings: Vec<ReadingsBatch>,
+    ) -> anyhow::Result<()> {
         let block_id = format!("{:0128x}", self.num + 1);
-        let block = BlockRef { block_id: block_id.clone(), block_num: self.num, previous_block_id: self.previous.clone(), state_root: String::new() };
-        self.index.apply_block(BlockUpdate { block, changes, readings }).await?;
+        let block = BlockRef {
+            block_id: block_id.clone(),
+            block_num: self.num,
+            previous_block_id: self.previous.clone(),
+            state_root: String::new(),
+        };
+        self.index
+            .apply_block(BlockUpdate {
+                block,
+                changes,
+                readings,
+            })
+            .await?;
         self.previous = block_id;
         self.num += 1;
         Ok(())
@@ -71,7 +99,11 @@ impl Builder {
 }
 
 fn change(kind: RecordKind, key: &str, bytes: Vec<u8>) -> StateChange {
-    StateChange { address: kind.address(key), value: Some(bytes), txn_id: format!("{:0128x}", 7) }
+    StateChange {
+        address: kind.address(key),
+        value: Some(bytes),
+        txn_id: format!("{:0128x}", 7),
+    }
 }
 
 fn lot_records(i: u64) -> anyhow::Result<Vec<StateChange>> {
@@ -86,7 +118,11 @@ fn lot_records(i: u64) -> anyhow::Result<Vec<StateChange>> {
     lot.set_expiry_date(20301231);
     lot.set_quantity(100);
     lot.set_profile(profile.clone());
-    lot.set_status(match i % 20 { 0 => LotStatus::RECALLED, 1 => LotStatus::QUARANTINED, _ => LotStatus::ACTIVE });
+    lot.set_status(match i % 20 {
+        0 => LotStatus::RECALLED,
+        1 => LotStatus::QUARANTINED,
+        _ => LotStatus::ACTIVE,
+    });
     lot.set_manufacturer_org_id("maker".into());
     lot.set_custodian_org_id("pharmacy".into());
     let shipment_id = format!("SH-{name}");
@@ -114,7 +150,11 @@ fn lot_records(i: u64) -> anyhow::Result<Vec<StateChange>> {
     Ok(vec![
         change(RecordKind::Lot, &goods_key(GTIN, &name), encode(&lot)?),
         change(RecordKind::Shipment, &shipment_id, encode(&shipment)?),
-        change(RecordKind::GoodsThermal, &goods_key(GTIN, &name), encode(&thermal)?),
+        change(
+            RecordKind::GoodsThermal,
+            &goods_key(GTIN, &name),
+            encode(&thermal)?,
+        ),
         change(RecordKind::ShipmentThermal, &shipment_id, encode(&thermal)?),
     ])
 }
@@ -133,14 +173,21 @@ fn readings_batch(shipment: &str, first: u64, count: u64) -> ReadingsBatch {
             txn_id: format!("{first:0128x}"),
         })
         .collect();
-    ReadingsBatch { shipment_id: shipment.into(), device_id: "D1".into(), txn_id: format!("{first:0128x}"), position: 0, payload_sha512: format!("{first:0128x}"), readings: rows }
+    ReadingsBatch {
+        shipment_id: shipment.into(),
+        device_id: "D1".into(),
+        txn_id: format!("{first:0128x}"),
+        position: 0,
+        payload_sha512: format!("{first:0128x}"),
+        readings: rows,
+    }
 }
 
 async fn build(builder: &mut Builder, o: &Options, partner: &str) -> anyhow::Result<()> {
     let mut agent = Agent::new();
     agent.set_public_key(partner.into());
     agent.set_org_id("agency".into());
-    agent.set_roles(vec![Role::REGULATOR].into());
+    agent.set_roles(vec![Role::REGULATOR]);
     let mut big = Shipment::new();
     big.set_shipment_id("BIG".into());
     big.set_custodian_org_id("carrier".into());
@@ -149,7 +196,13 @@ async fn build(builder: &mut Builder, o: &Options, partner: &str) -> anyhow::Res
     profile.set_max_cdeg(800);
     big.set_profile(profile);
     builder
-        .commit(vec![change(RecordKind::Agent, partner, encode(&agent)?), change(RecordKind::Shipment, "BIG", encode(&big)?)], vec![])
+        .commit(
+            vec![
+                change(RecordKind::Agent, partner, encode(&agent)?),
+                change(RecordKind::Shipment, "BIG", encode(&big)?),
+            ],
+            vec![],
+        )
         .await?;
     for chunk in (0..o.lots).collect::<Vec<_>>().chunks(500) {
         let mut changes = Vec::new();
@@ -159,7 +212,7 @@ async fn build(builder: &mut Builder, o: &Options, partner: &str) -> anyhow::Res
         builder.commit(changes, vec![]).await?;
     }
     let spread = o.readings.saturating_sub(o.big_shipment);
-    let per_lot = if o.lots == 0 { 0 } else { spread / o.lots };
+    let per_lot = spread.checked_div(o.lots).unwrap_or(0);
     let mut pending = Vec::new();
     let mut in_block = 0;
     let emit = |batch: ReadingsBatch, pending: &mut Vec<ReadingsBatch>, in_block: &mut u64| {
@@ -169,13 +222,19 @@ async fn build(builder: &mut Builder, o: &Options, partner: &str) -> anyhow::Res
         pending.push(batch);
         *in_block >= 50_000
     };
-    let mut jobs: Vec<(String, u64)> = (0..o.lots).map(|i| (format!("SH-{}", lot_name(i)), per_lot)).collect();
+    let mut jobs: Vec<(String, u64)> = (0..o.lots)
+        .map(|i| (format!("SH-{}", lot_name(i)), per_lot))
+        .collect();
     jobs.push(("BIG".into(), o.big_shipment));
     for (shipment, count) in jobs {
         let mut first = 0;
         while first < count {
             let n = (count - first).min(1_000);
-            if emit(readings_batch(&shipment, first, n), &mut pending, &mut in_block) {
+            if emit(
+                readings_batch(&shipment, first, n),
+                &mut pending,
+                &mut in_block,
+            ) {
                 builder.commit(vec![], std::mem::take(&mut pending)).await?;
                 in_block = 0;
             }
@@ -194,33 +253,67 @@ struct WrkResult {
     p99: String,
 }
 
-fn wrk(url: &str, paths: &[String], token: &str, o: &Options, dir: &std::path::Path, name: &str) -> anyhow::Result<WrkResult> {
+fn wrk(
+    url: &str,
+    paths: &[String],
+    token: &str,
+    o: &Options,
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<WrkResult> {
     let list = dir.join(format!("{name}.paths"));
     std::fs::write(&list, paths.join("\n"))?;
     let script = dir.join(format!("{name}.lua"));
     let mut lua = std::fs::File::create(&script)?;
-    writeln!(lua, "local paths = {{}}\nfor line in io.lines(\"{}\") do paths[#paths + 1] = line end", list.display())?;
+    writeln!(
+        lua,
+        "local paths = {{}}\nfor line in io.lines(\"{}\") do paths[#paths + 1] = line end",
+        list.display()
+    )?;
     writeln!(lua, "wrk.headers[\"Authorization\"] = \"Bearer {token}\"")?;
-    writeln!(lua, "request = function() return wrk.format(\"GET\", paths[math.random(#paths)]) end")?;
+    writeln!(
+        lua,
+        "request = function() return wrk.format(\"GET\", paths[math.random(#paths)]) end"
+    )?;
     let output = Command::new("wrk")
-        .args(["-t", "2", "-c", &o.connections.to_string(), "-d", &format!("{}s", o.duration_s), "--latency", "-s"])
+        .args([
+            "-t",
+            "2",
+            "-c",
+            &o.connections.to_string(),
+            "-d",
+            &format!("{}s", o.duration_s),
+            "--latency",
+            "-s",
+        ])
         .arg(&script)
         .arg(url)
         .output()
         .context("running wrk (apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&output.stdout).to_string();
-    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string())).unwrap_or_default();
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
+            .unwrap_or_default()
+    };
     if text.contains("Non-2xx") {
         bail!("{name}: some requests failed:\n{text}");
     }
-    Ok(WrkResult { rps: field("Requests/sec:").parse().unwrap_or(0.0), p50: field("50%"), p99: field("99%") })
+    Ok(WrkResult {
+        rps: field("Requests/sec:").parse().unwrap_or(0.0),
+        p50: field("50%"),
+        p99: field("99%"),
+    })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let o = options()?;
     let dir = tempfile_dir()?;
-    let index_url = o.index.clone().unwrap_or_else(|| format!("sqlite://{}", dir.join("bench-index.db").display()));
+    let index_url = o
+        .index
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench-index.db").display()));
     let partner = coldchain_processors::signing::Signer::generate();
     let api = Api::start(ApiConfig {
         bind: "127.0.0.1:0".parse()?,
@@ -235,33 +328,76 @@ async fn main() -> anyhow::Result<()> {
         bail!("index {index_url} is not empty; give a fresh --index");
     }
     let started = std::time::Instant::now();
-    let mut builder = Builder { index: index.clone(), num: 0, previous: "0000000000000000".into() };
+    let mut builder = Builder {
+        index: index.clone(),
+        num: 0,
+        previous: "0000000000000000".into(),
+    };
     build(&mut builder, &o, partner.public_key()).await?;
     let build_s = started.elapsed().as_secs_f64();
     let token = coldchain_api::access::new_token();
-    index.store_token(&coldchain_api::access::token_digest(&token), partner.public_key(), "bench", 0).await?;
-    println!("index: {} lots, {} readings ({} in one shipment), built in {build_s:.1} s ({index_url})", o.lots, o.readings, o.big_shipment);
+    index
+        .store_token(
+            &coldchain_api::access::token_digest(&token),
+            partner.public_key(),
+            "bench",
+            0,
+        )
+        .await?;
+    println!(
+        "index: {} lots, {} readings ({} in one shipment), built in {build_s:.1} s ({index_url})",
+        o.lots, o.readings, o.big_shipment
+    );
 
-    let sample: Vec<u64> = (0..o.lots).step_by(usize::try_from((o.lots / 2_000).max(1)).unwrap_or(1)).collect();
-    let verify: Vec<String> = sample.iter().map(|i| format!("/01/{GTIN}/10/{}", lot_name(*i))).collect();
-    let provenance: Vec<String> = sample.iter().map(|i| format!("/api/v1/lots/{GTIN}/{}", lot_name(*i))).collect();
+    let sample: Vec<u64> = (0..o.lots)
+        .step_by(usize::try_from((o.lots / 2_000).max(1)).unwrap_or(1))
+        .collect();
+    let verify: Vec<String> = sample
+        .iter()
+        .map(|i| format!("/01/{GTIN}/10/{}", lot_name(*i)))
+        .collect();
+    let provenance: Vec<String> = sample
+        .iter()
+        .map(|i| format!("/api/v1/lots/{GTIN}/{}", lot_name(*i)))
+        .collect();
     let big_span = o.big_shipment * 10;
     let windows: Vec<String> = (0..500u64)
         .map(|k| {
             let from = 1_700_000_000 + (k * 7_919 % big_span.max(1));
-            format!("/api/v1/shipments/BIG/readings?from={from}&to={}&limit=500", from + 3_600)
+            format!(
+                "/api/v1/shipments/BIG/readings?from={from}&to={}&limit=500",
+                from + 3_600
+            )
         })
         .collect();
     let charts: Vec<String> = (0..100u64)
         .map(|k| {
             let from = 1_700_000_000 + (k * 7_919 % big_span.max(1));
-            format!("/api/v1/shipments/BIG/readings?from={from}&to={}&points=200", from + 86_400)
+            format!(
+                "/api/v1/shipments/BIG/readings?from={from}&to={}&points=200",
+                from + 86_400
+            )
         })
         .collect();
     println!("\n| request | requests/s | p50 | p99 |\n|---|---|---|---|");
-    for (name, paths) in [("verification (Digital Link)", &verify), ("lot provenance", &provenance), ("readings, 1 h window of the big shipment", &windows), ("chart, 1 day of the big shipment in 200 points", &charts)] {
-        let result = wrk(&api.url(), paths, &token, &o, &dir, &name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))?;
-        println!("| {name} | {:.0} | {} | {} |", result.rps, result.p50, result.p99);
+    for (name, paths) in [
+        ("verification (Digital Link)", &verify),
+        ("lot provenance", &provenance),
+        ("readings, 1 h window of the big shipment", &windows),
+        ("chart, 1 day of the big shipment in 200 points", &charts),
+    ] {
+        let result = wrk(
+            &api.url(),
+            paths,
+            &token,
+            &o,
+            &dir,
+            &name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+        )?;
+        println!(
+            "| {name} | {:.0} | {} | {} |",
+            result.rps, result.p50, result.p99
+        );
     }
     api.stop().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -170,7 +170,13 @@ pub trait IndexStore: Send + Sync {
     /// The shipment's readings batches in chain order.
     fn readings_batches(&self, shipment_id: &str) -> IndexFuture<'_, Vec<ReadingsBatchRow>>;
     /// Binds an API token (stored as its SHA-256) to a participant key.
-    fn store_token(&self, token_sha256: &str, public_key: &str, label: &str, at_s: u64) -> IndexFuture<'_, ()>;
+    fn store_token(
+        &self,
+        token_sha256: &str,
+        public_key: &str,
+        label: &str,
+        at_s: u64,
+    ) -> IndexFuture<'_, ()>;
     /// The participant key a token (by SHA-256) is bound to.
     fn token_owner(&self, token_sha256: &str) -> IndexFuture<'_, Option<String>>;
     /// Records a read of restricted data.
@@ -213,14 +219,19 @@ pub(crate) fn lot_links(changes: &[StateChange]) -> Vec<(String, String)> {
     let prefix = RecordKind::Shipment.address_prefix();
     let mut links = Vec::new();
     for change in changes {
-        let Some(value) = change.value.as_deref() else { continue };
+        let Some(value) = change.value.as_deref() else {
+            continue;
+        };
         if !change.address.starts_with(&prefix) {
             continue;
         }
         // An undecodable record is skipped here; the record itself is still indexed.
         if let Ok(shipment) = Shipment::parse_from_bytes(value) {
             for lot in shipment.get_lots() {
-                links.push((lot_key(lot.get_gtin(), lot.get_lot()), shipment.get_shipment_id().to_string()));
+                links.push((
+                    lot_key(lot.get_gtin(), lot.get_lot()),
+                    shipment.get_shipment_id().to_string(),
+                ));
             }
         }
     }

@@ -62,16 +62,24 @@ fn split_schema(url: &str) -> Result<(String, Option<String>), IndexError> {
             Some(name) => {
                 let plain = !name.is_empty()
                     && name.len() <= 63
-                    && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
                 if !plain {
-                    return Err(IndexError::BadUrl(format!("{url} (schema must be lowercase letters, digits and _)")));
+                    return Err(IndexError::BadUrl(format!(
+                        "{url} (schema must be lowercase letters, digits and _)"
+                    )));
                 }
                 schema = Some(name.to_string());
             }
             None => rest.push(pair),
         }
     }
-    let base = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+    let base = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
     Ok((base, schema))
 }
 
@@ -84,7 +92,9 @@ async fn connect_one(url: &str, schema: Option<&str>) -> Result<Client, IndexErr
     });
     if let Some(schema) = schema {
         client
-            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"))
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+            ))
             .await?;
     }
     Ok(client)
@@ -117,7 +127,10 @@ impl PostgresIndex {
         let writer = connect_one(&base, schema.as_deref()).await?;
         writer.batch_execute(SCHEMA).await?;
         let reader = connect_one(&base, schema.as_deref()).await?;
-        Ok(PostgresIndex { writer: Mutex::new(writer), reader })
+        Ok(PostgresIndex {
+            writer: Mutex::new(writer),
+            reader,
+        })
     }
 }
 
@@ -128,7 +141,10 @@ async fn apply(client: &mut Client, update: BlockUpdate) -> Result<(), IndexErro
     let head = tx.query_opt(HEAD, &[]).await?.map(|row| block_row(&row));
     let follows = match &head {
         None => true,
-        Some(head) => head.block_id == update.block.previous_block_id && head.block_num + 1 == update.block.block_num,
+        Some(head) => {
+            head.block_id == update.block.previous_block_id
+                && head.block_num + 1 == update.block.block_num
+        }
     };
     if !follows {
         let (head_num, head_id) = head.map(|h| (h.block_num, h.block_id)).unwrap_or_default();
@@ -154,7 +170,11 @@ async fn apply(client: &mut Client, update: BlockUpdate) -> Result<(), IndexErro
         .await?;
     for change in &update.changes {
         let kind = kind_of(&change.address);
-        tx.execute(&record, &[&change.address, &num, &kind, &change.value, &change.txn_id]).await?;
+        tx.execute(
+            &record,
+            &[&change.address, &num, &kind, &change.value, &change.txn_id],
+        )
+        .await?;
     }
     for (lot, shipment) in lot_links(&update.changes) {
         tx.execute(
@@ -174,13 +194,33 @@ async fn apply(client: &mut Client, update: BlockUpdate) -> Result<(), IndexErro
         .await?;
     for readings in &update.readings {
         let position = i32::try_from(readings.position).unwrap_or(i32::MAX);
-        tx.execute(&batch, &[&readings.shipment_id, &num, &position, &readings.txn_id, &readings.device_id, &readings.payload_sha512])
-            .await?;
+        tx.execute(
+            &batch,
+            &[
+                &readings.shipment_id,
+                &num,
+                &position,
+                &readings.txn_id,
+                &readings.device_id,
+                &readings.payload_sha512,
+            ],
+        )
+        .await?;
         for r in &readings.readings {
             let humidity = r.humidity_permille.map(i64::from);
             tx.execute(
                 &reading,
-                &[&r.shipment_id, &to_i64(r.time_s), &r.device_id, &to_i64(r.sequence), &r.temperature_cdeg, &humidity, &r.door, &num, &r.txn_id],
+                &[
+                    &r.shipment_id,
+                    &to_i64(r.time_s),
+                    &r.device_id,
+                    &to_i64(r.sequence),
+                    &r.temperature_cdeg,
+                    &humidity,
+                    &r.door,
+                    &num,
+                    &r.txn_id,
+                ],
             )
             .await?;
         }
@@ -191,7 +231,13 @@ async fn apply(client: &mut Client, update: BlockUpdate) -> Result<(), IndexErro
 
 impl IndexStore for PostgresIndex {
     fn head(&self) -> IndexFuture<'_, Option<BlockRef>> {
-        Box::pin(async move { Ok(self.reader.query_opt(HEAD, &[]).await?.map(|row| block_row(&row))) })
+        Box::pin(async move {
+            Ok(self
+                .reader
+                .query_opt(HEAD, &[])
+                .await?
+                .map(|row| block_row(&row)))
+        })
     }
 
     fn block_at(&self, block_num: u64) -> IndexFuture<'_, Option<BlockRef>> {
@@ -211,7 +257,10 @@ impl IndexStore for PostgresIndex {
         Box::pin(async move {
             let rows = self
                 .reader
-                .query("SELECT block_id FROM blocks ORDER BY block_num DESC LIMIT $1", &[&i64::from(count)])
+                .query(
+                    "SELECT block_id FROM blocks ORDER BY block_num DESC LIMIT $1",
+                    &[&i64::from(count)],
+                )
                 .await?;
             Ok(rows.iter().map(|row| row.get(0)).collect())
         })
@@ -229,8 +278,18 @@ impl IndexStore for PostgresIndex {
             let mut writer = self.writer.lock().await;
             let tx = writer.transaction().await?;
             let num = to_i64(block_num);
-            for table in ["records", "lot_shipments", "readings_batches", "readings", "blocks"] {
-                tx.execute(&format!("DELETE FROM {table} WHERE block_num > $1"), &[&num]).await?;
+            for table in [
+                "records",
+                "lot_shipments",
+                "readings_batches",
+                "readings",
+                "blocks",
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE block_num > $1"),
+                    &[&num],
+                )
+                .await?;
             }
             tx.commit().await?;
             Ok(())
@@ -241,7 +300,13 @@ impl IndexStore for PostgresIndex {
         Box::pin(async move {
             let mut writer = self.writer.lock().await;
             let tx = writer.transaction().await?;
-            for table in ["records", "lot_shipments", "readings_batches", "readings", "blocks"] {
+            for table in [
+                "records",
+                "lot_shipments",
+                "readings_batches",
+                "readings",
+                "blocks",
+            ] {
                 tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
             }
             tx.commit().await?;
@@ -376,8 +441,18 @@ impl IndexStore for PostgresIndex {
         })
     }
 
-    fn store_token(&self, token_sha256: &str, public_key: &str, label: &str, at_s: u64) -> IndexFuture<'_, ()> {
-        let (token, key, label) = (token_sha256.to_string(), public_key.to_string(), label.to_string());
+    fn store_token(
+        &self,
+        token_sha256: &str,
+        public_key: &str,
+        label: &str,
+        at_s: u64,
+    ) -> IndexFuture<'_, ()> {
+        let (token, key, label) = (
+            token_sha256.to_string(),
+            public_key.to_string(),
+            label.to_string(),
+        );
         Box::pin(async move {
             self.reader
                 .execute(
@@ -393,7 +468,13 @@ impl IndexStore for PostgresIndex {
     fn token_owner(&self, token_sha256: &str) -> IndexFuture<'_, Option<String>> {
         let token = token_sha256.to_string();
         Box::pin(async move {
-            let row = self.reader.query_opt("SELECT public_key FROM api_tokens WHERE token_sha256 = $1", &[&token]).await?;
+            let row = self
+                .reader
+                .query_opt(
+                    "SELECT public_key FROM api_tokens WHERE token_sha256 = $1",
+                    &[&token],
+                )
+                .await?;
             Ok(row.map(|row| row.get(0)))
         })
     }
@@ -441,7 +522,8 @@ mod tests {
 
     #[test]
     fn schema_parameter_is_split_off_and_checked() {
-        let (base, schema) = split_schema("postgres://postgres@127.0.0.1:5432/test?schema=t_1").unwrap();
+        let (base, schema) =
+            split_schema("postgres://postgres@127.0.0.1:5432/test?schema=t_1").unwrap();
         assert_eq!(base, "postgres://postgres@127.0.0.1:5432/test");
         assert_eq!(schema.as_deref(), Some("t_1"));
         assert!(split_schema("postgres://h/test?schema=x;drop").is_err());

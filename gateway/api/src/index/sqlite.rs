@@ -189,7 +189,13 @@ fn apply(conn: &mut Connection, update: &BlockUpdate) -> Result<(), IndexError> 
             "INSERT OR REPLACE INTO records (address, block_num, kind, data, txn_id) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for change in &update.changes {
-            record.execute(params![change.address, num, kind_of(&change.address), change.value, change.txn_id])?;
+            record.execute(params![
+                change.address,
+                num,
+                kind_of(&change.address),
+                change.value,
+                change.txn_id
+            ])?;
         }
         let mut link = tx.prepare_cached(
             "INSERT OR IGNORE INTO lot_shipments (lot_key, shipment_id, block_num) VALUES (?1, ?2, ?3)",
@@ -204,9 +210,26 @@ fn apply(conn: &mut Connection, update: &BlockUpdate) -> Result<(), IndexError> 
             "INSERT OR REPLACE INTO readings (shipment_id, time_s, device_id, sequence, temperature_cdeg, humidity_permille, door, block_num, txn_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for readings in &update.readings {
-            batch.execute(params![readings.shipment_id, num, readings.position, readings.txn_id, readings.device_id, readings.payload_sha512])?;
+            batch.execute(params![
+                readings.shipment_id,
+                num,
+                readings.position,
+                readings.txn_id,
+                readings.device_id,
+                readings.payload_sha512
+            ])?;
             for r in &readings.readings {
-                reading.execute(params![r.shipment_id, to_i64(r.time_s), r.device_id, to_i64(r.sequence), r.temperature_cdeg, r.humidity_permille, r.door, num, r.txn_id])?;
+                reading.execute(params![
+                    r.shipment_id,
+                    to_i64(r.time_s),
+                    r.device_id,
+                    to_i64(r.sequence),
+                    r.temperature_cdeg,
+                    r.humidity_permille,
+                    r.door,
+                    num,
+                    r.txn_id
+                ])?;
             }
         }
     }
@@ -233,8 +256,11 @@ impl IndexStore for SqliteIndex {
 
     fn recent_block_ids(&self, count: u32) -> IndexFuture<'_, Vec<String>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT block_id FROM blocks ORDER BY block_num DESC LIMIT ?1")?;
-            let ids = stmt.query_map([count], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            let mut stmt = conn
+                .prepare_cached("SELECT block_id FROM blocks ORDER BY block_num DESC LIMIT ?1")?;
+            let ids = stmt
+                .query_map([count], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
             Ok(ids)
         })
     }
@@ -247,7 +273,13 @@ impl IndexStore for SqliteIndex {
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let num = to_i64(block_num);
-            for table in ["records", "lot_shipments", "readings_batches", "readings", "blocks"] {
+            for table in [
+                "records",
+                "lot_shipments",
+                "readings_batches",
+                "readings",
+                "blocks",
+            ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE block_num > ?1"), [num])?;
             }
             tx.commit()?;
@@ -258,7 +290,13 @@ impl IndexStore for SqliteIndex {
     fn roll_back_to_nothing(&self) -> IndexFuture<'_, ()> {
         self.write(|conn| {
             let tx = conn.transaction()?;
-            for table in ["records", "lot_shipments", "readings_batches", "readings", "blocks"] {
+            for table in [
+                "records",
+                "lot_shipments",
+                "readings_batches",
+                "readings",
+                "blocks",
+            ] {
                 tx.execute(&format!("DELETE FROM {table}"), [])?;
             }
             tx.commit()?;
@@ -373,8 +411,18 @@ impl IndexStore for SqliteIndex {
         })
     }
 
-    fn store_token(&self, token_sha256: &str, public_key: &str, label: &str, at_s: u64) -> IndexFuture<'_, ()> {
-        let (token, key, label) = (token_sha256.to_string(), public_key.to_string(), label.to_string());
+    fn store_token(
+        &self,
+        token_sha256: &str,
+        public_key: &str,
+        label: &str,
+        at_s: u64,
+    ) -> IndexFuture<'_, ()> {
+        let (token, key, label) = (
+            token_sha256.to_string(),
+            public_key.to_string(),
+            label.to_string(),
+        );
         self.write(move |conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO api_tokens (token_sha256, public_key, label, created_at_s) VALUES (?1, ?2, ?3, ?4)",
@@ -388,7 +436,11 @@ impl IndexStore for SqliteIndex {
         let token = token_sha256.to_string();
         self.read(move |conn| {
             Ok(conn
-                .query_row("SELECT public_key FROM api_tokens WHERE token_sha256 = ?1", [&token], |row| row.get(0))
+                .query_row(
+                    "SELECT public_key FROM api_tokens WHERE token_sha256 = ?1",
+                    [&token],
+                    |row| row.get(0),
+                )
                 .optional()?)
         })
     }

@@ -4,32 +4,48 @@ use coldchain_processors::addressing::{goods_key, RecordKind};
 use coldchain_processors::messages::coldchain::{Lot, Pack, ThermalRecord};
 use serde_json::json;
 
-use super::{json_answer, now_s, AppState, Answer, Request};
+use super::{json_answer, now_s, Answer, AppState, Request};
 use crate::error::ApiError;
 use crate::identifiers::{check_code, expiry_from_yymmdd, normalize_gtin, parse_digital_link};
 use crate::records::load;
 use crate::verdict::{date_of, decide, VerdictInput};
 
 pub async fn by_query(state: &AppState, request: &Request) -> Answer {
-    let gtin = request
-        .query
-        .get("gtin")
-        .ok_or_else(|| ApiError::bad_request("missing_gtin", "gtin is required, with lot and/or serial".into()))?;
+    let gtin = request.query.get("gtin").ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_gtin",
+            "gtin is required, with lot and/or serial".into(),
+        )
+    })?;
     let gtin = normalize_gtin(gtin)?;
     let lot = request.query.get("lot").cloned();
     let serial = request.query.get("serial").cloned();
-    let expiry = request.query.get("exp").map(|e| expiry_from_yymmdd(e)).transpose()?;
+    let expiry = request
+        .query
+        .get("exp")
+        .map(|e| expiry_from_yymmdd(e))
+        .transpose()?;
     verify(state, gtin, lot, serial, expiry).await
 }
 
 pub async fn digital_link(state: &AppState, request: &Request, rest: &[&str]) -> Answer {
     let segments: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
     let link = parse_digital_link(&segments)?;
-    let expiry = request.query.get("17").map(|e| expiry_from_yymmdd(e)).transpose()?;
+    let expiry = request
+        .query
+        .get("17")
+        .map(|e| expiry_from_yymmdd(e))
+        .transpose()?;
     verify(state, link.gtin, link.lot, link.serial, expiry).await
 }
 
-async fn verify(state: &AppState, gtin: String, lot: Option<String>, serial: Option<String>, expiry: Option<u32>) -> Answer {
+async fn verify(
+    state: &AppState,
+    gtin: String,
+    lot: Option<String>,
+    serial: Option<String>,
+    expiry: Option<u32>,
+) -> Answer {
     if let Some(lot) = &lot {
         check_code("lot", lot)?;
     }
@@ -37,7 +53,10 @@ async fn verify(state: &AppState, gtin: String, lot: Option<String>, serial: Opt
         check_code("serial", serial)?;
     }
     if lot.is_none() && serial.is_none() {
-        return Err(ApiError::bad_request("missing_lot_or_serial", "give a lot, a serial, or both with the GTIN".into()));
+        return Err(ApiError::bad_request(
+            "missing_lot_or_serial",
+            "give a lot, a serial, or both with the GTIN".into(),
+        ));
     }
     let index = state.index.as_ref();
     let as_of_block = index.head().await?;
@@ -45,13 +64,17 @@ async fn verify(state: &AppState, gtin: String, lot: Option<String>, serial: Opt
         Some(serial) => load::<Pack>(index, RecordKind::Pack, &goods_key(&gtin, serial)).await?,
         None => None,
     };
-    let lot_number = lot.clone().or_else(|| pack.as_ref().map(|p| p.record.get_lot().to_string()));
+    let lot_number = lot
+        .clone()
+        .or_else(|| pack.as_ref().map(|p| p.record.get_lot().to_string()));
     let lot_record = match &lot_number {
         Some(lot) => load::<Lot>(index, RecordKind::Lot, &goods_key(&gtin, lot)).await?,
         None => None,
     };
     let thermal = match &lot_number {
-        Some(lot) if lot_record.is_some() => load::<ThermalRecord>(index, RecordKind::GoodsThermal, &goods_key(&gtin, lot)).await?,
+        Some(lot) if lot_record.is_some() => {
+            load::<ThermalRecord>(index, RecordKind::GoodsThermal, &goods_key(&gtin, lot)).await?
+        }
         _ => None,
     };
     let verdict = decide(&VerdictInput {
@@ -78,15 +101,18 @@ async fn verify(state: &AppState, gtin: String, lot: Option<String>, serial: Opt
             "manufacturer_org_id": l.record.get_manufacturer_org_id(),
         })
     });
-    json_answer(200, &json!({
-        "verdict": verdict.verdict,
-        "reasons": verdict.reasons,
-        "gtin": gtin,
-        "lot": lot_number,
-        "serial": serial,
-        "lot_record": lot_view,
-        "as_of_block": as_of_block,
-        "evidence": evidence,
-        "lot_versions": status_history,
-    }))
+    json_answer(
+        200,
+        &json!({
+            "verdict": verdict.verdict,
+            "reasons": verdict.reasons,
+            "gtin": gtin,
+            "lot": lot_number,
+            "serial": serial,
+            "lot_record": lot_view,
+            "as_of_block": as_of_block,
+            "evidence": evidence,
+            "lot_versions": status_history,
+        }),
+    )
 }

@@ -3,20 +3,34 @@ use coldchain_api::access::signed_message;
 use coldchain_processors::signing::Signer;
 
 pub fn now_s() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// GET `path_and_query` without credentials: (status, body).
 pub async fn get(base: &str, path_and_query: &str) -> (u16, serde_json::Value) {
-    let response = reqwest::get(format!("{base}{path_and_query}")).await.expect("API answers");
+    let response = reqwest::get(format!("{base}{path_and_query}"))
+        .await
+        .expect("API answers");
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }
 
 /// GET signed with a partner key.
-pub async fn signed_get(base: &str, path_and_query: &str, signer: &Signer) -> (u16, serde_json::Value) {
-    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+pub async fn signed_get(
+    base: &str,
+    path_and_query: &str,
+    signer: &Signer,
+) -> (u16, serde_json::Value) {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
     let timestamp = now_s().to_string();
     let signature = signer.sign(signed_message("GET", path, query, &timestamp).as_bytes());
     let response = reqwest::Client::new()
@@ -29,13 +43,17 @@ pub async fn signed_get(base: &str, path_and_query: &str, signer: &Signer) -> (u
         .expect("API answers");
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }
 
 /// A bearer token for `signer` from POST /api/v1/tokens.
 pub async fn token_for(base: &str, signer: &Signer) -> String {
     let timestamp = now_s().to_string();
-    let signature = signer.sign(signed_message("POST", "/api/v1/tokens", "label=test", &timestamp).as_bytes());
+    let signature =
+        signer.sign(signed_message("POST", "/api/v1/tokens", "label=test", &timestamp).as_bytes());
     let response = reqwest::Client::new()
         .post(format!("{base}/api/v1/tokens?label=test"))
         .header("X-Coldchain-Key", signer.public_key())

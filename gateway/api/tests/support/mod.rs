@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use coldchain_api::chain::{readings_batch, ChainLookup, LookupFuture};
 use coldchain_api::index::{BlockRef, BlockUpdate, StateChange};
-use coldchain_processors::addressing::{ADMINS_SETTING, CUSTODY_FAMILY, REGISTRY_FAMILY, SENSOR_FAMILY};
+use coldchain_processors::addressing::{
+    ADMINS_SETTING, CUSTODY_FAMILY, REGISTRY_FAMILY, SENSOR_FAMILY,
+};
 use coldchain_processors::custody::CustodyHandler;
 use coldchain_processors::memory_context::MemoryContext;
 use coldchain_processors::messages::coldchain::*;
@@ -20,17 +22,46 @@ use sawtooth_sdk::processor::handler::TransactionHandler;
 use sha2::{Digest, Sha512};
 
 pub mod http;
+pub mod recorded_node;
 pub mod scenario;
 
 pub const NULL_BLOCK_ID: &str = "0000000000000000";
+
+/// Where the test story commits its transactions: recorded blocks or a live node.
+pub trait Chain {
+    /// The key listed in `coldchain.admins` at genesis.
+    fn admin(&self) -> Signer;
+    /// Commits the transactions as one all-or-nothing batch.
+    fn submit(&mut self, txns: Vec<Tx<'_>>) -> Result<(), String>;
+}
+
+impl Chain for Ledger {
+    fn admin(&self) -> Signer {
+        self.admin.clone()
+    }
+    fn submit(&mut self, txns: Vec<Tx<'_>>) -> Result<(), String> {
+        self.commit(txns).map(|_| ())
+    }
+}
 
 /// A chain of recorded blocks over in-memory state.
 pub struct Ledger {
     context: MemoryContext,
     pub blocks: Vec<BlockUpdate>,
+    /// The transactions of each block, as the REST API would serve them.
+    pub transactions: Vec<Vec<RecordedTxn>>,
     snapshots: Vec<BTreeMap<String, Vec<u8>>>,
     pub admin: Signer,
     fork_salt: u64,
+}
+
+/// A committed transaction: id, family, declared outputs and payload.
+#[derive(Clone, Debug)]
+pub struct RecordedTxn {
+    pub id: String,
+    pub family: String,
+    pub outputs: Vec<String>,
+    pub payload: Vec<u8>,
 }
 
 /// One transaction to put in a block.
@@ -55,7 +86,13 @@ pub fn custody(signer: &Signer, at_s: u64, action: CustodyPayload_oneof_action) 
     Tx { spec, signer }
 }
 
-pub fn readings<'a>(gateway: &'a Signer, device_org: &str, device: &str, shipment: &str, points: &[(u64, u64, i32)]) -> Tx<'a> {
+pub fn readings<'a>(
+    gateway: &'a Signer,
+    device_org: &str,
+    device: &str,
+    shipment: &str,
+    points: &[(u64, u64, i32)],
+) -> Tx<'a> {
     let mut batch = RecordReadings::new();
     batch.set_device_id(device.into());
     batch.set_shipment_id(shipment.into());
@@ -66,8 +103,15 @@ pub fn readings<'a>(gateway: &'a Signer, device_org: &str, device: &str, shipmen
         reading.set_temperature_cdeg(*cdeg);
         batch.mut_readings().push(reading);
     }
-    let spec = coldchain_processors::sensor::spec::record_readings_spec(&batch, device_org, gateway.public_key());
-    Tx { spec, signer: gateway }
+    let spec = coldchain_processors::sensor::spec::record_readings_spec(
+        &batch,
+        device_org,
+        gateway.public_key(),
+    );
+    Tx {
+        spec,
+        signer: gateway,
+    }
 }
 
 fn block_id(previous: &str, txn_ids: &[String], salt: u64) -> String {
@@ -85,7 +129,9 @@ impl Ledger {
     pub fn new() -> Ledger {
         let admin = Signer::generate();
         let context = MemoryContext::new();
-        let setting = coldchain_processors::state::encode_setting(ADMINS_SETTING, admin.public_key()).expect("setting");
+        let setting =
+            coldchain_processors::state::encode_setting(ADMINS_SETTING, admin.public_key())
+                .expect("setting");
         let address = coldchain_processors::addressing::setting_address(ADMINS_SETTING);
         context.put(&address, setting.clone());
         let block = BlockRef {
@@ -94,8 +140,23 @@ impl Ledger {
             previous_block_id: NULL_BLOCK_ID.into(),
             state_root: "genesis".into(),
         };
-        let genesis = BlockUpdate { block, changes: vec![StateChange { address, value: Some(setting), txn_id: String::new() }], readings: vec![] };
-        Ledger { snapshots: vec![context.snapshot()], context, blocks: vec![genesis], admin, fork_salt: 0 }
+        let genesis = BlockUpdate {
+            block,
+            changes: vec![StateChange {
+                address,
+                value: Some(setting),
+                txn_id: String::new(),
+            }],
+            readings: vec![],
+        };
+        Ledger {
+            snapshots: vec![context.snapshot()],
+            context,
+            blocks: vec![genesis],
+            transactions: vec![vec![]],
+            admin,
+            fork_salt: 0,
+        }
     }
 
     pub fn head(&self) -> &BlockRef {
@@ -108,12 +169,16 @@ impl Ledger {
         let mut ids = Vec::new();
         let mut changes: BTreeMap<String, (Option<Vec<u8>>, String)> = BTreeMap::new();
         let mut readings = Vec::new();
+        let mut recorded = Vec::new();
         for tx in txns {
             let family = tx.spec.family_name.clone();
             let payload = tx.spec.payload.clone();
-            let transaction = sign_transaction(tx.spec, tx.signer, tx.signer.public_key()).map_err(|e| e.to_string())?;
+            let outputs = tx.spec.outputs.clone();
+            let transaction = sign_transaction(tx.spec, tx.signer, tx.signer.public_key())
+                .map_err(|e| e.to_string())?;
             let id = transaction.get_header_signature().to_string();
-            let header = TransactionHeader::parse_from_bytes(transaction.get_header()).map_err(|e| e.to_string())?;
+            let header = TransactionHeader::parse_from_bytes(transaction.get_header())
+                .map_err(|e| e.to_string())?;
             let mut request = TpProcessRequest::new();
             request.set_header(header);
             request.set_payload(payload.clone());
@@ -142,6 +207,12 @@ impl Ledger {
                 let position = u32::try_from(readings.len()).unwrap_or(0);
                 readings.extend(readings_batch(&id, position, &payload));
             }
+            recorded.push(RecordedTxn {
+                id: id.clone(),
+                family: family.clone(),
+                outputs,
+                payload,
+            });
             ids.push(id);
         }
         let _ = self.context.take_events();
@@ -154,10 +225,18 @@ impl Ledger {
         };
         let update = BlockUpdate {
             block,
-            changes: changes.into_iter().map(|(address, (value, txn_id))| StateChange { address, value, txn_id }).collect(),
+            changes: changes
+                .into_iter()
+                .map(|(address, (value, txn_id))| StateChange {
+                    address,
+                    value,
+                    txn_id,
+                })
+                .collect(),
             readings,
         };
         self.blocks.push(update.clone());
+        self.transactions.push(recorded);
         self.snapshots.push(self.context.snapshot());
         Ok(update)
     }
@@ -166,6 +245,7 @@ impl Ledger {
     pub fn fork_at(&mut self, block_num: u64) {
         let keep = usize::try_from(block_num).expect("small") + 1;
         self.blocks.truncate(keep);
+        self.transactions.truncate(keep);
         self.snapshots.truncate(keep);
         self.context.restore(self.snapshots[keep - 1].clone());
         self.fork_salt += 1;
@@ -173,7 +253,12 @@ impl Ledger {
 
     /// The current chain's block ids, as a [`ChainLookup`].
     pub fn lookup(&self) -> RecordedChain {
-        RecordedChain(self.blocks.iter().map(|b| b.block.block_id.clone()).collect())
+        RecordedChain(
+            self.blocks
+                .iter()
+                .map(|b| b.block.block_id.clone())
+                .collect(),
+        )
     }
 }
 
@@ -188,13 +273,21 @@ impl ChainLookup for RecordedChain {
 
 /// A GLN (13 digits) with its check digit, from a 12-digit body.
 pub fn gln(body: &str) -> String {
-    let sum: u32 = body.bytes().rev().enumerate().map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 }).sum();
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
     format!("{body}{}", (10 - sum % 10) % 10)
 }
 
 /// A PostgreSQL index URL in a schema of its own for `test`.
 pub fn postgres_url(test: &str) -> String {
-    format!("postgres://postgres@127.0.0.1:5432/test?schema={}", postgres_schema(test))
+    format!(
+        "postgres://postgres@127.0.0.1:5432/test?schema={}",
+        postgres_schema(test)
+    )
 }
 
 fn postgres_schema(test: &str) -> String {
@@ -203,7 +296,18 @@ fn postgres_schema(test: &str) -> String {
 
 /// Drops the schema a test's PostgreSQL index used.
 pub async fn drop_postgres_schema(test: &str) {
-    let (client, connection) = tokio_postgres::connect("postgres://postgres@127.0.0.1:5432/test", tokio_postgres::NoTls).await.expect("PostgreSQL at 127.0.0.1:5432");
+    let (client, connection) = tokio_postgres::connect(
+        "postgres://postgres@127.0.0.1:5432/test",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL at 127.0.0.1:5432");
     tokio::spawn(connection);
-    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", postgres_schema(test))).await.expect("schema dropped");
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            postgres_schema(test)
+        ))
+        .await
+        .expect("schema dropped");
 }

@@ -6,7 +6,7 @@ use coldchain_processors::messages::coldchain::RegistryPayload_oneof_action as R
 use coldchain_processors::messages::coldchain::*;
 use coldchain_processors::signing::Signer;
 
-use super::{custody, gln, readings, registry, Ledger};
+use super::{custody, gln, readings, registry, Chain};
 
 pub const GTIN: &str = "09501101530003";
 pub const T0: u64 = 1_700_000_000;
@@ -52,7 +52,7 @@ fn lot_ref(lot: &str) -> LotRef {
 }
 
 /// Registers everyone (block 1) and the lots, loggers and gateway (block 2).
-pub fn register(ledger: &mut Ledger) -> Parties {
+pub fn register(ledger: &mut impl Chain) -> Parties {
     let parties = Parties {
         maker: Signer::generate(),
         carrier: Signer::generate(),
@@ -61,7 +61,7 @@ pub fn register(ledger: &mut Ledger) -> Parties {
         regulator: Signer::generate(),
         gateway: Signer::generate(),
     };
-    let admin = ledger.admin.clone();
+    let admin = ledger.admin();
     let orgs = [
         ("maker", &parties.maker, Role::MANUFACTURER),
         ("carrier", &parties.carrier, Role::CARRIER),
@@ -74,8 +74,12 @@ pub fn register(ledger: &mut Ledger) -> Parties {
         let mut create = CreateOrganization::new();
         create.set_org_id(org.to_string());
         create.set_name(org.to_string());
-        let roles = if *role == Role::REGULATOR { vec![Role::REGULATOR, Role::INSPECTOR] } else { vec![*role] };
-        create.set_roles(roles.into());
+        let roles = if *role == Role::REGULATOR {
+            vec![Role::REGULATOR, Role::INSPECTOR]
+        } else {
+            vec![*role]
+        };
+        create.set_roles(roles);
         txns.push(registry(&admin, T0, R::create_organization(create)));
         let mut add = AddSite::new();
         add.set_org_id(org.to_string());
@@ -86,19 +90,32 @@ pub fn register(ledger: &mut Ledger) -> Parties {
         agent.set_org_id(org.to_string());
         agent.set_public_key(key.public_key().to_string());
         agent.set_name(format!("{org} agent"));
-        agent.set_roles(vec![*role, Role::ADMIN].into());
+        agent.set_roles(vec![*role, Role::ADMIN]);
         txns.push(registry(&admin, T0, R::add_agent(agent)));
     }
-    ledger.commit(txns).expect("participants register");
+    ledger.submit(txns).expect("participants register");
 
     let mut txns = Vec::new();
-    for (lot, expiry) in [("L-OK", 20301231), ("L-HOT", 20301231), ("L-RECALL", 20301231), ("L-QUAR", 20301231), ("L-EXP", 20240101)] {
+    for (lot, expiry) in [
+        ("L-OK", 20301231),
+        ("L-HOT", 20301231),
+        ("L-RECALL", 20301231),
+        ("L-QUAR", 20301231),
+        ("L-EXP", 20240101),
+    ] {
         let mut create = CreateLot::new();
         create.set_gtin(GTIN.into());
         create.set_lot(lot.into());
         create.set_expiry_date(expiry);
         create.set_quantity(3);
-        create.set_serials(vec![format!("{lot}-S1"), format!("{lot}-S2"), format!("{lot}-S3")].into());
+        create.set_serials(
+            vec![
+                format!("{lot}-S1"),
+                format!("{lot}-S2"),
+                format!("{lot}-S3"),
+            ]
+            .into(),
+        );
         create.set_profile(profile());
         create.set_site_gln(site("maker"));
         create.set_product_name("Cold vaccine".into());
@@ -110,19 +127,34 @@ pub fn register(ledger: &mut Ledger) -> Parties {
         register.set_org_id("carrier".into());
         register.set_model("logger".into());
         register.set_calibration_due_date(20301231);
-        txns.push(registry(&parties.carrier, T0 + 10, R::register_device(register)));
+        txns.push(registry(
+            &parties.carrier,
+            T0 + 10,
+            R::register_device(register),
+        ));
     }
     let mut grant = AuthorizeGateway::new();
     grant.set_org_id("carrier".into());
     grant.set_public_key(parties.gateway.public_key().into());
     grant.set_name("reefer gateway".into());
-    txns.push(registry(&parties.carrier, T0 + 10, R::authorize_gateway(grant)));
-    ledger.commit(txns).expect("lots and loggers register");
+    txns.push(registry(
+        &parties.carrier,
+        T0 + 10,
+        R::authorize_gateway(grant),
+    ));
+    ledger.submit(txns).expect("lots and loggers register");
     parties
 }
 
 /// Maker ships `lot` in `shipment` with logger `device` and hands it to the carrier.
-pub fn ship_to_carrier(ledger: &mut Ledger, p: &Parties, shipment: &str, lot: &str, device: &str, at: u64) {
+pub fn ship_to_carrier(
+    ledger: &mut impl Chain,
+    p: &Parties,
+    shipment: &str,
+    lot: &str,
+    device: &str,
+    at: u64,
+) {
     let mut create = CreateShipment::new();
     create.set_shipment_id(shipment.into());
     create.set_from_gln(site("maker"));
@@ -136,7 +168,7 @@ pub fn ship_to_carrier(ledger: &mut Ledger, p: &Parties, shipment: &str, lot: &s
     propose.set_to_org_id("carrier".into());
     propose.set_at_gln(site("maker"));
     ledger
-        .commit(vec![
+        .submit(vec![
             custody(&p.maker, at, C::create_shipment(create)),
             custody(&p.carrier, at, C::attach_device(attach)),
             custody(&p.maker, at, C::propose_handoff(propose)),
@@ -144,56 +176,141 @@ pub fn ship_to_carrier(ledger: &mut Ledger, p: &Parties, shipment: &str, lot: &s
         .expect("shipment created and proposed");
     let mut accept = AcceptHandoff::new();
     accept.set_shipment_id(shipment.into());
-    ledger.commit(vec![custody(&p.carrier, at + 60, C::accept_handoff(accept))]).expect("carrier accepts");
+    ledger
+        .submit(vec![custody(
+            &p.carrier,
+            at + 60,
+            C::accept_handoff(accept),
+        )])
+        .expect("carrier accepts");
 }
 
 /// Ten-minute readings from `start` at the given temperatures.
-pub fn record(ledger: &mut Ledger, p: &Parties, device: &str, shipment: &str, first_seq: u64, start: u64, temps: &[i32]) {
-    let points: Vec<(u64, u64, i32)> = temps.iter().enumerate().map(|(i, t)| (first_seq + i as u64, start + 600 * i as u64, *t)).collect();
-    ledger.commit(vec![readings(&p.gateway, "carrier", device, shipment, &points)]).expect("readings accepted");
+pub fn record(
+    ledger: &mut impl Chain,
+    p: &Parties,
+    device: &str,
+    shipment: &str,
+    first_seq: u64,
+    start: u64,
+    temps: &[i32],
+) {
+    let points: Vec<(u64, u64, i32)> = temps
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (first_seq + i as u64, start + 600 * i as u64, *t))
+        .collect();
+    ledger
+        .submit(vec![readings(
+            &p.gateway, "carrier", device, shipment, &points,
+        )])
+        .expect("readings accepted");
 }
 
 /// Carrier hands the shipment to the pharmacy.
-pub fn deliver(ledger: &mut Ledger, p: &Parties, shipment: &str, at: u64, into_quarantine: bool) {
+pub fn deliver(
+    ledger: &mut impl Chain,
+    p: &Parties,
+    shipment: &str,
+    at: u64,
+    into_quarantine: bool,
+) {
     let mut propose = ProposeHandoff::new();
     propose.set_shipment_id(shipment.into());
     propose.set_to_org_id("pharmacy".into());
     propose.set_at_gln(site("pharmacy"));
-    ledger.commit(vec![custody(&p.carrier, at, C::propose_handoff(propose))]).expect("delivery proposed");
+    ledger
+        .submit(vec![custody(&p.carrier, at, C::propose_handoff(propose))])
+        .expect("delivery proposed");
     let mut accept = AcceptHandoff::new();
     accept.set_shipment_id(shipment.into());
     accept.set_into_quarantine(into_quarantine);
-    ledger.commit(vec![custody(&p.pharmacy, at + 60, C::accept_handoff(accept))]).expect("pharmacy accepts");
+    ledger
+        .submit(vec![custody(
+            &p.pharmacy,
+            at + 60,
+            C::accept_handoff(accept),
+        )])
+        .expect("pharmacy accepts");
 }
 
-pub fn change_status(ledger: &mut Ledger, by: &Signer, lot: &str, status: LotStatus, reason: &str, at: u64) {
+pub fn change_status(
+    ledger: &mut impl Chain,
+    by: &Signer,
+    lot: &str,
+    status: LotStatus,
+    reason: &str,
+    at: u64,
+) {
     let mut change = ChangeLotStatus::new();
     change.set_lot(lot_ref(lot));
     change.set_status(status);
     change.set_reason(reason.into());
-    ledger.commit(vec![registry(by, at, R::change_lot_status(change))]).expect("status change accepted");
+    ledger
+        .submit(vec![registry(by, at, R::change_lot_status(change))])
+        .expect("status change accepted");
 }
 
-pub fn dispense(ledger: &mut Ledger, p: &Parties, serial: &str, at: u64) {
+pub fn dispense(ledger: &mut impl Chain, p: &Parties, serial: &str, at: u64) {
     let mut dispense = DispensePack::new();
     dispense.set_gtin(GTIN.into());
     dispense.set_serial(serial.into());
     dispense.set_site_gln(site("pharmacy"));
-    ledger.commit(vec![custody(&p.pharmacy, at, C::dispense_pack(dispense))]).expect("dispensing accepted");
+    ledger
+        .submit(vec![custody(&p.pharmacy, at, C::dispense_pack(dispense))])
+        .expect("dispensing accepted");
 }
 
 /// The whole story; returns the parties.
-pub fn full_story(ledger: &mut Ledger) -> Parties {
+pub fn full_story(ledger: &mut impl Chain) -> Parties {
     let p = register(ledger);
     ship_to_carrier(ledger, &p, "SH-COLD", "L-OK", "D1", T0 + 100);
     ship_to_carrier(ledger, &p, "SH-HOT", "L-HOT", "D2", T0 + 100);
-    record(ledger, &p, "D1", "SH-COLD", 1, T0 + 200, &[500, 520, 480, 510, 530, 490, 505]);
+    record(
+        ledger,
+        &p,
+        "D1",
+        "SH-COLD",
+        1,
+        T0 + 200,
+        &[500, 520, 480, 510, 530, 490, 505],
+    );
     // One hour at 12 °C: beyond the 30-minute single-event budget.
-    record(ledger, &p, "D2", "SH-HOT", 1, T0 + 200, &[500, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 500]);
-    record(ledger, &p, "D1", "SH-COLD", 8, T0 + 200 + 7 * 600, &[500, 510, 495]);
+    record(
+        ledger,
+        &p,
+        "D2",
+        "SH-HOT",
+        1,
+        T0 + 200,
+        &[500, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 500],
+    );
+    record(
+        ledger,
+        &p,
+        "D1",
+        "SH-COLD",
+        8,
+        T0 + 200 + 7 * 600,
+        &[500, 510, 495],
+    );
     deliver(ledger, &p, "SH-COLD", T0 + 10_000, false);
     dispense(ledger, &p, "L-OK-S2", T0 + 11_000);
-    change_status(ledger, &p.maker, "L-RECALL", LotStatus::RECALLED, "contamination found", T0 + 12_000);
-    change_status(ledger, &p.regulator, "L-QUAR", LotStatus::QUARANTINED, "inspection pending", T0 + 12_000);
+    change_status(
+        ledger,
+        &p.maker,
+        "L-RECALL",
+        LotStatus::RECALLED,
+        "contamination found",
+        T0 + 12_000,
+    );
+    change_status(
+        ledger,
+        &p.regulator,
+        "L-QUAR",
+        LotStatus::QUARANTINED,
+        "inspection pending",
+        T0 + 12_000,
+    );
     p
 }

@@ -129,7 +129,7 @@ fn parse_binary(device_id: &str, payload: &[u8]) -> Result<Vec<DeviceReading>, P
                 time_s: u64_at(8),
                 temperature_cdeg: i16::from_be_bytes([r[16], r[17]]) as i32,
                 humidity_permille: (flags & 1 != 0).then(|| u16::from_be_bytes([r[19], r[20]]) as u32),
-                door: (flags & 2 != 0).then(|| if flags & 4 != 0 { Door::Open } else { Door::Closed }),
+                door: (flags & 2 != 0).then_some(if flags & 4 != 0 { Door::Open } else { Door::Closed }),
                 location: (flags & 8 != 0).then(|| (i32_at(21), i32_at(25))),
             }
         })

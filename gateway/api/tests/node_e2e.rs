@@ -1,0 +1,306 @@
+//! End to end with the embedded node (`coldchain-node`): the story is
+//! submitted as signed batches to the node's REST API; the API follows the
+//! node over its ZeroMQ component endpoint, catches up after being down, and
+//! serves verdicts, provenance and readings whose hash chain matches the
+//! node's ThermalRecord.
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coldchain_api::access::signed_message;
+use coldchain_api::{Api, ApiConfig, ApiHandle};
+use coldchain_node::genesis::GenesisSettings;
+use coldchain_node::node::{Node, NodeConfig, NodeHandle};
+use coldchain_node::testing::http;
+use coldchain_processors::messages::coldchain::{
+    CustodyPayload_oneof_action, DispensePack, LotStatus,
+};
+use coldchain_processors::signing::{batch_list_bytes, sign_batch, sign_transaction, Signer};
+use support::http::{get, signed_get, token_for};
+use support::scenario::{self, GTIN};
+use support::{Chain, Tx};
+
+struct LiveNode {
+    rest: String,
+    admin: Signer,
+}
+
+impl Chain for LiveNode {
+    fn admin(&self) -> Signer {
+        self.admin.clone()
+    }
+
+    fn submit(&mut self, txns: Vec<Tx<'_>>) -> Result<(), String> {
+        let transactions = txns
+            .into_iter()
+            .map(|tx| {
+                sign_transaction(tx.spec, tx.signer, self.admin.public_key())
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = sign_batch(transactions, &self.admin).map_err(|e| e.to_string())?;
+        let id = batch.get_header_signature().to_string();
+        let body = batch_list_bytes(vec![batch]).map_err(|e| e.to_string())?;
+        let reply = http::post_batches(&self.rest, &body).map_err(|e| e.to_string())?;
+        if reply.status != 202 {
+            return Err(format!(
+                "POST /batches answered {}: {}",
+                reply.status,
+                reply.json()
+            ));
+        }
+        for _ in 0..50 {
+            let reply = http::get(&self.rest, &format!("/batch_statuses?id={id}&wait=5"))
+                .map_err(|e| e.to_string())?;
+            let status = reply.json();
+            match status["data"][0]["status"].as_str() {
+                Some("COMMITTED") => return Ok(()),
+                Some("INVALID") => return Err(format!("batch invalid: {status}")),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        Err(format!("batch {id} not committed in time"))
+    }
+}
+
+fn start_node(dir: &std::path::Path, admin: &Signer) -> NodeHandle {
+    let mut config = NodeConfig::new(dir);
+    config.rest_api = "127.0.0.1:0".parse().expect("addr");
+    config.component = "tcp://127.0.0.1:*".into();
+    config.genesis = GenesisSettings(
+        [(
+            "coldchain.admins".to_string(),
+            admin.public_key().to_string(),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    config.handlers = vec![
+        Arc::new(coldchain_processors::registry::RegistryHandler::new()),
+        Arc::new(coldchain_processors::custody::CustodyHandler::new()),
+        Arc::new(coldchain_processors::sensor::SensorHandler::new()),
+    ];
+    Node::start(config).expect("node starts")
+}
+
+async fn start_api(node: &NodeHandle, index_url: &str) -> ApiHandle {
+    Api::start(ApiConfig {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        rest_url: node.rest_url(),
+        component: node.component_endpoint().to_string(),
+        index_url: index_url.into(),
+        follow: true,
+    })
+    .await
+    .expect("API starts")
+}
+
+async fn wait_until_caught_up(api: &ApiHandle, rest: &str) {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..300 {
+        let chain = http::get(rest, "/blocks?limit=1")
+            .expect("node REST")
+            .json();
+        let head = chain["data"][0]["header_signature"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if api
+            .index()
+            .head()
+            .await
+            .expect("index")
+            .is_some_and(|h| h.block_id == head)
+        {
+            return;
+        }
+        last = get(&api.url(), "/api/v1/status").await.1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("index never caught up with the node: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_follows_the_embedded_node_and_catches_up_after_downtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = Signer::generate();
+    let node = start_node(&dir.path().join("node"), &admin);
+    let rest = node.rest_url();
+    let mut live = LiveNode {
+        rest: rest.clone(),
+        admin,
+    };
+    let parties = tokio::task::block_in_place(|| scenario::register(&mut live));
+    let index_url = format!("sqlite://{}", dir.path().join("index.db").display());
+
+    let api = start_api(&node, &index_url).await;
+    wait_until_caught_up(&api, &rest).await;
+    assert_eq!(
+        get(&api.url(), &format!("/01/{GTIN}/10/L-OK")).await.1["verdict"],
+        "authentic_in_spec"
+    );
+    api.stop().await;
+
+    // The API is down while the story goes on.
+    tokio::task::block_in_place(|| {
+        scenario::ship_to_carrier(
+            &mut live,
+            &parties,
+            "SH-COLD",
+            "L-OK",
+            "D1",
+            scenario::T0 + 100,
+        );
+        scenario::ship_to_carrier(
+            &mut live,
+            &parties,
+            "SH-HOT",
+            "L-HOT",
+            "D2",
+            scenario::T0 + 100,
+        );
+        scenario::record(
+            &mut live,
+            &parties,
+            "D1",
+            "SH-COLD",
+            1,
+            scenario::T0 + 200,
+            &[500, 520, 480, 510],
+        );
+        scenario::record(
+            &mut live,
+            &parties,
+            "D2",
+            "SH-HOT",
+            1,
+            scenario::T0 + 200,
+            &[500, 1200, 1200, 1200, 1200, 1200, 1200, 500],
+        );
+        scenario::record(
+            &mut live,
+            &parties,
+            "D1",
+            "SH-COLD",
+            5,
+            scenario::T0 + 200 + 4 * 600,
+            &[505, 495],
+        );
+        scenario::deliver(&mut live, &parties, "SH-COLD", scenario::T0 + 10_000, false);
+        scenario::change_status(
+            &mut live,
+            &parties.maker,
+            "L-RECALL",
+            LotStatus::RECALLED,
+            "contamination found",
+            scenario::T0 + 12_000,
+        );
+    });
+
+    let api = start_api(&node, &index_url).await;
+    wait_until_caught_up(&api, &rest).await;
+    let base = api.url();
+    let verdict = |path: String| {
+        let base = base.clone();
+        async move {
+            get(&base, &path).await.1["verdict"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    assert_eq!(
+        verdict(format!("/01/{GTIN}/10/L-OK/21/L-OK-S1")).await,
+        "authentic_in_spec"
+    );
+    assert_eq!(verdict(format!("/01/{GTIN}/10/L-HOT")).await, "compromised");
+    assert_eq!(verdict(format!("/01/{GTIN}/10/L-RECALL")).await, "recalled");
+    assert_eq!(verdict(format!("/01/{GTIN}/10/L-EXP")).await, "expired");
+
+    let token = token_for(&base, &parties.pharmacy).await;
+    let provenance: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/lots/{GTIN}/L-OK"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let hands: Vec<String> = provenance["custody"]
+        .as_array()
+        .expect("custody")
+        .iter()
+        .map(|h| {
+            format!(
+                "{}>{}",
+                h["from_org_id"].as_str().unwrap_or(""),
+                h["to_org_id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(hands, vec!["maker>carrier", "carrier>pharmacy"]);
+
+    // The node's ThermalRecord head is reproduced from the indexed payloads.
+    let (status, readings) = signed_get(
+        &base,
+        "/api/v1/shipments/SH-COLD/readings",
+        &parties.carrier,
+    )
+    .await;
+    assert_eq!(status, 200, "{readings}");
+    assert_eq!(readings["chain"]["batches"], 2);
+    assert_eq!(readings["chain"]["intact"], true, "{readings}");
+    assert_eq!(readings["readings"].as_array().map(Vec::len), Some(6));
+    let (status, _) = signed_get(
+        &base,
+        &format!("/api/v1/lots/{GTIN}/L-OK"),
+        &parties.stranger,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // The pharmacy dispenses a pack through the API's batch pass-through.
+    let mut dispense = DispensePack::new();
+    dispense.set_gtin(GTIN.into());
+    dispense.set_serial("L-OK-S2".into());
+    dispense.set_site_gln(scenario::site("pharmacy"));
+    let tx = support::custody(
+        &parties.pharmacy,
+        scenario::T0 + 11_000,
+        CustodyPayload_oneof_action::dispense_pack(dispense),
+    );
+    let transaction = sign_transaction(tx.spec, &parties.pharmacy, parties.pharmacy.public_key())
+        .expect("signed");
+    let body = batch_list_bytes(vec![
+        sign_batch(vec![transaction], &parties.pharmacy).expect("batch")
+    ])
+    .expect("bytes");
+    let timestamp = support::http::now_s().to_string();
+    let signature = parties
+        .pharmacy
+        .sign(signed_message("POST", "/api/v1/batches", "wait=10", &timestamp).as_bytes());
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/batches?wait=10"))
+        .header("X-Coldchain-Key", parties.pharmacy.public_key())
+        .header("X-Coldchain-Timestamp", timestamp)
+        .header("X-Coldchain-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 200);
+    let submitted: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(
+        submitted["statuses"][0]["status"], "COMMITTED",
+        "{submitted}"
+    );
+    wait_until_caught_up(&api, &rest).await;
+    assert_eq!(
+        verdict(format!("/01/{GTIN}/10/L-OK/21/L-OK-S2")).await,
+        "already_dispensed"
+    );
+    api.stop().await;
+    node.shutdown();
+}

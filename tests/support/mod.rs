@@ -1,0 +1,255 @@
+//! Shared by the end-to-end tests that drive `coldchain` as a process: start
+//! a real node (optionally with the families as external TP processes), make
+//! keys, run participant commands, submit signed readings.
+#![allow(dead_code)]
+
+pub mod scenario;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use coldchain_processors::messages::coldchain::{Reading, RecordReadings};
+use coldchain_processors::sensor::record_readings_spec;
+use coldchain_processors::signing::{batch_list_bytes, sign_batch, sign_transaction, Signer};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_coldchain");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// A running `coldchain node`, and the TP processes when the families run externally.
+pub struct NodeProcess {
+    children: Vec<Child>,
+    pub url: String,
+    pub component: String,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How the families run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Families {
+    InProcess,
+    /// `coldchain node --no-in-process-families` plus one `coldchain tp <family>` process each.
+    ExternalProcesses,
+}
+
+pub fn start_node(dir: &Path, admin_public_key: &str, families: Families) -> NodeProcess {
+    let genesis = dir.join("genesis.toml");
+    std::fs::write(
+        &genesis,
+        format!("[settings]\n\"coldchain.admins\" = \"{admin_public_key}\"\n"),
+    )
+    .unwrap();
+    let rest = free_port();
+    let component = format!("tcp://127.0.0.1:{}", free_port());
+    let mut node = Command::new(BIN);
+    node.args(["node", "--data-dir"])
+        .arg(dir.join("node"))
+        .args([
+            "--rest-api",
+            &format!("127.0.0.1:{rest}"),
+            "--component",
+            &component,
+        ])
+        .arg("--genesis")
+        .arg(&genesis)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if families == Families::ExternalProcesses {
+        node.arg("--no-in-process-families");
+    }
+    let mut children = vec![node.spawn().expect("start coldchain node")];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", rest)).is_err() {
+        assert!(Instant::now() < deadline, "node did not open its REST API");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if families == Families::ExternalProcesses {
+        for family in ["registry", "custody", "sensor"] {
+            children.push(
+                Command::new(BIN)
+                    .args(["tp", family, "--connect", &component])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start coldchain tp"),
+            );
+        }
+    }
+    NodeProcess {
+        children,
+        url: format!("http://127.0.0.1:{rest}"),
+        component,
+    }
+}
+
+pub fn keygen(dir: &Path, name: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["keygen", name, "--json", "--key-dir"])
+        .arg(dir)
+        .output()
+        .expect("keygen");
+    assert!(
+        out.status.success(),
+        "keygen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("keygen --json prints JSON");
+    json["public_key"].as_str().expect("public_key").to_string()
+}
+
+/// Appends the GS1 check digit.
+pub fn gln(body: &str) -> String {
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+/// Runs participant commands against one node, signing with named key files.
+pub struct Cli {
+    pub url: String,
+    pub keys: PathBuf,
+}
+
+impl Cli {
+    pub fn run(&self, key: &str, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .args(["--url", &self.url, "--key"])
+            .arg(self.keys.join(format!("{key}.priv")))
+            .output()
+            .expect("run coldchain")
+    }
+
+    pub fn ok(&self, key: &str, args: &[&str]) -> String {
+        let out = self.run(key, args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "`coldchain {}` as {key} failed:\n{stdout}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Expects a refusal by the ledger whose message contains `needle` (any case).
+    pub fn refused(&self, key: &str, args: &[&str], needle: &str) -> String {
+        let out = self.run(key, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success(),
+            "`coldchain {}` as {key} should have been refused",
+            args.join(" ")
+        );
+        assert!(
+            stderr.to_lowercase().contains(&needle.to_lowercase()),
+            "refusal of `coldchain {}` should mention {needle:?}, got: {stderr}",
+            args.join(" ")
+        );
+        assert!(
+            stderr.contains("refused by the ledger"),
+            "refusal should say the ledger refused: {stderr}"
+        );
+        stderr
+    }
+}
+
+/// One reading a second from `start_s`, temperatures in hundredths of °C.
+pub fn readings(first_sequence: u64, start_s: u64, temperatures_cdeg: &[i32]) -> Vec<Reading> {
+    temperatures_cdeg
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut reading = Reading::new();
+            reading.set_sequence(first_sequence + i as u64);
+            reading.set_time_s(start_s + i as u64);
+            reading.set_temperature_cdeg(*t);
+            reading
+        })
+        .collect()
+}
+
+/// Submits one readings transaction signed by `gateway`, as the sensor
+/// gateway would, and returns the batch status JSON once it is final.
+pub fn submit_readings(
+    url: &str,
+    gateway: &Signer,
+    org: &str,
+    device: &str,
+    shipment: &str,
+    batch: Vec<Reading>,
+) -> serde_json::Value {
+    use coldchain_node::testing::http;
+    let mut payload = RecordReadings::new();
+    payload.set_device_id(device.into());
+    payload.set_shipment_id(shipment.into());
+    payload.set_readings(batch.into());
+    let spec = record_readings_spec(&payload, org, gateway.public_key());
+    let transaction = sign_transaction(spec, gateway, gateway.public_key()).expect("sign readings");
+    let batch = sign_batch(vec![transaction], gateway).expect("sign batch");
+    let id = batch.get_header_signature().to_string();
+    let body = batch_list_bytes(vec![batch]).expect("encode batch list");
+    let reply = http::post_batches(url, &body).expect("POST /batches");
+    assert_eq!(reply.status, 202, "POST /batches: {:?}", reply.json());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = http::get(url, &format!("/batch_statuses?id={id}&wait=5"))
+            .expect("GET /batch_statuses");
+        let entry = status.json()["data"][0].clone();
+        if entry["status"] != "PENDING" {
+            return entry;
+        }
+        assert!(Instant::now() < deadline, "readings batch stayed PENDING");
+    }
+}
+
+/// Reads a record from the node's `/state/{address}` (None when absent).
+pub fn state<M: protobuf::Message>(url: &str, address: &str) -> Option<M> {
+    use coldchain_node::testing::http;
+    let reply = http::get(url, &format!("/state/{address}")).expect("GET /state");
+    if reply.status == 404 {
+        return None;
+    }
+    let encoded = reply.json()["data"]
+        .as_str()
+        .expect("state data")
+        .to_string();
+    Some(M::parse_from_bytes(&base64_decode(&encoded)).expect("a decodable record"))
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let value = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        buffer = (buffer << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    out
+}
