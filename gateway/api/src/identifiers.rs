@@ -3,34 +3,18 @@
 //! YYMMDD expiry of AI 17. Pure functions; errors name the offending value.
 use crate::error::ApiError;
 
-/// Normalises a GTIN-8/12/13/14 to 14 digits after checking its check digit.
+/// Normalises a GTIN-8/12/13/14 to 14 digits after checking its check digit
+/// (the ledger's own rule, `coldchain_processors::identifiers`), as a 400 error.
 pub fn normalize_gtin(gtin: &str) -> Result<String, ApiError> {
-    let digits = gtin.len();
-    if !matches!(digits, 8 | 12 | 13 | 14) || !gtin.bytes().all(|b| b.is_ascii_digit()) {
+    if gtin.len() > 14 {
+        // Don't echo hostile input back at length.
         return Err(ApiError::bad_request(
             "bad_gtin",
             format!("GTIN {:?} must be 8, 12, 13 or 14 digits", shorten(gtin)),
         ));
     }
-    let padded = format!("{gtin:0>14}");
-    let bytes = padded.as_bytes();
-    let sum: u32 = bytes[..13]
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    let check = (10 - sum % 10) % 10;
-    if u32::from(bytes[13] - b'0') != check {
-        return Err(ApiError::bad_request(
-            "bad_gtin",
-            format!(
-                "GTIN {gtin} has a wrong check digit: expected {check}, found {}",
-                bytes[13] - b'0'
-            ),
-        ));
-    }
-    Ok(padded)
+    coldchain_processors::identifiers::normalize_gtin(gtin)
+        .map_err(|e| ApiError::bad_request("bad_gtin", e.to_string()))
 }
 
 /// A serial or lot: 1–20 printable ASCII characters without spaces or slashes.

@@ -310,6 +310,12 @@ fn wrk(
 async fn main() -> anyhow::Result<()> {
     let o = options()?;
     let dir = tempfile_dir()?;
+    let outcome = run(&o, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<()> {
     let index_url = o
         .index
         .clone()
@@ -333,7 +339,7 @@ async fn main() -> anyhow::Result<()> {
         num: 0,
         previous: "0000000000000000".into(),
     };
-    build(&mut builder, &o, partner.public_key()).await?;
+    build(&mut builder, o, partner.public_key()).await?;
     let build_s = started.elapsed().as_secs_f64();
     let token = coldchain_api::access::new_token();
     index
@@ -390,8 +396,8 @@ async fn main() -> anyhow::Result<()> {
             &api.url(),
             paths,
             &token,
-            &o,
-            &dir,
+            o,
+            dir,
             &name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
         )?;
         println!(
@@ -400,7 +406,6 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     api.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
