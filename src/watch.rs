@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use coldchain_api::identifiers as identifiers_api;
 use coldchain_api::verdict::{decide, VerdictInput};
 use coldchain_processors::addressing::{goods_key, RecordKind};
 use coldchain_processors::identifiers;
@@ -48,7 +49,8 @@ pub struct PackQuery {
     pub expiry: Option<u32>,
 }
 
-/// Parses a GS1 Digital Link URI or path (`/01/{gtin}/10/{lot}/21/{serial}?17=YYMMDD`).
+/// Parses a GS1 Digital Link URI or path (`/01/{gtin}/10/{lot}/21/{serial}?17=YYMMDD`)
+/// with the provenance API's own rules, so the CLI and the API agree.
 pub fn parse_digital_link(link: &str) -> Result<PackQuery> {
     let without_scheme = link.split_once("://").map(|(_, rest)| rest).unwrap_or(link);
     let path_start = if link.contains("://") {
@@ -58,59 +60,30 @@ pub fn parse_digital_link(link: &str) -> Result<PackQuery> {
     };
     let rest = &without_scheme[path_start..];
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    let mut out = PackQuery::default();
-    let Some(start) = parts.iter().position(|p| *p == "01") else {
+    let parts: Vec<String> = path
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let Some(start) = parts.iter().position(|p| p == "01") else {
         bail!("digital link {link:?} has no /01/{{gtin}} part");
     };
-    let mut pairs = parts[start..].chunks(2);
-    while let Some(pair) = pairs.next() {
-        let [ai, value] = pair else {
-            bail!("digital link {link:?} ends with an application identifier without a value");
-        };
-        let value = percent_decode(value);
-        match *ai {
-            "01" => out.gtin = identifiers::normalize_gtin(&value)?,
-            "10" => out.lot = Some(value),
-            "21" => out.serial = Some(value),
-            other => bail!("digital link {link:?}: application identifier {other} is not supported here (use 01, 10, 21)"),
-        }
-    }
+    let parsed = identifiers_api::parse_digital_link(&parts[start + 1..])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut expiry = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         if let Some(("17", yymmdd)) = pair.split_once('=') {
-            if yymmdd.len() != 6 || !yymmdd.bytes().all(|b| b.is_ascii_digit()) {
-                bail!("expiry 17={yymmdd} must be YYMMDD");
-            }
-            let yy: u32 = yymmdd[..2].parse().unwrap_or(0);
-            let mmdd: u32 = yymmdd[2..].parse().unwrap_or(0);
-            // GS1 rule of thumb for this century: YY is 20YY.
-            let mut date = (2000 + yy) * 10_000 + mmdd;
-            if mmdd % 100 == 0 {
-                // DD = 00 means the last day of the month; use the 28th's safe bound + month end.
-                date += 31;
-            }
-            out.expiry = Some(date);
+            expiry = Some(
+                identifiers_api::expiry_from_yymmdd(yymmdd).map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
         }
     }
-    Ok(out)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(PackQuery {
+        gtin: parsed.gtin,
+        lot: parsed.lot,
+        serial: parsed.serial,
+        expiry,
+    })
 }
 
 fn today() -> u32 {
@@ -340,11 +313,11 @@ mod tests {
     #[test]
     fn digital_link_with_host_lot_serial_and_expiry_parses() {
         let q = parse_digital_link(
-            "https://id.example.com/01/09501101530003/10/L%2F1/21/SN42?17=270131",
+            "https://id.example.com/01/09501101530003/10/LOT%2D7/21/SN42?17=270131",
         )
         .unwrap();
         assert_eq!(q.gtin, "09501101530003");
-        assert_eq!(q.lot.as_deref(), Some("L/1"));
+        assert_eq!(q.lot.as_deref(), Some("LOT-7"));
         assert_eq!(q.serial.as_deref(), Some("SN42"));
         assert_eq!(q.expiry, Some(20270131));
     }
