@@ -187,25 +187,11 @@ fn run(command: Command) -> Result<()> {
         Command::Org {
             command,
             connection,
-        } => {
-            let what = format!("{command:?}");
-            submit(
-                &connection,
-                ledger_commands::org_spec(&command, ledger_commands::now_s())?,
-                short_action(&what),
-            )
-        }
+        } => submit_action(&connection, &command, ledger_commands::org_spec),
         Command::Device {
             command,
             connection,
-        } => {
-            let what = format!("{command:?}");
-            submit(
-                &connection,
-                ledger_commands::device_spec(&command, ledger_commands::now_s())?,
-                short_action(&what),
-            )
-        }
+        } => submit_action(&connection, &command, ledger_commands::device_spec),
         Command::Lot {
             command,
             connection,
@@ -213,14 +199,7 @@ fn run(command: Command) -> Result<()> {
         Command::Shipment {
             command,
             connection,
-        } => {
-            let what = format!("{command:?}");
-            submit(
-                &connection,
-                ledger_commands::shipment_spec(&command, ledger_commands::now_s())?,
-                short_action(&what),
-            )
-        }
+        } => submit_action(&connection, &command, ledger_commands::shipment_spec),
         Command::Dispense {
             gtin,
             serial,
@@ -234,14 +213,7 @@ fn run(command: Command) -> Result<()> {
         Command::Blood {
             command,
             connection,
-        } => {
-            let what = format!("{command:?}");
-            submit(
-                &connection,
-                ledger_commands::blood_spec(&command, ledger_commands::now_s())?,
-                short_action(&what),
-            )
-        }
+        } => submit_action(&connection, &command, ledger_commands::blood_spec),
         Command::Verify(args) => runtime()?.block_on(watch::verify(args)),
         Command::Watch(args) => watch::watch(args),
     }
@@ -250,6 +222,20 @@ fn run(command: Command) -> Result<()> {
 /// "Create { id: .. }" → "create".
 fn short_action(debug: &str) -> &str {
     debug.split([' ', '(']).next().unwrap_or(debug)
+}
+
+/// Builds an action's transaction (stamped now), submits it and reports it by name.
+fn submit_action<C: std::fmt::Debug>(
+    connection: &Connection,
+    command: &C,
+    build: fn(&C, u64) -> Result<coldchain_processors::signing::TransactionSpec>,
+) -> Result<()> {
+    let what = format!("{command:?}");
+    submit(
+        connection,
+        build(command, ledger_commands::now_s())?,
+        short_action(&what),
+    )
 }
 
 fn submit(
