@@ -64,7 +64,15 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let stats = match args.transport {
         Transport::Mqtt => {
             let client_id = format!("coldchain-sim-{}", std::process::id());
-            let transport = MqttTransport::connect(&args.mqtt_host, args.mqtt_port, &client_id, &args.topic_prefix, &args.org, args.encoding).await;
+            let transport = MqttTransport::connect(
+                &args.mqtt_host,
+                args.mqtt_port,
+                &client_id,
+                &args.topic_prefix,
+                &args.org,
+                args.encoding,
+            )
+            .await;
             let stats = simulator.run(&mut Sink::Mqtt(&transport), duration).await?;
             // Give the client a moment to flush its in-flight publishes.
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -72,8 +80,13 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         }
         Transport::Serial => {
             let mut transport = SerialTransport::open()?;
-            println!("serial loggers on {} (point a [[serial]] path of the gateway at it)", transport.path());
-            simulator.run(&mut Sink::Serial(&mut transport), duration).await?
+            println!(
+                "serial loggers on {} (point a [[serial]] path of the gateway at it)",
+                transport.path()
+            );
+            simulator
+                .run(&mut Sink::Serial(&mut transport), duration)
+                .await?
         }
     };
     println!(

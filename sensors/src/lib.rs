@@ -63,7 +63,11 @@ impl Simulator {
         let loggers = (1..=config.devices)
             .map(|n| {
                 let scenario = config.scenario;
-                Logger::new(format!("{}{n}", config.device_prefix), scenario, config.set_point_cdeg)
+                Logger::new(
+                    format!("{}{n}", config.device_prefix),
+                    scenario,
+                    config.set_point_cdeg,
+                )
             })
             .collect();
         Simulator { config, loggers }
@@ -74,16 +78,47 @@ impl Simulator {
         self.loggers.iter().map(|l| l.device_id.clone()).collect()
     }
 
+    /// Makes the first `count` devices follow `scenario` instead of the
+    /// configured one, e.g. a few loggers with excursions among steady ones.
+    pub fn assign_scenario(&mut self, count: usize, scenario: Scenario) {
+        for logger in self.loggers.iter_mut().take(count) {
+            logger.scenario = scenario;
+        }
+    }
+
     /// Sequences produced so far per device (including readings still buffered).
     pub fn produced(&self) -> Vec<(String, u64)> {
-        self.loggers.iter().map(|l| (l.device_id.clone(), l.sequence())).collect()
+        self.loggers
+            .iter()
+            .map(|l| (l.device_id.clone(), l.sequence()))
+            .collect()
     }
 
     /// Runs for `duration`, sending each device's readings in messages of
     /// `readings_per_message` at `rate_per_device`.
-    pub async fn run(&mut self, sink: &mut Sink<'_>, duration: Duration) -> anyhow::Result<RunStats> {
+    pub async fn run(
+        &mut self,
+        sink: &mut Sink<'_>,
+        duration: Duration,
+    ) -> anyhow::Result<RunStats> {
+        self.run_observed(sink, duration, |_| {}).await
+    }
+
+    /// Like [`Simulator::run`], calling `on_send` with each message's readings
+    /// just before the message is handed to the transport (benchmarks use it
+    /// to time readings from the device's side).
+    pub async fn run_observed(
+        &mut self,
+        sink: &mut Sink<'_>,
+        duration: Duration,
+        mut on_send: impl FnMut(&[DeviceReading]),
+    ) -> anyhow::Result<RunStats> {
         let per_message = self.config.readings_per_message.max(1);
-        let rate = if self.config.rate_per_device > 0.0 { self.config.rate_per_device } else { 1.0 };
+        let rate = if self.config.rate_per_device > 0.0 {
+            self.config.rate_per_device
+        } else {
+            1.0
+        };
         let interval = Duration::from_secs_f64(per_message as f64 / rate);
         let mut rng = rand::thread_rng();
         let started = Instant::now();
@@ -95,11 +130,14 @@ impl Simulator {
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             for logger in &mut self.loggers {
-                let readings: Vec<DeviceReading> = (0..per_message).flat_map(|_| logger.step(now_s, &mut rng)).collect();
+                let readings: Vec<DeviceReading> = (0..per_message)
+                    .flat_map(|_| logger.step(now_s, &mut rng))
+                    .collect();
                 if readings.is_empty() {
                     continue;
                 }
                 for chunk in readings.chunks(per_message.max(1000)) {
+                    on_send(chunk);
                     match sink {
                         Sink::Mqtt(t) => t.send(chunk).await?,
                         Sink::Serial(t) => t.send(chunk)?,

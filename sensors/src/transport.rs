@@ -20,7 +20,14 @@ pub struct MqttTransport {
 }
 
 impl MqttTransport {
-    pub async fn connect(host: &str, port: u16, client_id: &str, prefix: &str, org: &str, encoding: Encoding) -> MqttTransport {
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        client_id: &str,
+        prefix: &str,
+        org: &str,
+        encoding: Encoding,
+    ) -> MqttTransport {
         let mut options = rumqttc::MqttOptions::new(client_id, host, port);
         options.set_keep_alive(std::time::Duration::from_secs(15));
         options.set_max_packet_size(1 << 20, 1 << 20);
@@ -34,12 +41,20 @@ impl MqttTransport {
                 }
             }
         });
-        MqttTransport { client, prefix: prefix.into(), org: org.into(), encoding, _events: events }
+        MqttTransport {
+            client,
+            prefix: prefix.into(),
+            org: org.into(),
+            encoding,
+            _events: events,
+        }
     }
 
     /// Publishes one device's readings as one QoS 1 message.
     pub async fn send(&self, readings: &[DeviceReading]) -> anyhow::Result<()> {
-        let Some(first) = readings.first() else { return Ok(()) };
+        let Some(first) = readings.first() else {
+            return Ok(());
+        };
         let topic = format!("{}/{}/{}/readings", self.prefix, self.org, first.device_id);
         let payload = match self.encoding {
             Encoding::Json => mqtt_payload::encode_json(readings),
@@ -64,14 +79,29 @@ impl SerialTransport {
     pub fn open() -> anyhow::Result<SerialTransport> {
         use nix::sys::termios;
         use std::os::fd::FromRawFd;
-        let pair = nix::pty::openpty(None, None).map_err(|e| anyhow::anyhow!("openpty failed: {e}"))?;
+        let pair =
+            nix::pty::openpty(None, None).map_err(|e| anyhow::anyhow!("openpty failed: {e}"))?;
         // SAFETY: openpty just returned these descriptors and nothing else owns them.
-        let (master, slave) = unsafe { (std::fs::File::from_raw_fd(pair.master), std::fs::File::from_raw_fd(pair.slave)) };
-        let path = nix::unistd::ttyname(pair.slave).map_err(|e| anyhow::anyhow!("ttyname failed: {e}"))?.display().to_string();
-        let mut attrs = termios::tcgetattr(pair.slave).map_err(|e| anyhow::anyhow!("tcgetattr failed: {e}"))?;
+        let (master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(pair.master),
+                std::fs::File::from_raw_fd(pair.slave),
+            )
+        };
+        let path = nix::unistd::ttyname(pair.slave)
+            .map_err(|e| anyhow::anyhow!("ttyname failed: {e}"))?
+            .display()
+            .to_string();
+        let mut attrs =
+            termios::tcgetattr(pair.slave).map_err(|e| anyhow::anyhow!("tcgetattr failed: {e}"))?;
         termios::cfmakeraw(&mut attrs);
-        termios::tcsetattr(pair.slave, termios::SetArg::TCSANOW, &attrs).map_err(|e| anyhow::anyhow!("tcsetattr failed: {e}"))?;
-        Ok(SerialTransport { master, _slave: slave, path })
+        termios::tcsetattr(pair.slave, termios::SetArg::TCSANOW, &attrs)
+            .map_err(|e| anyhow::anyhow!("tcsetattr failed: {e}"))?;
+        Ok(SerialTransport {
+            master,
+            _slave: slave,
+            path,
+        })
     }
 
     /// The device path to give the gateway (e.g. `/dev/pts/7`).
@@ -82,11 +112,15 @@ impl SerialTransport {
     /// Writes the readings as `$CCR` lines.
     pub fn send(&mut self, readings: &[DeviceReading]) -> anyhow::Result<()> {
         let text: String = readings.iter().map(serial_line::format_line).collect();
-        self.master.write_all(text.as_bytes()).map_err(|e| anyhow::anyhow!("serial write failed: {e}"))
+        self.master
+            .write_all(text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("serial write failed: {e}"))
     }
 
     /// Writes raw bytes (for garbage tests).
     pub fn send_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.master.write_all(bytes).map_err(|e| anyhow::anyhow!("serial write failed: {e}"))
+        self.master
+            .write_all(bytes)
+            .map_err(|e| anyhow::anyhow!("serial write failed: {e}"))
     }
 }

@@ -35,7 +35,10 @@ pub fn from_serial_line(
             if !allowed.is_empty() && !allowed.contains(&reading.device_id) {
                 return Err(Rejection::new(
                     Reason::WrongPort,
-                    format!("device {:?} is not configured on this port", reading.device_id),
+                    format!(
+                        "device {:?} is not configured on this port",
+                        reading.device_id
+                    ),
                 ));
             }
             let route = directory(&reading.device_id).ok_or_else(|| unknown(&reading.device_id))?;
@@ -45,7 +48,11 @@ pub fn from_serial_line(
         Ok((reading, _)) => serial_line::format_line(reading).into_bytes(),
         Err(_) => line.to_vec(),
     };
-    Arrival { source: source.to_string(), raw, outcome }
+    Arrival {
+        source: source.to_string(),
+        raw,
+        outcome,
+    }
 }
 
 /// One MQTT message: one arrival per reading, or one refusal for the whole message.
@@ -56,9 +63,18 @@ pub fn from_mqtt_message(
     directory: &dyn Fn(&str) -> Option<Route>,
 ) -> Vec<Arrival> {
     let source = format!("mqtt:{topic}");
-    let refuse = |rejection: Rejection| vec![Arrival { source: source.clone(), raw: payload.to_vec(), outcome: Err(rejection) }];
+    let refuse = |rejection: Rejection| {
+        vec![Arrival {
+            source: source.clone(),
+            raw: payload.to_vec(),
+            outcome: Err(rejection),
+        }]
+    };
     let Some((org, device)) = mqtt_payload::parse_topic(prefix, topic) else {
-        return refuse(Rejection::new(Reason::Malformed, format!("topic {topic:?} is not {prefix}/<org>/<device>/readings")));
+        return refuse(Rejection::new(
+            Reason::Malformed,
+            format!("topic {topic:?} is not {prefix}/<org>/<device>/readings"),
+        ));
     };
     let readings = match mqtt_payload::parse_payload(device, payload) {
         Ok(readings) => readings,
@@ -69,7 +85,10 @@ pub fn from_mqtt_message(
         Some(route) => {
             return refuse(Rejection::new(
                 Reason::WrongOrg,
-                format!("topic names org {org:?} but device {device:?} belongs to {:?}", route.org),
+                format!(
+                    "topic names org {org:?} but device {device:?} belongs to {:?}",
+                    route.org
+                ),
             ))
         }
         None => return refuse(unknown(device)),
@@ -90,11 +109,23 @@ mod tests {
     use crate::protocol::{DeviceReading, Door};
 
     fn directory(device: &str) -> Option<Route> {
-        (device == "D1").then(|| Route { org: "acme".into(), shipment: "S-1".into(), range: None })
+        (device == "D1").then(|| Route {
+            org: "acme".into(),
+            shipment: "S-1".into(),
+            range: None,
+        })
     }
 
     fn reading(device: &str) -> DeviceReading {
-        DeviceReading { device_id: device.into(), sequence: 1, time_s: 5, temperature_cdeg: 1, humidity_permille: None, door: Some(Door::Closed), location: None }
+        DeviceReading {
+            device_id: device.into(),
+            sequence: 1,
+            time_s: 5,
+            temperature_cdeg: 1,
+            humidity_permille: None,
+            door: Some(Door::Closed),
+            location: None,
+        }
     }
 
     #[test]
@@ -109,24 +140,46 @@ mod tests {
     #[test]
     fn device_on_the_wrong_port_is_refused() {
         let line = serial_line::format_line(&reading("D1"));
-        let arrival = from_serial_line("serial:x", line.as_bytes(), &["D2".to_string()], &directory);
+        let arrival =
+            from_serial_line("serial:x", line.as_bytes(), &["D2".to_string()], &directory);
         assert_eq!(arrival.outcome.unwrap_err().reason, Reason::WrongPort);
     }
 
     #[test]
     fn mqtt_topic_org_must_match_the_device() {
         let payload = mqtt_payload::encode_json(&[reading("D1")]);
-        let good = from_mqtt_message("coldchain", "coldchain/acme/D1/readings", &payload, &directory);
+        let good = from_mqtt_message(
+            "coldchain",
+            "coldchain/acme/D1/readings",
+            &payload,
+            &directory,
+        );
         assert!(good[0].outcome.is_ok());
-        let bad = from_mqtt_message("coldchain", "coldchain/evil/D1/readings", &payload, &directory);
-        assert_eq!(bad[0].outcome.as_ref().unwrap_err().reason, Reason::WrongOrg);
+        let bad = from_mqtt_message(
+            "coldchain",
+            "coldchain/evil/D1/readings",
+            &payload,
+            &directory,
+        );
+        assert_eq!(
+            bad[0].outcome.as_ref().unwrap_err().reason,
+            Reason::WrongOrg
+        );
     }
 
     #[test]
     fn malformed_json_is_one_refusal_keeping_the_bytes() {
-        let out = from_mqtt_message("coldchain", "coldchain/acme/D1/readings", b"{nope", &directory);
+        let out = from_mqtt_message(
+            "coldchain",
+            "coldchain/acme/D1/readings",
+            b"{nope",
+            &directory,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].raw, b"{nope");
-        assert_eq!(out[0].outcome.as_ref().unwrap_err().reason, Reason::Malformed);
+        assert_eq!(
+            out[0].outcome.as_ref().unwrap_err().reason,
+            Reason::Malformed
+        );
     }
 }

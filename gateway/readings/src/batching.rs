@@ -8,7 +8,9 @@ use crate::protocol::{DeviceReading, Door};
 use crate::queue::QueuedReading;
 use coldchain_processors::messages::coldchain::{DoorState, Reading, RecordReadings};
 use coldchain_processors::sensor::record_readings_spec;
-use coldchain_processors::signing::{batch_list_bytes, sign_batch, sign_transaction, Signer, SigningError};
+use coldchain_processors::signing::{
+    batch_list_bytes, sign_batch, sign_transaction, Signer, SigningError,
+};
 
 /// A reading in ledger form.
 pub fn ledger_reading(reading: &DeviceReading) -> Reading {
@@ -61,7 +63,10 @@ pub fn runs(readings: &[QueuedReading], max_readings: usize) -> Vec<&[QueuedRead
 }
 
 /// Signs one transaction per run and wraps them all in one batch.
-pub fn sign_readings_batch(groups: &[&[QueuedReading]], signer: &Signer) -> Result<SignedBatch, SigningError> {
+pub fn sign_readings_batch(
+    groups: &[&[QueuedReading]],
+    signer: &Signer,
+) -> Result<SignedBatch, SigningError> {
     let mut transactions = Vec::with_capacity(groups.len());
     let mut members = Vec::new();
     for group in groups {
@@ -69,7 +74,13 @@ pub fn sign_readings_batch(groups: &[&[QueuedReading]], signer: &Signer) -> Resu
         let mut record = RecordReadings::new();
         record.set_device_id(first.reading.device_id.clone());
         record.set_shipment_id(first.shipment.clone());
-        record.set_readings(group.iter().map(|q| ledger_reading(&q.reading)).collect::<Vec<_>>().into());
+        record.set_readings(
+            group
+                .iter()
+                .map(|q| ledger_reading(&q.reading))
+                .collect::<Vec<_>>()
+                .into(),
+        );
         let spec = record_readings_spec(&record, &first.org, signer.public_key());
         let transaction = sign_transaction(spec, signer, signer.public_key())?;
         let transaction_id = transaction.get_header_signature().to_string();
@@ -79,7 +90,11 @@ pub fn sign_readings_batch(groups: &[&[QueuedReading]], signer: &Signer) -> Resu
     let batch = sign_batch(transactions, signer)?;
     let batch_id = batch.get_header_signature().to_string();
     let body = batch_list_bytes(vec![batch])?;
-    Ok(SignedBatch { batch_id, body, members })
+    Ok(SignedBatch {
+        batch_id,
+        body,
+        members,
+    })
 }
 
 #[cfg(test)]
@@ -93,14 +108,24 @@ mod tests {
             id,
             org: "acme".into(),
             shipment: shipment.into(),
-            reading: DeviceReading { device_id: "D1".into(), sequence, time_s: 10 + sequence, temperature_cdeg: 500, humidity_permille: None, door: None, location: None },
+            reading: DeviceReading {
+                device_id: "D1".into(),
+                sequence,
+                time_s: 10 + sequence,
+                temperature_cdeg: 500,
+                humidity_permille: None,
+                door: None,
+                location: None,
+            },
             received_at_ms: 0,
         }
     }
 
     #[test]
     fn runs_split_on_shipment_change_and_size() {
-        let readings: Vec<_> = (1..=5).map(|i| queued(i, if i <= 3 { "S1" } else { "S2" }, i as u64)).collect();
+        let readings: Vec<_> = (1..=5)
+            .map(|i| queued(i, if i <= 3 { "S1" } else { "S2" }, i as u64))
+            .collect();
         let sizes: Vec<usize> = runs(&readings, 2).iter().map(|r| r.len()).collect();
         assert_eq!(sizes, vec![2, 1, 2]);
     }
@@ -118,7 +143,12 @@ mod tests {
         let transactions = list.get_batches()[0].get_transactions();
         assert_eq!(transactions.len(), 2);
         let payload = SensorPayload::parse_from_bytes(transactions[1].get_payload()).unwrap();
-        let sequences: Vec<u64> = payload.get_record_readings().get_readings().iter().map(|r| r.get_sequence()).collect();
+        let sequences: Vec<u64> = payload
+            .get_record_readings()
+            .get_readings()
+            .iter()
+            .map(|r| r.get_sequence())
+            .collect();
         assert_eq!(sequences, vec![3, 4]);
     }
 }

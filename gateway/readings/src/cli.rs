@@ -70,7 +70,11 @@ fn dead_letters(config: GatewayConfig, action: DeadLetterAction) -> anyhow::Resu
         }
         DeadLetterAction::Replay { ids, all, reason } => {
             let ids: Vec<i64> = if all {
-                queue.dead_letters(reason.as_deref(), usize::MAX >> 1)?.into_iter().map(|e| e.id).collect()
+                queue
+                    .dead_letters(reason.as_deref(), usize::MAX >> 1)?
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect()
             } else {
                 ids
             };
@@ -82,7 +86,11 @@ fn dead_letters(config: GatewayConfig, action: DeadLetterAction) -> anyhow::Resu
                 clock_skew_tolerance_s: config.clock_skew_tolerance_s,
                 max_backlog_age_s: config.max_backlog_age_s,
             };
-            let prefix = config.mqtt.first().map(|m| m.topic_prefix.clone()).unwrap_or_else(|| "coldchain".into());
+            let prefix = config
+                .mqtt
+                .first()
+                .map(|m| m.topic_prefix.clone())
+                .unwrap_or_else(|| "coldchain".into());
             for id in ids {
                 let outcome = queue.replay_dead_letter(
                     id,

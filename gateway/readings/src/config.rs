@@ -69,7 +69,12 @@ pub struct BatchingConfig {
 
 impl Default for BatchingConfig {
     fn default() -> Self {
-        BatchingConfig { max_readings: 100, max_age_ms: 5_000, max_transactions_per_batch: 50, tick_ms: 50 }
+        BatchingConfig {
+            max_readings: 100,
+            max_age_ms: 5_000,
+            max_transactions_per_batch: 50,
+            tick_ms: 50,
+        }
     }
 }
 
@@ -187,11 +192,18 @@ fn default_topic_prefix() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("could not read gateway config {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("gateway config {path} is not valid: {message}")]
     Parse { path: String, message: String },
     #[error("environment variable {name}={value:?} is not valid: {message}")]
-    Env { name: String, value: String, message: String },
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
     #[error("gateway config is not usable: {0}")]
     Invalid(String),
 }
@@ -199,10 +211,14 @@ pub enum ConfigError {
 impl GatewayConfig {
     /// Reads and checks a TOML file, then applies environment overrides.
     pub fn load(path: &std::path::Path) -> Result<GatewayConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        let mut config = GatewayConfig::from_toml(&text)
-            .map_err(|message| ConfigError::Parse { path: path.display().to_string(), message })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config = GatewayConfig::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })?;
         config.apply_env(|name| std::env::var(name).ok())?;
         config.check()?;
         Ok(config)
@@ -215,7 +231,10 @@ impl GatewayConfig {
 
     /// Applies `COLDCHAIN_GATEWAY_{KEY_FILE,REST_URL,QUEUE_PATH,QUEUE_DISK_CAP_BYTES,
     /// METRICS_BIND,CLOCK_SKEW_TOLERANCE_S}` from `lookup`.
-    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         let number = |name: &str, value: &str| {
             value.parse::<u64>().map_err(|e| ConfigError::Env {
                 name: name.into(),
@@ -248,13 +267,18 @@ impl GatewayConfig {
     pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.batching.max_readings == 0 || self.batching.max_transactions_per_batch == 0 {
-            return invalid("batching.max_readings and max_transactions_per_batch must be at least 1".into());
+            return invalid(
+                "batching.max_readings and max_transactions_per_batch must be at least 1".into(),
+            );
         }
         if self.submission.max_in_flight_batches == 0 {
             return invalid("submission.max_in_flight_batches must be at least 1".into());
         }
         if !(0.0..=1.0).contains(&self.queue_alarm_fraction) {
-            return invalid(format!("queue_alarm_fraction {} must be between 0 and 1", self.queue_alarm_fraction));
+            return invalid(format!(
+                "queue_alarm_fraction {} must be between 0 and 1",
+                self.queue_alarm_fraction
+            ));
         }
         for broker in &self.mqtt {
             if broker.tls {
@@ -265,7 +289,10 @@ impl GatewayConfig {
                 ));
             }
             if broker.client_id.is_empty() {
-                return invalid(format!("MQTT broker {}:{} needs a client_id", broker.host, broker.port));
+                return invalid(format!(
+                    "MQTT broker {}:{} needs a client_id",
+                    broker.host, broker.port
+                ));
             }
         }
         for (id, range) in &self.shipments {
@@ -314,7 +341,9 @@ max_cdeg = 800
     fn environment_overrides_file_values() {
         let mut config = GatewayConfig::from_toml(SAMPLE).unwrap();
         config
-            .apply_env(|name| (name == "COLDCHAIN_GATEWAY_REST_URL").then(|| "http://10.0.0.1:8008".into()))
+            .apply_env(|name| {
+                (name == "COLDCHAIN_GATEWAY_REST_URL").then(|| "http://10.0.0.1:8008".into())
+            })
             .unwrap();
         assert_eq!(config.rest_url, "http://10.0.0.1:8008");
         let bad = config.apply_env(|name| {

@@ -38,7 +38,11 @@ pub enum ReplayOutcome {
 
 impl Queue {
     /// Dead letters, oldest first, optionally only those with `reason` (a label).
-    pub fn dead_letters(&self, reason: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+    pub fn dead_letters(
+        &self,
+        reason: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, QueueError> {
         let mut statement = self.conn.prepare(
             "SELECT id, received_at_ms, source, reason, detail, device_id, sequence, raw FROM dead_letters
              WHERE ?1 IS NULL OR reason = ?1 ORDER BY id LIMIT ?2",
@@ -77,16 +81,36 @@ impl Queue {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .map(Some)
-            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+            .or_else(|e| {
+                if e == rusqlite::Error::QueryReturnedNoRows {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            })?;
         let Some((source, reason, raw, org, shipment)) = entry else {
             return Ok(ReplayOutcome::Missing);
         };
         if reason == Reason::LedgerInvalid.label() {
-            let (Ok(reading), Some(org), Some(shipment)) = (serial_line::parse_line(&raw), org, shipment) else {
-                return Ok(ReplayOutcome::RefusedAgain("ledger entry lost its reading".into()));
+            let (Ok(reading), Some(org), Some(shipment)) =
+                (serial_line::parse_line(&raw), org, shipment)
+            else {
+                return Ok(ReplayOutcome::RefusedAgain(
+                    "ledger entry lost its reading".into(),
+                ));
             };
             let tx = self.conn.transaction()?;
-            insert_reading(&tx, &reading, &Route { org, shipment, range: None }, now_ms, false)?;
+            insert_reading(
+                &tx,
+                &reading,
+                &Route {
+                    org,
+                    shipment,
+                    range: None,
+                },
+                now_ms,
+                false,
+            )?;
             tx.execute("DELETE FROM dead_letters WHERE id = ?1", params![id])?;
             refresh_device(&tx, &reading.device_id)?;
             tx.commit()?;
@@ -99,7 +123,8 @@ impl Queue {
         // Admit first: if that fails the entry stays; if it is refused again the
         // new entry replaces this one.
         let admissions = self.admit(&arrivals, now_ms, limits, disk_cap_bytes)?;
-        self.conn.execute("DELETE FROM dead_letters WHERE id = ?1", params![id])?;
+        self.conn
+            .execute("DELETE FROM dead_letters WHERE id = ?1", params![id])?;
         let refused: Vec<String> = admissions
             .iter()
             .filter_map(|a| match a {
@@ -107,6 +132,10 @@ impl Queue {
                 Admission::Queued { .. } => None,
             })
             .collect();
-        Ok(if refused.is_empty() { ReplayOutcome::Queued } else { ReplayOutcome::RefusedAgain(refused.join("; ")) })
+        Ok(if refused.is_empty() {
+            ReplayOutcome::Queued
+        } else {
+            ReplayOutcome::RefusedAgain(refused.join("; "))
+        })
     }
 }

@@ -30,8 +30,16 @@ impl Directory {
     /// `ledger` is used for lookups; `None` keeps the directory to the config.
     pub fn new(config: &GatewayConfig, ledger: Option<Ledger>) -> Directory {
         Directory {
-            configured: config.devices.iter().map(|(id, d)| (id.clone(), (d.org.clone(), d.shipment.clone()))).collect(),
-            configured_ranges: config.shipments.iter().map(|(id, r)| (id.clone(), *r)).collect(),
+            configured: config
+                .devices
+                .iter()
+                .map(|(id, d)| (id.clone(), (d.org.clone(), d.shipment.clone())))
+                .collect(),
+            configured_ranges: config
+                .shipments
+                .iter()
+                .map(|(id, r)| (id.clone(), *r))
+                .collect(),
             lookup_devices: config.lookup_unknown_devices,
             ledger,
             devices: RwLock::new(HashMap::new()),
@@ -47,13 +55,22 @@ impl Directory {
         let fresh = |at: &Instant| at.elapsed() < CACHE_TTL;
         let mut shipment = self.configured.get(device).map(|(_, s)| s.clone());
         if shipment.is_none() && self.lookup_devices {
-            let cached = self.devices.read().ok().and_then(|m| m.get(device).filter(|(at, _)| fresh(at)).map(|(_, v)| v.clone()));
+            let cached = self.devices.read().ok().and_then(|m| {
+                m.get(device)
+                    .filter(|(at, _)| fresh(at))
+                    .map(|(_, v)| v.clone())
+            });
             let entry = match cached {
                 Some(entry) => entry,
                 None => {
                     let found = match ledger.device(device).await {
-                        Ok(Some(d)) if !d.get_revoked() && !d.get_attached_shipment_id().is_empty() => {
-                            Some((d.get_org_id().to_string(), d.get_attached_shipment_id().to_string()))
+                        Ok(Some(d))
+                            if !d.get_revoked() && !d.get_attached_shipment_id().is_empty() =>
+                        {
+                            Some((
+                                d.get_org_id().to_string(),
+                                d.get_attached_shipment_id().to_string(),
+                            ))
                         }
                         Ok(_) => None,
                         Err(e) => {
@@ -73,7 +90,11 @@ impl Directory {
         if self.configured_ranges.contains_key(&shipment) {
             return;
         }
-        let stale = self.ranges.read().map(|m| !m.get(&shipment).is_some_and(|(at, _)| fresh(at))).unwrap_or(true);
+        let stale = self
+            .ranges
+            .read()
+            .map(|m| !m.get(&shipment).is_some_and(|(at, _)| fresh(at)))
+            .unwrap_or(true);
         if stale {
             let range = match ledger.shipment_range(&shipment).await {
                 Ok(range) => range,
@@ -99,6 +120,10 @@ impl Directory {
             .get(&shipment)
             .copied()
             .or_else(|| self.ranges.read().ok()?.get(&shipment)?.1);
-        Some(Route { org, shipment, range })
+        Some(Route {
+            org,
+            shipment,
+            range,
+        })
     }
 }

@@ -17,7 +17,11 @@ pub enum LedgerError {
     #[error("REST API {url} unreachable: {source}")]
     Unreachable { url: String, source: reqwest::Error },
     #[error("REST API {url} answered {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("REST API {url} sent something that is not a Sawtooth answer: {detail}")]
     Garbled { url: String, detail: String },
 }
@@ -54,8 +58,14 @@ impl Ledger {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|source| LedgerError::Unreachable { url: base_url.to_string(), source })?;
-        Ok(Ledger { http, base: base_url.trim_end_matches('/').to_string() })
+            .map_err(|source| LedgerError::Unreachable {
+                url: base_url.to_string(),
+                source,
+            })?;
+        Ok(Ledger {
+            http,
+            base: base_url.trim_end_matches('/').to_string(),
+        })
     }
 
     /// Submits a `BatchList` body.
@@ -68,7 +78,10 @@ impl Ledger {
             .body(body)
             .send()
             .await
-            .map_err(|source| LedgerError::Unreachable { url: url.clone(), source })?;
+            .map_err(|source| LedgerError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -81,23 +94,38 @@ impl Ledger {
             200..=299 => Ok(PostOutcome::Accepted),
             429 => Ok(PostOutcome::Busy(retry_after)),
             400..=499 => Ok(PostOutcome::Refused(text)),
-            _ => Err(LedgerError::Status { url, status, body: text }),
+            _ => Err(LedgerError::Status {
+                url,
+                status,
+                body: text,
+            }),
         }
     }
 
     /// The status of one batch, waiting up to `wait_s` seconds for it to settle.
-    pub async fn batch_status(&self, batch_id: &str, wait_s: u64) -> Result<BatchStatus, LedgerError> {
+    pub async fn batch_status(
+        &self,
+        batch_id: &str,
+        wait_s: u64,
+    ) -> Result<BatchStatus, LedgerError> {
         let url = format!("{}/batch_statuses?id={batch_id}&wait={wait_s}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|source| LedgerError::Unreachable { url: url.clone(), source })?;
+        let response =
+            self.http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|source| LedgerError::Unreachable {
+                    url: url.clone(),
+                    source,
+                })?;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         if !(200..300).contains(&status) {
-            return Err(LedgerError::Status { url, status, body: text });
+            return Err(LedgerError::Status {
+                url,
+                status,
+                body: text,
+            });
         }
         parse_batch_status(&text, batch_id).map_err(|detail| LedgerError::Garbled { url, detail })
     }
@@ -105,23 +133,36 @@ impl Ledger {
     /// The raw bytes at a state address, if anything is stored there.
     pub async fn state(&self, address: &str) -> Result<Option<Vec<u8>>, LedgerError> {
         let url = format!("{}/state/{address}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|source| LedgerError::Unreachable { url: url.clone(), source })?;
+        let response =
+            self.http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|source| LedgerError::Unreachable {
+                    url: url.clone(),
+                    source,
+                })?;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         if status == 404 {
             return Ok(None);
         }
         if !(200..300).contains(&status) {
-            return Err(LedgerError::Status { url, status, body: text });
+            return Err(LedgerError::Status {
+                url,
+                status,
+                body: text,
+            });
         }
-        let garbled = |detail: String| LedgerError::Garbled { url: url.clone(), detail };
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| garbled(e.to_string()))?;
-        let data = json["data"].as_str().ok_or_else(|| garbled("no \"data\" string".into()))?;
+        let garbled = |detail: String| LedgerError::Garbled {
+            url: url.clone(),
+            detail,
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| garbled(e.to_string()))?;
+        let data = json["data"]
+            .as_str()
+            .ok_or_else(|| garbled("no \"data\" string".into()))?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(data)
             .map_err(|e| garbled(format!("data is not base64: {e}")))?;
@@ -133,25 +174,36 @@ impl Ledger {
         let address = RecordKind::Device.address(device_id);
         match self.state(&address).await? {
             None => Ok(None),
-            Some(bytes) => Device::parse_from_bytes(&bytes).map(Some).map_err(|e| LedgerError::Garbled {
-                url: address,
-                detail: format!("not a Device record: {e}"),
-            }),
+            Some(bytes) => {
+                Device::parse_from_bytes(&bytes)
+                    .map(Some)
+                    .map_err(|e| LedgerError::Garbled {
+                        url: address,
+                        detail: format!("not a Device record: {e}"),
+                    })
+            }
         }
     }
 
     /// The shipment's allowed temperature range, if the shipment exists.
-    pub async fn shipment_range(&self, shipment_id: &str) -> Result<Option<ShipmentRange>, LedgerError> {
+    pub async fn shipment_range(
+        &self,
+        shipment_id: &str,
+    ) -> Result<Option<ShipmentRange>, LedgerError> {
         let address = RecordKind::Shipment.address(shipment_id);
         match self.state(&address).await? {
             None => Ok(None),
             Some(bytes) => {
-                let shipment = Shipment::parse_from_bytes(&bytes).map_err(|e| LedgerError::Garbled {
-                    url: address,
-                    detail: format!("not a Shipment record: {e}"),
-                })?;
+                let shipment =
+                    Shipment::parse_from_bytes(&bytes).map_err(|e| LedgerError::Garbled {
+                        url: address,
+                        detail: format!("not a Shipment record: {e}"),
+                    })?;
                 let profile = shipment.get_profile();
-                Ok(Some(ShipmentRange { min_cdeg: profile.get_min_cdeg(), max_cdeg: profile.get_max_cdeg() }))
+                Ok(Some(ShipmentRange {
+                    min_cdeg: profile.get_min_cdeg(),
+                    max_cdeg: profile.get_max_cdeg(),
+                }))
             }
         }
     }
@@ -159,7 +211,8 @@ impl Ledger {
 
 /// Reads one batch's entry from a `/batch_statuses` JSON answer.
 pub fn parse_batch_status(text: &str, batch_id: &str) -> Result<BatchStatus, String> {
-    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let entries = json["data"].as_array().ok_or("no \"data\" array")?;
     let entry = entries
         .iter()
@@ -198,14 +251,22 @@ mod tests {
         let text = r#"{"data":[{"id":"b1","status":"INVALID","invalid_transactions":[{"id":"t1","message":"readings already recorded: 5 <= 9","extended_data":""}]}],"link":"x"}"#;
         assert_eq!(
             parse_batch_status(text, "b1"),
-            Ok(BatchStatus::Invalid(vec![("t1".into(), "readings already recorded: 5 <= 9".into())]))
+            Ok(BatchStatus::Invalid(vec![(
+                "t1".into(),
+                "readings already recorded: 5 <= 9".into()
+            )]))
         );
     }
 
     #[test]
     fn committed_pending_unknown_are_recognised() {
-        for (word, status) in [("COMMITTED", BatchStatus::Committed), ("PENDING", BatchStatus::Pending), ("UNKNOWN", BatchStatus::Unknown)] {
-            let text = format!(r#"{{"data":[{{"id":"b","status":"{word}","invalid_transactions":[]}}]}}"#);
+        for (word, status) in [
+            ("COMMITTED", BatchStatus::Committed),
+            ("PENDING", BatchStatus::Pending),
+            ("UNKNOWN", BatchStatus::Unknown),
+        ] {
+            let text =
+                format!(r#"{{"data":[{{"id":"b","status":"{word}","invalid_transactions":[]}}]}}"#);
             assert_eq!(parse_batch_status(&text, "b"), Ok(status));
         }
         assert!(parse_batch_status(r#"{"data":[]}"#, "b").is_err());

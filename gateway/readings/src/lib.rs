@@ -90,7 +90,10 @@ impl Gateway {
             anyhow::anyhow!("{e}; create one with `coldchain keygen` or point key_file / COLDCHAIN_GATEWAY_KEY_FILE at a Sawtooth .priv file")
         })?;
         let queue = Arc::new(Mutex::new(queue::Queue::open(&config.queue_path)?));
-        let ledger = ledger::Ledger::new(&config.rest_url, Duration::from_millis(config.submission.request_timeout_ms))?;
+        let ledger = ledger::Ledger::new(
+            &config.rest_url,
+            Duration::from_millis(config.submission.request_timeout_ms),
+        )?;
         let lookup_ledger = ledger::Ledger::new(&config.rest_url, Duration::from_secs(2))?;
         let metrics = Arc::new(metrics::Metrics::default());
         let shared = Arc::new(Shared {
@@ -113,16 +116,36 @@ impl Gateway {
         };
         let (sink, inbound) = tokio::sync::mpsc::channel(4096);
         tasks.push(tokio::spawn(ingest::run_ingest(shared.clone(), inbound)));
-        tasks.push(tokio::spawn(submission::run_batcher(shared.clone(), watch.clone())));
+        tasks.push(tokio::spawn(submission::run_batcher(
+            shared.clone(),
+            watch.clone(),
+        )));
         for port in &config.serial {
-            tasks.push(tokio::spawn(sources::serial::run_serial(shared.clone(), port.clone(), sink.clone(), watch.clone())));
+            tasks.push(tokio::spawn(sources::serial::run_serial(
+                shared.clone(),
+                port.clone(),
+                sink.clone(),
+                watch.clone(),
+            )));
         }
         for broker in &config.mqtt {
-            tasks.push(tokio::spawn(sources::mqtt::run_mqtt(shared.clone(), broker.clone(), sink.clone(), watch.clone())));
+            tasks.push(tokio::spawn(sources::mqtt::run_mqtt(
+                shared.clone(),
+                broker.clone(),
+                sink.clone(),
+                watch.clone(),
+            )));
         }
         tracing::info!(public_key = signer.public_key(), rest_url = %config.rest_url, serial_ports = config.serial.len(),
             mqtt_brokers = config.mqtt.len(), ?metrics_addr, "gateway started");
-        Ok(GatewayHandle { metrics, metrics_addr, public_key: signer.public_key().to_string(), shutdown, tasks, queue })
+        Ok(GatewayHandle {
+            metrics,
+            metrics_addr,
+            public_key: signer.public_key().to_string(),
+            shutdown,
+            tasks,
+            queue,
+        })
     }
 }
 
@@ -144,7 +167,10 @@ impl GatewayHandle {
 
     /// Queue counts right now.
     pub fn queue_stats(&self) -> anyhow::Result<queue::QueueStats> {
-        let queue = self.queue.lock().map_err(|_| anyhow::anyhow!("queue lock poisoned"))?;
+        let queue = self
+            .queue
+            .lock()
+            .map_err(|_| anyhow::anyhow!("queue lock poisoned"))?;
         Ok(queue.stats(submission::now_ms())?)
     }
 

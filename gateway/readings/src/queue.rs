@@ -23,7 +23,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue database {path}: {source}; check the path is writable and not used by another gateway")]
-    Open { path: String, source: rusqlite::Error },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("queue database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("could not sign a batch: {0}")]
@@ -64,6 +67,23 @@ pub struct QueuedReading {
     pub shipment: String,
     pub reading: DeviceReading,
     pub received_at_ms: u64,
+}
+
+/// A queued reading that was marked urgent: an excursion starts or ends with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExcursionEdge {
+    pub device_id: String,
+    pub sequence: u64,
+    pub received_at_ms: u64,
+}
+
+/// The readings of a batch the ledger committed, for latency accounting.
+#[derive(Clone, Debug, Default)]
+pub struct CommittedReadings {
+    /// When each reading was received (ms).
+    pub received_at_ms: Vec<u64>,
+    /// The excursion edges among them.
+    pub excursion_edges: Vec<ExcursionEdge>,
 }
 
 /// Counts for metrics.
@@ -137,11 +157,17 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 impl Queue {
     /// Opens (creating if needed) the queue at `path`.
     pub fn open(path: &Path) -> Result<Queue, QueueError> {
-        let open_error = |source| QueueError::Open { path: path.display().to_string(), source };
+        let open_error = |source| QueueError::Open {
+            path: path.display().to_string(),
+            source,
+        };
         let conn = Connection::open(path).map_err(open_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_error)?;
         conn.execute_batch(SCHEMA).map_err(open_error)?;
         Ok(Queue { conn })
     }
@@ -182,7 +208,9 @@ impl Queue {
                 Ok((reading, route, previous_edge)) => {
                     let now_in_range = route.range.map(|r| in_range(reading.temperature_cdeg, r));
                     let urgent = match (previous_edge, now_in_range) {
-                        (Some((shipment, was)), Some(is)) => shipment == route.shipment && was != is,
+                        (Some((shipment, was)), Some(is)) => {
+                            shipment == route.shipment && was != is
+                        }
                         (None, Some(is)) => !is,
                         _ => false,
                     };
@@ -200,7 +228,12 @@ impl Queue {
                 }
                 Err(rejection) => {
                     let (device, sequence, org, shipment) = match &arrival.outcome {
-                        Ok((r, route)) => (Some(r.device_id.clone()), Some(r.sequence as i64), Some(route.org.clone()), Some(route.shipment.clone())),
+                        Ok((r, route)) => (
+                            Some(r.device_id.clone()),
+                            Some(r.sequence as i64),
+                            Some(route.org.clone()),
+                            Some(route.shipment.clone()),
+                        ),
                         Err(_) => (None, None, None, None),
                     };
                     tx.execute(
@@ -219,7 +252,12 @@ impl Queue {
     /// Devices with readings due for sending: not already in a batch awaiting
     /// its outcome (one batch per device at a time keeps sequences in order), and
     /// with `max_readings` waiting, or an urgent one, or one older than `max_age_ms`.
-    pub fn due_devices(&self, now_ms: u64, max_readings: usize, max_age_ms: u64) -> Result<Vec<String>, QueueError> {
+    pub fn due_devices(
+        &self,
+        now_ms: u64,
+        max_readings: usize,
+        max_age_ms: u64,
+    ) -> Result<Vec<String>, QueueError> {
         let mut statement = self.conn.prepare_cached(
             "SELECT device_id FROM devices WHERE in_flight = 0 AND unsent > 0
                AND (unsent >= ?1 OR urgent = 1 OR oldest_unsent_ms <= ?2)
@@ -231,7 +269,11 @@ impl Queue {
     }
 
     /// Up to `limit` unsent readings of `device_id`, in sequence order.
-    pub fn unsent_readings(&self, device_id: &str, limit: usize) -> Result<Vec<QueuedReading>, QueueError> {
+    pub fn unsent_readings(
+        &self,
+        device_id: &str,
+        limit: usize,
+    ) -> Result<Vec<QueuedReading>, QueueError> {
         let mut statement = self.conn.prepare_cached(
             "SELECT id, org_id, shipment_id, sequence, time_s, temperature_cdeg, humidity_permille, door,
                     latitude_udeg, longitude_udeg, received_at_ms
@@ -262,14 +304,22 @@ impl Queue {
 
     /// Records a signed batch and the readings it carries (reading id → transaction id),
     /// before it is sent.
-    pub fn record_batch(&mut self, batch_id: &str, body: &[u8], members: &[(i64, String)], now_ms: u64) -> Result<(), QueueError> {
+    pub fn record_batch(
+        &mut self,
+        batch_id: &str,
+        body: &[u8],
+        members: &[(i64, String)],
+        now_ms: u64,
+    ) -> Result<(), QueueError> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO batches (batch_id, body, created_at_ms) VALUES (?1, ?2, ?3)",
             params![batch_id, body, now_ms as i64],
         )?;
         {
-            let mut update = tx.prepare_cached("UPDATE readings SET batch_id = ?1, transaction_id = ?2 WHERE id = ?3")?;
+            let mut update = tx.prepare_cached(
+                "UPDATE readings SET batch_id = ?1, transaction_id = ?2 WHERE id = ?3",
+            )?;
             for (id, transaction_id) in members {
                 update.execute(params![batch_id, transaction_id, id])?;
             }
@@ -281,28 +331,47 @@ impl Queue {
 
     /// Batches sent or about to be sent whose outcome is not yet known.
     pub fn open_batches(&self) -> Result<Vec<(String, Vec<u8>)>, QueueError> {
-        let mut statement = self.conn.prepare("SELECT batch_id, body FROM batches ORDER BY created_at_ms")?;
+        let mut statement = self
+            .conn
+            .prepare("SELECT batch_id, body FROM batches ORDER BY created_at_ms")?;
         let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The ledger committed the batch: its readings are done. Returns their
-    /// receive times (ms) for latency accounting.
-    pub fn settle_committed(&mut self, batch_id: &str) -> Result<Vec<u64>, QueueError> {
+    /// receive times for latency accounting.
+    pub fn settle_committed(&mut self, batch_id: &str) -> Result<CommittedReadings, QueueError> {
         let tx = self.conn.transaction()?;
-        let received: Vec<u64> = {
-            let mut statement = tx.prepare_cached("SELECT received_at_ms FROM readings WHERE batch_id = ?1")?;
-            let rows = statement.query_map(params![batch_id], |r| r.get::<_, i64>(0))?;
-            rows.map(|r| r.map(|v| v as u64)).collect::<Result<_, _>>()?
-        };
+        let mut committed = CommittedReadings::default();
+        {
+            let mut statement = tx.prepare_cached(
+                "SELECT received_at_ms, urgent, device_id, sequence FROM readings WHERE batch_id = ?1",
+            )?;
+            let mut rows = statement.query(params![batch_id])?;
+            while let Some(row) = rows.next()? {
+                let received_at_ms = row.get::<_, i64>(0)? as u64;
+                committed.received_at_ms.push(received_at_ms);
+                // Device ids are read for the few urgent rows only: this runs for every reading.
+                if row.get::<_, bool>(1)? {
+                    committed.excursion_edges.push(ExcursionEdge {
+                        device_id: row.get(2)?,
+                        sequence: row.get::<_, i64>(3)? as u64,
+                        received_at_ms,
+                    });
+                }
+            }
+        }
         let devices = batch_devices(&tx, batch_id)?;
-        tx.execute("DELETE FROM readings WHERE batch_id = ?1", params![batch_id])?;
+        tx.execute(
+            "DELETE FROM readings WHERE batch_id = ?1",
+            params![batch_id],
+        )?;
         tx.execute("DELETE FROM batches WHERE batch_id = ?1", params![batch_id])?;
         for device in devices {
             refresh_device(&tx, &device)?;
         }
         tx.commit()?;
-        Ok(received)
+        Ok(committed)
     }
 
     /// The ledger refused the batch. For each refused transaction: if its message
@@ -324,7 +393,9 @@ impl Queue {
             let mut statement = tx.prepare_cached(
                 "SELECT id, device_id, sequence, transaction_id FROM readings WHERE batch_id = ?1",
             )?;
-            let rows = statement.query_map(params![batch_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            let rows = statement.query_map(params![batch_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
             rows.collect::<Result<_, _>>()?
         };
         let devices = batch_devices(&tx, batch_id)?;
@@ -338,7 +409,10 @@ impl Queue {
                 .or(blame_unknown.then_some("batch INVALID without a transaction message"));
             match message {
                 None => {
-                    tx.execute("UPDATE readings SET batch_id = NULL, transaction_id = NULL WHERE id = ?1", params![id])?;
+                    tx.execute(
+                        "UPDATE readings SET batch_id = NULL, transaction_id = NULL WHERE id = ?1",
+                        params![id],
+                    )?;
                     requeued += 1;
                 }
                 Some(m) if m.starts_with(crate::ALREADY_RECORDED) => {
@@ -371,8 +445,12 @@ impl Queue {
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let oldest: Option<i64> = self.conn.query_row("SELECT MIN(received_at_ms) FROM readings", [], |r| r.get(0))?;
-        let dead_letters: i64 = self.conn.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))?;
+        let oldest: Option<i64> =
+            self.conn
+                .query_row("SELECT MIN(received_at_ms) FROM readings", [], |r| r.get(0))?;
+        let dead_letters: i64 =
+            self.conn
+                .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))?;
         Ok(QueueStats {
             queued: queued as u64,
             in_flight: in_flight as u64,
@@ -395,7 +473,10 @@ fn device_progress(
             let shipment: Option<String> = r.get(2)?;
             let in_range: Option<bool> = r.get(3)?;
             Ok((
-                DeviceProgress { last_sequence: r.get::<_, i64>(0)? as u64, last_time_s: r.get::<_, i64>(1)? as u64 },
+                DeviceProgress {
+                    last_sequence: r.get::<_, i64>(0)? as u64,
+                    last_time_s: r.get::<_, i64>(1)? as u64,
+                },
                 shipment.zip(in_range),
             ))
         })
@@ -403,8 +484,12 @@ fn device_progress(
     Ok(row.unwrap_or_default())
 }
 
-fn batch_devices(tx: &rusqlite::Transaction<'_>, batch_id: &str) -> Result<Vec<String>, QueueError> {
-    let mut statement = tx.prepare_cached("SELECT DISTINCT device_id FROM readings WHERE batch_id = ?1")?;
+fn batch_devices(
+    tx: &rusqlite::Transaction<'_>,
+    batch_id: &str,
+) -> Result<Vec<String>, QueueError> {
+    let mut statement =
+        tx.prepare_cached("SELECT DISTINCT device_id FROM readings WHERE batch_id = ?1")?;
     let rows = statement.query_map(params![batch_id], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -417,7 +502,10 @@ fn refresh_batch_devices(tx: &rusqlite::Transaction<'_>, batch_id: &str) -> Resu
 }
 
 /// Recomputes a device's queue summary from its readings (one index range scan).
-pub(crate) fn refresh_device(tx: &rusqlite::Transaction<'_>, device_id: &str) -> Result<(), QueueError> {
+pub(crate) fn refresh_device(
+    tx: &rusqlite::Transaction<'_>,
+    device_id: &str,
+) -> Result<(), QueueError> {
     tx.prepare_cached(
         "UPDATE devices SET
             unsent = (SELECT COUNT(*) FROM readings WHERE device_id = ?1 AND batch_id IS NULL),
@@ -460,7 +548,12 @@ pub(crate) fn insert_reading(
 }
 
 /// Moves a queued reading to the dead-letter store as `ledger_invalid`.
-fn dead_letter_reading(tx: &rusqlite::Transaction<'_>, id: i64, message: &str, now_ms: u64) -> Result<(), QueueError> {
+fn dead_letter_reading(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    message: &str,
+    now_ms: u64,
+) -> Result<(), QueueError> {
     let (reading, org, shipment) = tx.query_row(
         "SELECT device_id, sequence, time_s, temperature_cdeg, humidity_permille, door, latitude_udeg, longitude_udeg, org_id, shipment_id
          FROM readings WHERE id = ?1",

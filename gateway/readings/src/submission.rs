@@ -10,6 +10,7 @@
 //! against the device's `last_sequence` on the ledger.
 use crate::batching::{runs, sign_readings_batch};
 use crate::ledger::{BatchStatus, PostOutcome};
+use crate::metrics::ExcursionCommit;
 use crate::Shared;
 use rand::Rng;
 use std::collections::HashMap;
@@ -20,7 +21,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Full-jitter exponential backoff: uniform in [0, min(max, initial·2^attempt)].
 pub fn backoff_delay(attempt: u32, initial_ms: u64, max_ms: u64) -> Duration {
-    let ceiling = initial_ms.saturating_mul(1u64 << attempt.min(20)).min(max_ms).max(1);
+    let ceiling = initial_ms
+        .saturating_mul(1u64 << attempt.min(20))
+        .min(max_ms)
+        .max(1);
     Duration::from_millis(rand::thread_rng().gen_range(ceiling / 2..=ceiling))
 }
 
@@ -38,7 +42,9 @@ pub(crate) async fn with_queue<T: Send + 'static>(
 ) -> anyhow::Result<T> {
     let queue = shared.queue.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let mut guard = queue.lock().map_err(|_| anyhow::anyhow!("queue lock poisoned by an earlier failure"))?;
+        let mut guard = queue
+            .lock()
+            .map_err(|_| anyhow::anyhow!("queue lock poisoned by an earlier failure"))?;
         work(&mut guard).map_err(anyhow::Error::from)
     })
     .await
@@ -48,8 +54,13 @@ pub(crate) async fn with_queue<T: Send + 'static>(
 
 /// The batcher: every tick (or when an excursion edge arrives) turns due
 /// devices' readings into batches while in-flight capacity allows.
-pub(crate) async fn run_batcher(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(shared.config.submission.max_in_flight_batches));
+pub(crate) async fn run_batcher(
+    shared: Arc<Shared>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(
+        shared.config.submission.max_in_flight_batches,
+    ));
     match with_queue(&shared, |q| q.open_batches()).await {
         Ok(open) => {
             for (batch_id, body) in open {
@@ -60,7 +71,9 @@ pub(crate) async fn run_batcher(shared: Arc<Shared>, mut shutdown: tokio::sync::
                 }
             }
         }
-        Err(e) => tracing::error!(error = %e, "cannot read open batches; they will be retried on the next start"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read open batches; they will be retried on the next start")
+        }
     }
     let tick = Duration::from_millis(shared.config.batching.tick_ms.max(1));
     loop {
@@ -92,7 +105,8 @@ async fn refresh_gauges(shared: &Arc<Shared>) {
             let m = &shared.metrics;
             m.queued.store(stats.queued, Relaxed);
             m.in_flight.store(stats.in_flight, Relaxed);
-            m.oldest_unsent_ms.store(stats.oldest_unsent_ms.unwrap_or(0), Relaxed);
+            m.oldest_unsent_ms
+                .store(stats.oldest_unsent_ms.unwrap_or(0), Relaxed);
             m.dead_letters.store(stats.dead_letters, Relaxed);
             m.queue_disk_bytes.store(stats.disk_bytes, Relaxed);
             let cap = shared.config.queue_disk_cap_bytes;
@@ -101,7 +115,10 @@ async fn refresh_gauges(shared: &Arc<Shared>) {
                 tracing::error!(disk_bytes = stats.disk_bytes, cap_bytes = cap,
                     "queue is near its disk cap; readings will be refused at the cap. Restore the ledger connection or raise queue_disk_cap_bytes");
             } else if !alarm && m.queue_disk_alarm.swap(false, Relaxed) {
-                tracing::info!(disk_bytes = stats.disk_bytes, "queue is below its disk alarm again");
+                tracing::info!(
+                    disk_bytes = stats.disk_bytes,
+                    "queue is below its disk alarm again"
+                );
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not read queue statistics"),
@@ -126,7 +143,10 @@ async fn build_batch(shared: &Arc<Shared>) -> anyhow::Result<Option<(String, Vec
             transactions += runs(&readings, batching.max_readings).len();
             per_device.push(readings);
         }
-        let groups: Vec<_> = per_device.iter().flat_map(|r| runs(r, batching.max_readings)).collect();
+        let groups: Vec<_> = per_device
+            .iter()
+            .flat_map(|r| runs(r, batching.max_readings))
+            .collect();
         if groups.is_empty() {
             return Ok(None);
         }
@@ -144,7 +164,13 @@ fn short(id: &str) -> &str {
 
 /// Sends one batch (unless `resumed`, when the ledger is asked first) and
 /// follows it to a final answer, then settles its readings in the queue.
-async fn follow_batch(shared: Arc<Shared>, batch_id: String, body: Vec<u8>, resumed: bool, _permit: OwnedSemaphorePermit) {
+async fn follow_batch(
+    shared: Arc<Shared>,
+    batch_id: String,
+    body: Vec<u8>,
+    resumed: bool,
+    _permit: OwnedSemaphorePermit,
+) {
     let cfg = shared.config.submission.clone();
     let mut posted = resumed;
     let mut attempt: u32 = 0;
@@ -184,17 +210,29 @@ async fn follow_batch(shared: Arc<Shared>, batch_id: String, body: Vec<u8>, resu
             }
             continue;
         }
-        match shared.ledger.batch_status(&batch_id, cfg.status_wait_s).await {
+        match shared
+            .ledger
+            .batch_status(&batch_id, cfg.status_wait_s)
+            .await
+        {
             Ok(BatchStatus::Committed) => {
                 let id = batch_id.clone();
                 match with_queue(&shared, move |q| q.settle_committed(&id)).await {
-                    Ok(received) => {
+                    Ok(committed) => {
                         let now = now_ms();
-                        for r in &received {
+                        for r in &committed.received_at_ms {
                             shared.metrics.observe_commit(now.saturating_sub(*r));
                         }
+                        for edge in committed.excursion_edges {
+                            shared.metrics.observe_excursion_commit(ExcursionCommit {
+                                device_id: edge.device_id,
+                                sequence: edge.sequence,
+                                received_at_ms: edge.received_at_ms,
+                                committed_at_ms: now,
+                            });
+                        }
                         shared.metrics.batches_committed.fetch_add(1, Relaxed);
-                        tracing::debug!(batch_id = %short(&batch_id), readings = received.len(), "batch committed");
+                        tracing::debug!(batch_id = %short(&batch_id), readings = committed.received_at_ms.len(), "batch committed");
                         shared.wake.notify_one();
                         return;
                     }
@@ -229,7 +267,11 @@ async fn follow_batch(shared: Arc<Shared>, batch_id: String, body: Vec<u8>, resu
 
 /// Settles an INVALID batch. Returns false when it must be retried (ledger
 /// state needed for "already recorded" could not be read).
-async fn settle_invalid_batch(shared: &Arc<Shared>, batch_id: &str, refused: Vec<(String, String)>) -> bool {
+async fn settle_invalid_batch(
+    shared: &Arc<Shared>,
+    batch_id: &str,
+    refused: Vec<(String, String)>,
+) -> bool {
     let id = batch_id.to_string();
     let transactions = match with_queue(shared, move |q| q.batch_transactions(&id)).await {
         Ok(t) => t,
@@ -240,7 +282,9 @@ async fn settle_invalid_batch(shared: &Arc<Shared>, batch_id: &str, refused: Vec
     };
     let mut recorded: HashMap<String, u64> = HashMap::new();
     for (transaction_id, message) in &refused {
-        let Some((_, device)) = transactions.iter().find(|(t, _)| t == transaction_id) else { continue };
+        let Some((_, device)) = transactions.iter().find(|(t, _)| t == transaction_id) else {
+            continue;
+        };
         if message.starts_with(crate::ALREADY_RECORDED) {
             match shared.ledger.device(device).await {
                 Ok(Some(record)) => {
@@ -258,13 +302,19 @@ async fn settle_invalid_batch(shared: &Arc<Shared>, batch_id: &str, refused: Vec
     }
     let id = batch_id.to_string();
     let now = now_ms();
-    match with_queue(shared, move |q| q.settle_invalid(&id, &refused, &|d: &str| recorded.get(d).copied(), now)).await {
+    match with_queue(shared, move |q| {
+        q.settle_invalid(&id, &refused, &|d: &str| recorded.get(d).copied(), now)
+    })
+    .await
+    {
         Ok((settled, requeued, dead)) => {
             for _ in 0..settled {
                 shared.metrics.observe_commit(0);
             }
             for _ in 0..dead {
-                shared.metrics.reject(crate::validation::Reason::LedgerInvalid);
+                shared
+                    .metrics
+                    .reject(crate::validation::Reason::LedgerInvalid);
             }
             tracing::info!(batch_id = %short(batch_id), settled, requeued, dead, "batch invalid; readings settled");
             true
@@ -281,8 +331,11 @@ async fn settle_refused_batch(shared: &Arc<Shared>, batch_id: &str, message: &st
     let message = format!("REST API refused the batch: {message}");
     let now = now_ms();
     let result = with_queue(shared, move |q| {
-        let refused: Vec<(String, String)> =
-            q.batch_transactions(&id)?.into_iter().map(|(t, _)| (t, message.clone())).collect();
+        let refused: Vec<(String, String)> = q
+            .batch_transactions(&id)?
+            .into_iter()
+            .map(|(t, _)| (t, message.clone()))
+            .collect();
         q.settle_invalid(&id, &refused, &|_: &str| None, now)
     })
     .await;

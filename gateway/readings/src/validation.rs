@@ -76,7 +76,10 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(reason: Reason, detail: impl Into<String>) -> Rejection {
-        Rejection { reason, detail: detail.into() }
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -109,16 +112,25 @@ pub fn judge_reading(
 ) -> Result<(), Rejection> {
     let (coldest, hottest) = TEMPERATURE_LIMITS_CDEG;
     if reading.sequence == 0 {
-        return Err(Rejection::new(Reason::ImpossibleValue, "sequence 0; loggers count from 1"));
+        return Err(Rejection::new(
+            Reason::ImpossibleValue,
+            "sequence 0; loggers count from 1",
+        ));
     }
     if !(coldest..=hottest).contains(&reading.temperature_cdeg) {
         return Err(Rejection::new(
             Reason::ImpossibleValue,
-            format!("temperature {} cdeg is outside -100..100 °C", reading.temperature_cdeg),
+            format!(
+                "temperature {} cdeg is outside -100..100 °C",
+                reading.temperature_cdeg
+            ),
         ));
     }
     if let Some(h) = reading.humidity_permille.filter(|h| *h > 1000) {
-        return Err(Rejection::new(Reason::ImpossibleValue, format!("humidity {h} per mille is above 1000")));
+        return Err(Rejection::new(
+            Reason::ImpossibleValue,
+            format!("humidity {h} per mille is above 1000"),
+        ));
     }
     if let Some((lat, lon)) = reading.location {
         if lat.unsigned_abs() > 90_000_000 || lon.unsigned_abs() > 180_000_000 {
@@ -142,22 +154,34 @@ pub fn judge_reading(
     if reading.time_s < now_s.saturating_sub(limits.max_backlog_age_s) {
         return Err(Rejection::new(
             Reason::TooOld,
-            format!("reading time {} is more than {} s in the past", reading.time_s, limits.max_backlog_age_s),
+            format!(
+                "reading time {} is more than {} s in the past",
+                reading.time_s, limits.max_backlog_age_s
+            ),
         ));
     }
     if reading.sequence == progress.last_sequence {
-        return Err(Rejection::new(Reason::Duplicate, format!("sequence {} already queued", reading.sequence)));
+        return Err(Rejection::new(
+            Reason::Duplicate,
+            format!("sequence {} already queued", reading.sequence),
+        ));
     }
     if reading.sequence < progress.last_sequence {
         return Err(Rejection::new(
             Reason::OutOfOrder,
-            format!("sequence {} after {}", reading.sequence, progress.last_sequence),
+            format!(
+                "sequence {} after {}",
+                reading.sequence, progress.last_sequence
+            ),
         ));
     }
     if reading.time_s < progress.last_time_s {
         return Err(Rejection::new(
             Reason::TimeRegressed,
-            format!("time {} is before the previous reading's {}", reading.time_s, progress.last_time_s),
+            format!(
+                "time {} is before the previous reading's {}",
+                reading.time_s, progress.last_time_s
+            ),
         ));
     }
     Ok(())
@@ -174,7 +198,10 @@ mod tests {
     use proptest::prelude::*;
 
     const NOW: u64 = 1_790_000_000;
-    const LIMITS: Plausibility = Plausibility { clock_skew_tolerance_s: 300, max_backlog_age_s: 86_400 };
+    const LIMITS: Plausibility = Plausibility {
+        clock_skew_tolerance_s: 300,
+        max_backlog_age_s: 86_400,
+    };
 
     fn reading(sequence: u64, time_s: u64, temperature_cdeg: i32) -> DeviceReading {
         DeviceReading {
@@ -189,41 +216,76 @@ mod tests {
     }
 
     fn reason(r: &DeviceReading, progress: DeviceProgress) -> Option<Reason> {
-        judge_reading(r, progress, NOW, LIMITS).err().map(|e| e.reason)
+        judge_reading(r, progress, NOW, LIMITS)
+            .err()
+            .map(|e| e.reason)
     }
 
     #[test]
     fn plausible_next_reading_is_accepted() {
-        let progress = DeviceProgress { last_sequence: 4, last_time_s: NOW - 60 };
+        let progress = DeviceProgress {
+            last_sequence: 4,
+            last_time_s: NOW - 60,
+        };
         assert_eq!(reason(&reading(5, NOW, 450), progress), None);
     }
 
     #[test]
     fn impossible_values_are_refused() {
         let fresh = DeviceProgress::default();
-        assert_eq!(reason(&reading(1, NOW, 12_000), fresh), Some(Reason::ImpossibleValue));
-        assert_eq!(reason(&reading(0, NOW, 400), fresh), Some(Reason::ImpossibleValue));
-        let humid = DeviceReading { humidity_permille: Some(1001), ..reading(1, NOW, 400) };
+        assert_eq!(
+            reason(&reading(1, NOW, 12_000), fresh),
+            Some(Reason::ImpossibleValue)
+        );
+        assert_eq!(
+            reason(&reading(0, NOW, 400), fresh),
+            Some(Reason::ImpossibleValue)
+        );
+        let humid = DeviceReading {
+            humidity_permille: Some(1001),
+            ..reading(1, NOW, 400)
+        };
         assert_eq!(reason(&humid, fresh), Some(Reason::ImpossibleValue));
-        let lost = DeviceReading { location: Some((91_000_000, 0)), ..reading(1, NOW, 400) };
+        let lost = DeviceReading {
+            location: Some((91_000_000, 0)),
+            ..reading(1, NOW, 400)
+        };
         assert_eq!(reason(&lost, fresh), Some(Reason::ImpossibleValue));
     }
 
     #[test]
     fn future_beyond_tolerance_is_clock_skew_but_backlog_is_fine() {
         let fresh = DeviceProgress::default();
-        assert_eq!(reason(&reading(1, NOW + 301, 400), fresh), Some(Reason::ClockSkew));
+        assert_eq!(
+            reason(&reading(1, NOW + 301, 400), fresh),
+            Some(Reason::ClockSkew)
+        );
         assert_eq!(reason(&reading(1, NOW + 300, 400), fresh), None);
         assert_eq!(reason(&reading(1, NOW - 3600 * 6, 400), fresh), None);
-        assert_eq!(reason(&reading(1, NOW - 86_401, 400), fresh), Some(Reason::TooOld));
+        assert_eq!(
+            reason(&reading(1, NOW - 86_401, 400), fresh),
+            Some(Reason::TooOld)
+        );
     }
 
     #[test]
     fn repeated_and_earlier_sequences_are_refused() {
-        let progress = DeviceProgress { last_sequence: 9, last_time_s: NOW - 10 };
-        assert_eq!(reason(&reading(9, NOW, 400), progress), Some(Reason::Duplicate));
-        assert_eq!(reason(&reading(3, NOW, 400), progress), Some(Reason::OutOfOrder));
-        assert_eq!(reason(&reading(10, NOW - 11, 400), progress), Some(Reason::TimeRegressed));
+        let progress = DeviceProgress {
+            last_sequence: 9,
+            last_time_s: NOW - 10,
+        };
+        assert_eq!(
+            reason(&reading(9, NOW, 400), progress),
+            Some(Reason::Duplicate)
+        );
+        assert_eq!(
+            reason(&reading(3, NOW, 400), progress),
+            Some(Reason::OutOfOrder)
+        );
+        assert_eq!(
+            reason(&reading(10, NOW - 11, 400), progress),
+            Some(Reason::TimeRegressed)
+        );
     }
 
     #[test]

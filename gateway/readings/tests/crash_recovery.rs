@@ -54,7 +54,9 @@ async fn killed_gateway_restarts_and_every_reading_is_recorded_exactly_once() {
         unique("gw"),
     );
     for d in 0..DEVICES {
-        text.push_str(&format!("[devices.K{d}]\norg = \"carrier\"\nshipment = \"S-{d}\"\n"));
+        text.push_str(&format!(
+            "[devices.K{d}]\norg = \"carrier\"\nshipment = \"S-{d}\"\n"
+        ));
     }
     let config = dir.path().join("gateway.toml");
     std::fs::write(&config, text).unwrap();
@@ -72,9 +74,19 @@ async fn killed_gateway_restarts_and_every_reading_is_recorded_exactly_once() {
         async move {
             for d in 0..DEVICES {
                 let device = format!("K{d}");
-                let readings: Vec<_> = (1..=READINGS_PER_MESSAGE).map(|i| reading(&device, m * READINGS_PER_MESSAGE + i)).collect();
+                let readings: Vec<_> = (1..=READINGS_PER_MESSAGE)
+                    .map(|i| reading(&device, m * READINGS_PER_MESSAGE + i))
+                    .collect();
                 let topic = format!("{prefix}/carrier/{device}/readings");
-                client.publish(topic, QoS::AtLeastOnce, false, mqtt_payload::encode_json(&readings)).await.unwrap();
+                client
+                    .publish(
+                        topic,
+                        QoS::AtLeastOnce,
+                        false,
+                        mqtt_payload::encode_json(&readings),
+                    )
+                    .await
+                    .unwrap();
             }
         }
     };
@@ -107,14 +119,29 @@ async fn killed_gateway_restarts_and_every_reading_is_recorded_exactly_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     gateway.kill().unwrap();
     gateway.wait().unwrap();
-    eprintln!("replays refused by the ledger: {}, posts: {}", ledger.replays_refused(), ledger.posts.load(std::sync::atomic::Ordering::Relaxed));
+    eprintln!(
+        "replays refused by the ledger: {}, posts: {}",
+        ledger.replays_refused(),
+        ledger.posts.load(std::sync::atomic::Ordering::Relaxed)
+    );
     assert!(done, "recorded {} of {expected}", ledger.recorded_count());
     for d in 0..DEVICES {
         let recorded = ledger.recorded(&format!("K{d}"));
-        assert_eq!(recorded, (1..=MESSAGES_PER_DEVICE * READINGS_PER_MESSAGE).collect::<Vec<_>>(), "device K{d}");
+        assert_eq!(
+            recorded,
+            (1..=MESSAGES_PER_DEVICE * READINGS_PER_MESSAGE).collect::<Vec<_>>(),
+            "device K{d}"
+        );
     }
     let queue = coldchain_gateway::queue::Queue::open(&queue_path).unwrap();
     let stats = queue.stats(0).unwrap();
-    assert_eq!((stats.queued, stats.in_flight), (0, 0), "queue left over: {stats:?}");
-    assert!(queue.dead_letters(Some("ledger_invalid"), 10).unwrap().is_empty());
+    assert_eq!(
+        (stats.queued, stats.in_flight),
+        (0, 0),
+        "queue left over: {stats:?}"
+    );
+    assert!(queue
+        .dead_letters(Some("ledger_invalid"), 10)
+        .unwrap()
+        .is_empty());
 }

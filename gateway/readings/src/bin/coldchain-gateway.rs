@@ -3,7 +3,10 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "coldchain-gateway", about = "Temperature loggers over serial and MQTT into Sawtooth readings batches")]
+#[command(
+    name = "coldchain-gateway",
+    about = "Temperature loggers over serial and MQTT into Sawtooth readings batches"
+)]
 struct Cli {
     #[command(flatten)]
     args: coldchain_gateway::cli::GatewayArgs,
@@ -12,7 +15,9 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     coldchain_gateway::cli::run(Cli::parse().args).await
 }

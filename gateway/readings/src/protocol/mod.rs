@@ -77,12 +77,22 @@ pub fn parse_fixed(text: &str, places: u32) -> Option<i64> {
     {
         return None;
     }
-    let whole_value: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let mut fraction_value: i64 = if fraction.is_empty() { 0 } else { fraction.parse().ok()? };
+    let whole_value: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut fraction_value: i64 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().ok()?
+    };
     for _ in fraction.len()..places as usize {
         fraction_value *= 10;
     }
-    let scaled = whole_value.checked_mul(10i64.pow(places))?.checked_add(fraction_value)?;
+    let scaled = whole_value
+        .checked_mul(10i64.pow(places))?
+        .checked_add(fraction_value)?;
     Some(if negative { -scaled } else { scaled })
 }
 

@@ -22,7 +22,9 @@ pub fn parse_topic<'a>(prefix: &str, topic: &'a str) -> Option<(&'a str, &'a str
     let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
     let mut parts = rest.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(org), Some(device), Some("readings"), None) if !org.is_empty() && !device.is_empty() => {
+        (Some(org), Some(device), Some("readings"), None)
+            if !org.is_empty() && !device.is_empty() =>
+        {
             Some((org, device))
         }
         _ => None,
@@ -62,8 +64,8 @@ pub fn parse_payload(device_id: &str, payload: &[u8]) -> Result<Vec<DeviceReadin
     if payload.first() == Some(&BINARY_MAGIC) {
         return parse_binary(device_id, payload);
     }
-    let body: JsonBody = serde_json::from_slice(payload)
-        .map_err(|e| ParseError::Malformed(format!("JSON: {e}")))?;
+    let body: JsonBody =
+        serde_json::from_slice(payload).map_err(|e| ParseError::Malformed(format!("JSON: {e}")))?;
     let items = match body {
         JsonBody::One(one) => vec![one],
         JsonBody::Many(many) => many,
@@ -128,8 +130,13 @@ fn parse_binary(device_id: &str, payload: &[u8]) -> Result<Vec<DeviceReading>, P
                 sequence: u64_at(0),
                 time_s: u64_at(8),
                 temperature_cdeg: i16::from_be_bytes([r[16], r[17]]) as i32,
-                humidity_permille: (flags & 1 != 0).then(|| u16::from_be_bytes([r[19], r[20]]) as u32),
-                door: (flags & 2 != 0).then_some(if flags & 4 != 0 { Door::Open } else { Door::Closed }),
+                humidity_permille: (flags & 1 != 0)
+                    .then(|| u16::from_be_bytes([r[19], r[20]]) as u32),
+                door: (flags & 2 != 0).then_some(if flags & 4 != 0 {
+                    Door::Open
+                } else {
+                    Door::Closed
+                }),
                 location: (flags & 8 != 0).then(|| (i32_at(21), i32_at(25))),
             }
         })
@@ -213,8 +220,14 @@ mod tests {
 
     #[test]
     fn topic_names_org_and_device() {
-        assert_eq!(parse_topic("coldchain", "coldchain/acme/BOX-1/readings"), Some(("acme", "BOX-1")));
-        assert_eq!(parse_topic("coldchain", "coldchain/acme/BOX-1/status"), None);
+        assert_eq!(
+            parse_topic("coldchain", "coldchain/acme/BOX-1/readings"),
+            Some(("acme", "BOX-1"))
+        );
+        assert_eq!(
+            parse_topic("coldchain", "coldchain/acme/BOX-1/status"),
+            None
+        );
         assert_eq!(parse_topic("coldchain", "other/acme/BOX-1/readings"), None);
     }
 
@@ -223,26 +236,38 @@ mod tests {
         let one = br#"{"seq":3,"time_s":1790000003,"temp_cdeg":480,"humidity_permille":700,"door":"closed"}"#;
         assert_eq!(parse_payload("BOX-1", one), Ok(vec![reading(3)]));
         let many = encode_json(&[reading(1), reading(2)]);
-        assert_eq!(parse_payload("BOX-1", &many), Ok(vec![reading(1), reading(2)]));
+        assert_eq!(
+            parse_payload("BOX-1", &many),
+            Ok(vec![reading(1), reading(2)])
+        );
     }
 
     #[test]
     fn json_naming_another_device_is_malformed() {
         let body = br#"{"device":"BOX-2","seq":3,"time_s":1,"temp_cdeg":480}"#;
-        assert!(matches!(parse_payload("BOX-1", body), Err(ParseError::Malformed(_))));
+        assert!(matches!(
+            parse_payload("BOX-1", body),
+            Err(ParseError::Malformed(_))
+        ));
     }
 
     #[test]
     fn float_temperature_is_malformed() {
         let body = br#"{"seq":3,"time_s":1,"temp_cdeg":4.8}"#;
-        assert!(matches!(parse_payload("BOX-1", body), Err(ParseError::Malformed(_))));
+        assert!(matches!(
+            parse_payload("BOX-1", body),
+            Err(ParseError::Malformed(_))
+        ));
     }
 
     #[test]
     fn truncated_binary_is_malformed() {
         let mut body = encode_binary(&[reading(1)]);
         body.pop();
-        assert!(matches!(parse_payload("BOX-1", &body), Err(ParseError::Malformed(_))));
+        assert!(matches!(
+            parse_payload("BOX-1", &body),
+            Err(ParseError::Malformed(_))
+        ));
     }
 
     proptest! {

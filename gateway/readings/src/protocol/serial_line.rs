@@ -123,7 +123,11 @@ pub fn format_line(reading: &DeviceReading) -> String {
         content.push_str(&format!(",h={h}"));
     }
     if let Some(door) = reading.door {
-        content.push_str(if door == Door::Open { ",door=1" } else { ",door=0" });
+        content.push_str(if door == Door::Open {
+            ",door=1"
+        } else {
+            ",door=0"
+        });
     }
     if let Some((lat, lon)) = reading.location {
         content.push_str(&format!(
@@ -155,21 +159,34 @@ mod tests {
     #[test]
     fn formatted_line_parses_back() {
         let line = format_line(&sample());
-        assert!(line.starts_with("$CCR,TRK-7,42,1790000000,-1.25,h=655,door=1,loc=52.520008;-13.404954*"));
+        assert!(line
+            .starts_with("$CCR,TRK-7,42,1790000000,-1.25,h=655,door=1,loc=52.520008;-13.404954*"));
         assert_eq!(parse_line(line.as_bytes()), Ok(sample()));
     }
 
     #[test]
     fn flipped_byte_is_a_bad_checksum() {
         let line = format_line(&sample()).replace("-1.25", "-1.35");
-        assert!(matches!(parse_line(line.as_bytes()), Err(ParseError::BadChecksum { .. })));
+        assert!(matches!(
+            parse_line(line.as_bytes()),
+            Err(ParseError::BadChecksum { .. })
+        ));
     }
 
     #[test]
     fn missing_fields_are_malformed() {
-        for content in ["CCR,D1,1", "CCR,D1,x,1,2.00", "CCR,,1,1,2.00", "GGA,D1,1,1,2.00", "CCR,D1,1,1,2.00,door=2"] {
+        for content in [
+            "CCR,D1,1",
+            "CCR,D1,x,1,2.00",
+            "CCR,,1,1,2.00",
+            "GGA,D1,1,1,2.00",
+            "CCR,D1,1,1,2.00,door=2",
+        ] {
             let line = format!("${content}*{:02X}", checksum(content.as_bytes()));
-            assert!(matches!(parse_line(line.as_bytes()), Err(ParseError::Malformed(_))), "{content}");
+            assert!(
+                matches!(parse_line(line.as_bytes()), Err(ParseError::Malformed(_))),
+                "{content}"
+            );
         }
     }
 

@@ -3,16 +3,57 @@
 //! `manual_acks(true)`: a PUBACK is sent only after the message's readings (or
 //! its refusal) are committed to the queue, so a gateway killed in between gets
 //! the message again from the broker. Reconnects with backoff forever.
+//!
+//! MQTT 3.1.1 §4.6 requires PUBACKs in the order the PUBLISHes arrived, so
+//! one ack task per connection waits for each message's queue commit in
+//! arrival order. A message the queue could not store breaks the chain: the
+//! connection is dropped so the broker redelivers it and everything after it.
 use crate::arrivals::from_mqtt_message;
 use crate::config::MqttBrokerConfig;
 use crate::ingest::Inbound;
 use crate::protocol::mqtt_payload::parse_topic;
 use crate::submission::backoff_delay;
 use crate::Shared;
+use rumqttc::Publish;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// A received PUBLISH waiting for its queue commit before it is acked.
+struct PendingAck {
+    publish: Publish,
+    on_disk: oneshot::Receiver<bool>,
+    connection: u64,
+}
+
+/// Acks pending messages strictly in arrival order. Messages from an earlier
+/// connection are skipped: the broker redelivers them on the new one.
+async fn ack_in_order(
+    client: AsyncClient,
+    connection: Arc<AtomicU64>,
+    mut pending: mpsc::UnboundedReceiver<PendingAck>,
+) {
+    while let Some(message) = pending.recv().await {
+        let stored = matches!(message.on_disk.await, Ok(true));
+        if message.connection != connection.load(Ordering::Acquire) {
+            continue;
+        }
+        if !stored {
+            tracing::warn!(
+                topic = %message.publish.topic,
+                "MQTT message not stored; reconnecting so the broker redelivers it"
+            );
+            connection.fetch_add(1, Ordering::AcqRel);
+            let _ = client.disconnect().await;
+            continue;
+        }
+        if let Err(e) = client.ack(&message.publish).await {
+            tracing::warn!(error = %e, "MQTT ack failed; the broker will redeliver");
+        }
+    }
+}
 
 pub(crate) async fn run_mqtt(
     shared: Arc<Shared>,
@@ -31,6 +72,13 @@ pub(crate) async fn run_mqtt(
     let (client, mut events) = AsyncClient::new(options, 1024);
     let filter = format!("{}/+/+/readings", broker.topic_prefix);
     let mut failures: u32 = 0;
+    let connection = Arc::new(AtomicU64::new(0));
+    let (ack_sender, ack_receiver) = mpsc::unbounded_channel();
+    tokio::spawn(ack_in_order(
+        client.clone(),
+        connection.clone(),
+        ack_receiver,
+    ));
     loop {
         let event = tokio::select! {
             event = events.poll() => event,
@@ -42,6 +90,7 @@ pub(crate) async fn run_mqtt(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 failures = 0;
+                connection.fetch_add(1, Ordering::AcqRel);
                 tracing::info!(broker = %broker.host, port = broker.port, session_present = ack.session_present, "MQTT connected");
                 if !ack.session_present {
                     if let Err(e) = client.subscribe(&filter, QoS::AtLeastOnce).await {
@@ -54,19 +103,29 @@ pub(crate) async fn run_mqtt(
                 if let Some((_, device)) = parse_topic(&broker.topic_prefix, &topic) {
                     shared.directory.prepare(device).await;
                 }
-                let arrivals = from_mqtt_message(&broker.topic_prefix, &topic, &publish.payload, &|d| shared.directory.route(d));
+                let arrivals =
+                    from_mqtt_message(&broker.topic_prefix, &topic, &publish.payload, &|d| {
+                        shared.directory.route(d)
+                    });
                 let (stored, on_disk) = oneshot::channel();
-                if sink.send(Inbound { arrivals, stored: Some(stored) }).await.is_err() {
+                if sink
+                    .send(Inbound {
+                        arrivals,
+                        stored: Some(stored),
+                    })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
-                let client = client.clone();
-                tokio::spawn(async move {
-                    if let Ok(true) = on_disk.await {
-                        if let Err(e) = client.ack(&publish).await {
-                            tracing::warn!(error = %e, "MQTT ack failed; the broker will redeliver");
-                        }
-                    }
-                });
+                let pending = PendingAck {
+                    publish,
+                    on_disk,
+                    connection: connection.load(Ordering::Acquire),
+                };
+                if ack_sender.send(pending).is_err() {
+                    return;
+                }
             }
             Ok(_) => {}
             Err(e) => {

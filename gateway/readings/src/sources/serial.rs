@@ -84,9 +84,18 @@ pub(crate) async fn run_serial(
                 if let Ok(reading) = parse_line(&line) {
                     shared.directory.prepare(&reading.device_id).await;
                 }
-                arrivals.push(from_serial_line(&source, &line, &port.devices, &|d| shared.directory.route(d)));
+                arrivals.push(from_serial_line(&source, &line, &port.devices, &|d| {
+                    shared.directory.route(d)
+                }));
             }
-            if sink.send(Inbound { arrivals, stored: None }).await.is_err() {
+            if sink
+                .send(Inbound {
+                    arrivals,
+                    stored: None,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }

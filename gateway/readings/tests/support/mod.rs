@@ -16,7 +16,7 @@ use protobuf::Message;
 use sawtooth_sdk::messages::batch::{BatchHeader, BatchList};
 use sawtooth_sdk::messages::transaction::TransactionHeader;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use warp::Filter;
 
@@ -49,20 +49,25 @@ impl StandInLedger {
         let mode = Arc::new(AtomicU8::new(UP));
         let posts = Arc::new(AtomicU64::new(0));
         let (s1, m1, p1) = (state.clone(), mode.clone(), posts.clone());
-        let post = warp::path!("batches").and(warp::post()).and(warp::body::bytes()).map(move |body: bytes::Bytes| {
-            p1.fetch_add(1, Ordering::Relaxed);
-            match m1.load(Ordering::Relaxed) {
-                DOWN => reply(503, "{\"error\":\"down\"}".into()),
-                FORGETFUL => reply(202, "{\"link\":\"x\"}".into()),
-                AMNESIAC => {
-                    let response = submit(&s1, &body);
-                    let mut guard = s1.lock().unwrap();
-                    guard.statuses.retain(|_, (status, _)| status != "COMMITTED");
-                    response
+        let post = warp::path!("batches")
+            .and(warp::post())
+            .and(warp::body::bytes())
+            .map(move |body: bytes::Bytes| {
+                p1.fetch_add(1, Ordering::Relaxed);
+                match m1.load(Ordering::Relaxed) {
+                    DOWN => reply(503, "{\"error\":\"down\"}".into()),
+                    FORGETFUL => reply(202, "{\"link\":\"x\"}".into()),
+                    AMNESIAC => {
+                        let response = submit(&s1, &body);
+                        let mut guard = s1.lock().unwrap();
+                        guard
+                            .statuses
+                            .retain(|_, (status, _)| status != "COMMITTED");
+                        response
+                    }
+                    _ => submit(&s1, &body),
                 }
-                _ => submit(&s1, &body),
-            }
-        });
+            });
         let (s2, m2) = (state.clone(), mode.clone());
         let statuses = warp::path!("batch_statuses")
             .and(warp::get())
@@ -87,28 +92,45 @@ impl StandInLedger {
                 reply(200, serde_json::json!({ "data": data }).to_string())
             });
         let (s3, m3) = (state.clone(), mode.clone());
-        let state_route = warp::path!("state" / String).and(warp::get()).map(move |address: String| {
-            if m3.load(Ordering::Relaxed) == DOWN {
-                return reply(503, "{}".into());
-            }
-            let guard = s3.lock().unwrap();
-            let found = guard.recorded.iter().find(|(device, _)| RecordKind::Device.address(device) == address);
-            match found {
-                None => reply(404, "{\"error\":{\"code\":75}}".into()),
-                Some((device, readings)) => {
-                    let mut record = Device::new();
-                    record.set_device_id(device.clone());
-                    record.set_last_sequence(readings.keys().next_back().copied().unwrap_or(0));
-                    let data = base64::engine::general_purpose::STANDARD.encode(record.write_to_bytes().unwrap());
-                    reply(200, serde_json::json!({ "data": data, "head": "h" }).to_string())
-                }
-            }
-        });
+        let state_route =
+            warp::path!("state" / String)
+                .and(warp::get())
+                .map(move |address: String| {
+                    if m3.load(Ordering::Relaxed) == DOWN {
+                        return reply(503, "{}".into());
+                    }
+                    let guard = s3.lock().unwrap();
+                    let found = guard
+                        .recorded
+                        .iter()
+                        .find(|(device, _)| RecordKind::Device.address(device) == address);
+                    match found {
+                        None => reply(404, "{\"error\":{\"code\":75}}".into()),
+                        Some((device, readings)) => {
+                            let mut record = Device::new();
+                            record.set_device_id(device.clone());
+                            record.set_last_sequence(
+                                readings.keys().next_back().copied().unwrap_or(0),
+                            );
+                            let data = base64::engine::general_purpose::STANDARD
+                                .encode(record.write_to_bytes().unwrap());
+                            reply(
+                                200,
+                                serde_json::json!({ "data": data, "head": "h" }).to_string(),
+                            )
+                        }
+                    }
+                });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = warp::serve(post.or(statuses).or(state_route)).incoming(listener);
         tokio::spawn(async move { server.run().await });
-        StandInLedger { url, state, mode, posts }
+        StandInLedger {
+            url,
+            state,
+            mode,
+            posts,
+        }
     }
 
     /// Forgets every batch status (as if the answer were lost), keeping recorded readings.
@@ -125,11 +147,23 @@ impl StandInLedger {
     }
 
     pub fn recorded_count(&self) -> usize {
-        self.state.lock().unwrap().recorded.values().map(|r| r.len()).sum()
+        self.state
+            .lock()
+            .unwrap()
+            .recorded
+            .values()
+            .map(|r| r.len())
+            .sum()
     }
 
     pub fn recorded(&self, device: &str) -> Vec<u64> {
-        self.state.lock().unwrap().recorded.get(device).map(|r| r.keys().copied().collect()).unwrap_or_default()
+        self.state
+            .lock()
+            .unwrap()
+            .recorded
+            .get(device)
+            .map(|r| r.keys().copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -146,12 +180,20 @@ fn submit(state: &Mutex<LedgerState>, body: &[u8]) -> warp::http::Response<Strin
     let mut guard = state.lock().unwrap();
     for batch in list.get_batches() {
         let header = BatchHeader::parse_from_bytes(batch.get_header()).unwrap();
-        let signed = coldchain_processors::signing::verify(header.get_signer_public_key(), batch.get_header(), batch.get_header_signature());
+        let signed = coldchain_processors::signing::verify(
+            header.get_signer_public_key(),
+            batch.get_header(),
+            batch.get_header_signature(),
+        );
         if signed.ok() != Some(true) {
             return reply(400, "{\"error\":\"bad batch signature\"}".into());
         }
         let id = batch.get_header_signature().to_string();
-        if guard.statuses.get(&id).is_some_and(|(s, _)| s == "COMMITTED") {
+        if guard
+            .statuses
+            .get(&id)
+            .is_some_and(|(s, _)| s == "COMMITTED")
+        {
             continue;
         }
         // Apply all or nothing.
@@ -159,7 +201,11 @@ fn submit(state: &Mutex<LedgerState>, body: &[u8]) -> warp::http::Response<Strin
         let mut invalid = None;
         for transaction in batch.get_transactions() {
             let tx_header = TransactionHeader::parse_from_bytes(transaction.get_header()).unwrap();
-            let ok = coldchain_processors::signing::verify(tx_header.get_signer_public_key(), transaction.get_header(), transaction.get_header_signature());
+            let ok = coldchain_processors::signing::verify(
+                tx_header.get_signer_public_key(),
+                transaction.get_header(),
+                transaction.get_header_signature(),
+            );
             assert_eq!(ok.ok(), Some(true), "transaction signature");
             assert_eq!(tx_header.get_family_name(), "coldchain-sensor");
             let payload = SensorPayload::parse_from_bytes(transaction.get_payload()).unwrap();
@@ -168,13 +214,22 @@ fn submit(state: &Mutex<LedgerState>, body: &[u8]) -> warp::http::Response<Strin
             let last = pending
                 .get(&device)
                 .and_then(|r| r.keys().next_back().copied())
-                .or_else(|| guard.recorded.get(&device).and_then(|r| r.keys().next_back().copied()))
+                .or_else(|| {
+                    guard
+                        .recorded
+                        .get(&device)
+                        .and_then(|r| r.keys().next_back().copied())
+                })
                 .unwrap_or(0);
             let mut previous = last;
             let mut refusal = None;
             for reading in record.get_readings() {
                 if reading.get_sequence() <= previous {
-                    refusal = Some(format!("readings already recorded: sequence {} <= last {}", reading.get_sequence(), previous));
+                    refusal = Some(format!(
+                        "readings already recorded: sequence {} <= last {}",
+                        reading.get_sequence(),
+                        previous
+                    ));
                     break;
                 }
                 previous = reading.get_sequence();
@@ -216,14 +271,21 @@ pub fn open_pty() -> Pty {
     use nix::sys::termios;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let pair = nix::pty::openpty(None, None).unwrap();
-    let path = nix::unistd::ttyname(pair.slave).unwrap().display().to_string();
+    let path = nix::unistd::ttyname(pair.slave)
+        .unwrap()
+        .display()
+        .to_string();
     let mut attrs = termios::tcgetattr(pair.slave).unwrap();
     termios::cfmakeraw(&mut attrs);
     termios::tcsetattr(pair.slave, termios::SetArg::TCSANOW, &attrs).unwrap();
     let master = unsafe { std::fs::File::from_raw_fd(pair.master) };
     let slave = unsafe { OwnedFd::from_raw_fd(pair.slave) };
     let _ = slave.as_raw_fd();
-    Pty { master, _slave: slave, path }
+    Pty {
+        master,
+        _slave: slave,
+        path,
+    }
 }
 
 /// The MQTT broker for tests: 127.0.0.1:1883 if it answers, else a Mosquitto
@@ -236,7 +298,9 @@ pub fn mqtt_broker() -> (u16, Option<std::process::Child>) {
     let child = std::process::Command::new("mosquitto")
         .args(["-p", &port.to_string()])
         .spawn()
-        .expect("no broker on 127.0.0.1:1883 and `mosquitto` could not be started; install mosquitto");
+        .expect(
+            "no broker on 127.0.0.1:1883 and `mosquitto` could not be started; install mosquitto",
+        );
     for _ in 0..50 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
@@ -247,17 +311,27 @@ pub fn mqtt_broker() -> (u16, Option<std::process::Child>) {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A unique word per test run, for topics and client ids.
 pub fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{tag}{}x{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 pub fn now_s() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Polls `check` every 50 ms for up to `seconds`.
