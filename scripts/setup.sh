@@ -3,7 +3,10 @@
 # tests use, when they are missing. Safe to run again: it only acts on what is
 # absent. Debian/Ubuntu; needs root or sudo for apt-get.
 #   scripts/setup.sh          build + demo needs (libzmq, pkg-config, protoc)
-#   scripts/setup.sh --test   also Mosquitto, PostgreSQL and Chromium for the tests
+#   scripts/setup.sh --test   also Mosquitto, PostgreSQL and Chromium for the tests, and
+#                             a Python venv with the official Sawtooth Python SDK
+#                             (tests/python/requirements.txt) at
+#                             ${COLDCHAIN_PYTHON_VENV:-~/.cache/coldchain/sawtooth-python}
 set -euo pipefail
 
 want_test=0
@@ -25,6 +28,8 @@ if [[ $want_test -eq 1 ]]; then
   need_pkg mosquitto
   need_pkg postgresql
   need_pkg chromium
+  need_pkg python3
+  need_pkg python3-venv
 fi
 if [[ ${#missing[@]} -gt 0 ]]; then
   say "installing: ${missing[*]}"
@@ -53,6 +58,34 @@ if [[ $want_test -eq 1 ]]; then
     say "preparing PostgreSQL role and database for the tests"
     as_postgres "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
     as_postgres "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\" | grep -q 1 || createdb test"
+  fi
+
+  # tests/python_sdk.rs runs the official Sawtooth Python SDK 1.2.5 on Python
+  # 3.11-3.13 (with the shims of tests/python/sawtooth_sdk_asyncio.py).
+  venv="${COLDCHAIN_PYTHON_VENV:-$HOME/.cache/coldchain/sawtooth-python}"
+  requirements="$(cd "$(dirname "$0")/.." && pwd)/tests/python/requirements.txt"
+  wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [[ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
+    python=""
+    for candidate in python3 python3.13 python3.12 python3.11; do
+      if command -v "$candidate" >/dev/null 2>&1 &&
+        "$candidate" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
+        python="$candidate"
+        break
+      fi
+    done
+    if [[ -z "$python" ]]; then
+      say "WARNING: no Python 3.11-3.13 found; the Sawtooth Python SDK test (tests/python_sdk.rs) will fail"
+    else
+      say "creating the Sawtooth Python SDK venv at $venv ($("$python" --version))"
+      rm -rf "$venv"
+      if "$python" -m venv "$venv" &&
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"; then
+        echo "$wanted" >"$venv/.requirements.sha256"
+      else
+        say "WARNING: could not install $requirements; the Sawtooth Python SDK test will fail"
+      fi
+    fi
   fi
 fi
 say "system ready"

@@ -171,6 +171,24 @@ impl TransactionContext for ScopedContext<'_> {
     }
 }
 
+thread_local! {
+    /// `TpProcessResponse.extended_data` of the last INVALID answer of an
+    /// external TP on this thread. The SDK's `ApplyError` carries only a
+    /// message, and `execute_batch` calls a handler synchronously on its own
+    /// thread, so the remote handler leaves the bytes here for it to take.
+    static INVALID_EXTENDED_DATA: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Called by a handler just before it returns `InvalidTransaction`, with the
+/// extended data Sawtooth reports beside the message in `/batch_statuses`.
+pub fn set_invalid_extended_data(extended_data: Vec<u8>) {
+    INVALID_EXTENDED_DATA.with(|slot| *slot.borrow_mut() = extended_data);
+}
+
+fn take_invalid_extended_data() -> Vec<u8> {
+    INVALID_EXTENDED_DATA.with(|slot| std::mem::take(&mut *slot.borrow_mut()))
+}
+
 /// Runs every transaction of `batch` in order over `committed` + `block`.
 pub fn execute_batch(
     batch: &ValidBatch,
@@ -215,6 +233,7 @@ pub fn execute_batch(
             data: RefCell::new(Vec::new()),
             violation: RefCell::new(None),
         };
+        take_invalid_extended_data();
         let result =
             std::panic::catch_unwind(AssertUnwindSafe(|| handler.apply(&request, &mut context)))
                 .unwrap_or_else(|_| {
@@ -222,24 +241,28 @@ pub fn execute_batch(
                         "the transaction handler panicked".into(),
                     ))
                 });
-        // An access outside the declared inputs/outputs makes the transaction
-        // invalid whatever the handler did with the error it was given.
-        if let Some(violation) = context.violation.borrow_mut().take() {
-            return BatchOutcome::Invalid {
-                transaction_id: valid.id.clone(),
-                message: violation,
-                extended_data: Vec::new(),
-            };
-        }
+        let violation = context.violation.borrow_mut().take();
         match result {
-            Ok(()) => {}
+            // As in Sawtooth, a TP that was refused an access reports what it
+            // makes of it (the SDKs answer INVALID_TRANSACTION with their own
+            // message), and that answer is what clients see.
             Err(ApplyError::InvalidTransaction(message)) => {
                 return BatchOutcome::Invalid {
                     transaction_id: valid.id.clone(),
                     message,
+                    extended_data: take_invalid_extended_data(),
+                }
+            }
+            // A handler that swallowed the refusal still fails: a read or write
+            // outside the declared inputs/outputs never yields a valid transaction.
+            Ok(()) if violation.is_some() => {
+                return BatchOutcome::Invalid {
+                    transaction_id: valid.id.clone(),
+                    message: violation.unwrap_or_default(),
                     extended_data: Vec::new(),
                 }
             }
+            Ok(()) => {}
             Err(ApplyError::InternalError(message)) => {
                 return BatchOutcome::Internal {
                     transaction_id: valid.id.clone(),

@@ -97,6 +97,35 @@ pub fn start_node(dir: &Path, admin_public_key: &str, families: Families) -> Nod
     }
 }
 
+/// Kills the node process of `node` (SIGKILL, as a crash would) and starts
+/// it again, with in-process families, on the same data directory, REST
+/// address and component endpoint; the other processes (TPs) keep running
+/// and must reconnect by themselves.
+pub fn restart_node(dir: &Path, mut node: NodeProcess) -> NodeProcess {
+    let mut old = node.children.remove(0);
+    let _ = old.kill();
+    let _ = old.wait();
+    let rest = node.url.trim_start_matches("http://").to_string();
+    let restarted = Command::new(BIN)
+        .args(["node", "--data-dir"])
+        .arg(dir.join("node"))
+        .args(["--rest-api", &rest, "--component", &node.component])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("restart coldchain node");
+    node.children.insert(0, restarted);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(&rest).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "restarted node did not open its REST API"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    node
+}
+
 pub fn keygen(dir: &Path, name: &str) -> String {
     let out = Command::new(BIN)
         .args(["keygen", name, "--json", "--key-dir"])

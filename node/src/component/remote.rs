@@ -257,9 +257,12 @@ impl RemoteProcessor {
         })?;
         match response.get_status() {
             TpProcessResponse_Status::OK => Ok(()),
-            TpProcessResponse_Status::INVALID_TRANSACTION => Err(ApplyError::InvalidTransaction(
-                response.get_message().to_string(),
-            )),
+            TpProcessResponse_Status::INVALID_TRANSACTION => {
+                crate::execution::set_invalid_extended_data(response.get_extended_data().to_vec());
+                Err(ApplyError::InvalidTransaction(
+                    response.get_message().to_string(),
+                ))
+            }
             TpProcessResponse_Status::INTERNAL_ERROR | TpProcessResponse_Status::STATUS_UNSET => {
                 Err(ApplyError::InternalError(
                     response.get_message().to_string(),
