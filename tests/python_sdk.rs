@@ -103,6 +103,11 @@ struct PythonSdkSetup {
 
 impl PythonSdkSetup {
     fn start() -> PythonSdkSetup {
+        PythonSdkSetup::start_tp_with(&[])
+    }
+
+    /// Starts the node and the Python TP with `tp_arguments` after the endpoint.
+    fn start_tp_with(tp_arguments: &[&str]) -> PythonSdkSetup {
         let python = sdk_python();
         let dir = tempfile::tempdir().expect("temp dir");
         let admin = keygen(&dir.path().join("keys"), "admin");
@@ -111,6 +116,7 @@ impl PythonSdkSetup {
         let tp = Running(
             python_command(&python, "intkey_tp.py")
                 .arg(&node.component)
+                .args(tp_arguments)
                 .stdout(Stdio::null())
                 .stderr(File::create(&tp_log).expect("create intkey_tp.log"))
                 .spawn()
@@ -224,6 +230,23 @@ fn a_python_sdk_tp_and_client_run_intkey_on_the_node() {
         "the SDK logs the node's TP_REGISTER_RESPONSE as OK:\n{}",
         setup.tp_log()
     );
+}
+
+/// Sawtooth 1.2's registration protocol version 1: a TP asking for the RAW
+/// header style gets the signed header bytes (it checks the signature over
+/// them) and no parsed header; the SDK accepts the node's echoed version.
+#[test]
+fn a_python_sdk_tp_with_raw_headers_gets_the_signed_header_bytes() {
+    let mut setup = PythonSdkSetup::start_tp_with(&["--raw-header"]);
+    let summary = setup.client(&[]);
+    assert!(
+        checks_run(&summary) > 50,
+        "the client ran its checks: {summary}"
+    );
+    let log = setup.tp_log();
+    assert!(log.contains("register attempt: OK"), "{log}");
+    assert!(!log.contains("does not support"), "{log}");
+    assert!(!log.contains("header_bytes"), "{log}");
 }
 
 /// The node pings peers idle for 10 s and drops a registered TP silent for

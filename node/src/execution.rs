@@ -219,6 +219,7 @@ pub fn execute_batch(
         };
         let mut request = TpProcessRequest::new();
         request.set_header(header.clone());
+        crate::component::registration::attach_header_bytes(&mut request, txn.get_header());
         request.set_payload(txn.get_payload().to_vec());
         request.set_signature(valid.id.clone());
         request.set_context_id(context_id.to_string());

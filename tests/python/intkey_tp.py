@@ -13,7 +13,12 @@ Two additions exercise the rest of the TP protocol:
   new state as receipt data (TP_RECEIPT_ADD_DATA_REQUEST); a `dec` below zero
   is refused with extended data (TpProcessResponse.extended_data).
 
-Usage: python intkey_tp.py tcp://127.0.0.1:4004
+With `--raw-header` the TP registers with Sawtooth 1.2's RAW header style
+(protocol version 1): the validator then sends the header as its signed bytes
+(`TpProcessRequest.header_bytes`) and no parsed header, and the TP checks the
+transaction's signature over those bytes before applying it.
+
+Usage: python intkey_tp.py tcp://127.0.0.1:4004 [--raw-header]
 """
 import logging
 import sys
@@ -26,6 +31,10 @@ from sawtooth_sdk.processor.core import TransactionProcessor  # noqa: E402
 from sawtooth_sdk.processor.exceptions import InternalError  # noqa: E402
 from sawtooth_sdk.processor.exceptions import InvalidTransaction  # noqa: E402
 from sawtooth_sdk.processor.handler import TransactionHandler  # noqa: E402
+from sawtooth_sdk.protobuf.processor_pb2 import TpRegisterRequest  # noqa: E402
+from sawtooth_sdk.protobuf.transaction_pb2 import TransactionHeader  # noqa: E402
+from sawtooth_signing import create_context  # noqa: E402
+from sawtooth_signing.secp256k1 import Secp256k1PublicKey  # noqa: E402
 
 from intkey import CHANGED_EVENT, FAMILY_NAME, FAMILY_VERSION, NAMESPACE  # noqa: E402
 from intkey import intkey_address  # noqa: E402
@@ -41,6 +50,9 @@ MAX_NAME_LENGTH = 20
 class IntkeyHandler(TransactionHandler):
     """Applies intkey transactions through the SDK's `Context`."""
 
+    def __init__(self, raw_header=False):
+        self._raw_header = raw_header
+
     @property
     def family_name(self):
         return FAMILY_NAME
@@ -54,6 +66,8 @@ class IntkeyHandler(TransactionHandler):
         return [NAMESPACE]
 
     def apply(self, transaction, context):
+        if self._raw_header:
+            check_raw_header(transaction)
         verb, name, value = decode_payload(transaction.payload)
         address = intkey_address(name)
         state = read_names(context, address)
@@ -76,6 +90,22 @@ class IntkeyHandler(TransactionHandler):
             cbor.dumps(updated),
         )
         context.add_receipt_data(cbor.dumps(updated))
+
+
+def check_raw_header(transaction):
+    """RAW style: no parsed header, and header_bytes are the bytes the signer signed."""
+    if transaction.HasField("header"):
+        raise InternalError("RAW header style, but the validator sent a parsed header")
+    header = TransactionHeader()
+    try:
+        header.ParseFromString(transaction.header_bytes)
+        signer = Secp256k1PublicKey.from_hex(header.signer_public_key)
+    except Exception as error:
+        raise InternalError("RAW header style, but header_bytes do not decode") from error
+    if not create_context("secp256k1").verify(
+        transaction.signature, transaction.header_bytes, signer
+    ):
+        raise InternalError("header_bytes are not the bytes the transaction signature covers")
 
 
 def decode_payload(payload):
@@ -147,15 +177,21 @@ def apply_verb(verb, name, value, state):
 
 
 def main(argv):
-    if len(argv) != 2:
-        sys.exit("usage: python intkey_tp.py <component endpoint, e.g. tcp://127.0.0.1:4004>")
+    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] != "--raw-header"):
+        sys.exit(
+            "usage: python intkey_tp.py <component endpoint, e.g. tcp://127.0.0.1:4004>"
+            " [--raw-header]"
+        )
+    raw_header = len(argv) == 3
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     processor = TransactionProcessor(url=argv[1])
-    processor.add_handler(IntkeyHandler())
+    if raw_header:
+        processor.set_header_style(TpRegisterRequest.RAW)
+    processor.add_handler(IntkeyHandler(raw_header))
     LOGGER.info("intkey TP (Python SDK) connecting to %s", argv[1])
     try:
         processor.start()

@@ -31,6 +31,7 @@ use crate::chain_feed::ChainFeed;
 use crate::handlers::HandlerRegistry;
 
 pub mod events;
+pub mod registration;
 pub mod remote;
 mod router;
 pub mod subscriber;

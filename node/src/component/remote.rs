@@ -21,6 +21,7 @@ use sawtooth_sdk::messages::state_context::*;
 use sawtooth_sdk::messages::validator::Message_MessageType as Type;
 use sawtooth_sdk::processor::handler::{ApplyError, TransactionContext, TransactionHandler};
 
+use super::registration::{for_header_style, HeaderStyle};
 use super::wire::{encode, fresh_id, Outbox};
 
 /// What the I/O thread hands to a waiting `apply`.
@@ -158,6 +159,8 @@ pub struct RemoteProcessor {
     pub family: String,
     pub version: String,
     pub namespaces: Vec<String>,
+    /// How the TP asked for transaction headers when it registered.
+    pub header_style: HeaderStyle,
     pub identity: Vec<u8>,
     pub outbox: Outbox,
     pub pending: PendingTable,
@@ -211,7 +214,7 @@ impl RemoteProcessor {
         correlation_id: &str,
         rx: &Receiver<TpInbound>,
     ) -> Result<(), ApplyError> {
-        let mut outgoing = request.clone();
+        let mut outgoing = for_header_style(request, self.header_style);
         outgoing.set_context_id(context_id.to_string());
         let bytes = encode(Type::TP_PROCESS_REQUEST, correlation_id, &outgoing).map_err(|e| {
             ApplyError::InternalError(format!("cannot encode TpProcessRequest: {e}"))

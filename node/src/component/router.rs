@@ -22,6 +22,9 @@ use sawtooth_sdk::messages::processor::*;
 use sawtooth_sdk::messages::validator::{Message, Message_MessageType as Type};
 
 use super::events::parse_subscriptions;
+use super::registration::{
+    registration_terms, set_response_protocol_version, MAX_PROTOCOL_VERSION,
+};
 use super::remote::{
     context_id_of, refuse_unknown_context, PendingTable, RemoteProcessor, TpInbound,
 };
@@ -356,10 +359,31 @@ impl Router {
             );
             return;
         };
+        let terms = match registration_terms(&request) {
+            Ok(terms) => terms,
+            Err(refusal) => {
+                tracing::warn!(
+                    family = request.get_family(),
+                    peer = %connection_id(identity),
+                    ?refusal,
+                    "transaction processor registration refused: it asks for a protocol this node does not speak"
+                );
+                response.set_status(TpRegisterResponse_Status::ERROR);
+                set_response_protocol_version(&mut response, MAX_PROTOCOL_VERSION);
+                self.reply(
+                    identity,
+                    Type::TP_REGISTER_RESPONSE,
+                    correlation_id,
+                    &response,
+                );
+                return;
+            }
+        };
         let processor = RemoteProcessor {
             family: request.get_family().to_string(),
             version: request.get_version().to_string(),
             namespaces: request.get_namespaces().to_vec(),
+            header_style: terms.header_style,
             identity: identity.to_vec(),
             outbox: self.outbox.clone(),
             pending: self.pending.clone(),
@@ -382,6 +406,8 @@ impl Router {
             "external transaction processor registered"
         );
         response.set_status(TpRegisterResponse_Status::OK);
+        // The SDKs check that the validator echoes the version they asked for.
+        set_response_protocol_version(&mut response, terms.protocol_version);
         self.reply(
             identity,
             Type::TP_REGISTER_RESPONSE,
