@@ -10,9 +10,9 @@
 //! i128), so every validator on every platform writes bit-identical sums.
 //! `mkt_sum` is the sum as 16 big-endian bytes of an unsigned 128-bit integer.
 //!
-//! Reading a record's MKT ([`mkt_cdeg`]) uses floating point; that is fine because
-//! its result is never written to state. Limit checks that decide state
-//! ([`mkt_exceeds`]) compare integers only.
+//! Limit checks that decide state ([`mkt_exceeds`]) and the MKT a record shows
+//! ([`mkt_cdeg`], which the processor writes into a compromise reason) use
+//! integers only: no float result can differ between validators.
 use std::sync::OnceLock;
 
 use crate::messages::coldchain::ThermalRecord;
@@ -123,25 +123,37 @@ pub fn mkt_exceeds(weight_s: u64, sum: u128, limit_cdeg: i32) -> bool {
 }
 
 /// MKT in hundredths of °C from a record's stored sums; `None` before any time
-/// has been weighted or when `mkt_sum` is not a valid sum. Read-only (floating point).
+/// has been weighted or when `mkt_sum` is not a valid sum.
 pub fn mkt_cdeg(record: &ThermalRecord) -> Option<i32> {
     mkt_cdeg_from_sums(record.mkt_weight_s, &record.mkt_sum)
 }
 
-/// [`mkt_cdeg`] from the two stored fields.
+/// [`mkt_cdeg`] from the two stored fields. Integer-only, so the processor may
+/// write it (in a compromise reason) and every client computes the same value:
+/// the table temperature whose `F` is nearest to the mean factor `Σ tᵢ·F(Tᵢ) / Σ tᵢ`
+/// (the tie goes to the colder one), found by binary search, since `F` grows
+/// strictly with temperature. Readings are clamped to the table, so the MKT is too.
 pub fn mkt_cdeg_from_sums(weight_s: u64, sum_bytes: &[u8]) -> Option<i32> {
     let sum = decode_sum(sum_bytes)?;
     if weight_s == 0 || sum == 0 {
         return None;
     }
-    let mean = sum as f64 / (weight_s as f64 * (1u64 << FACTOR_SCALE_BITS) as f64);
-    let t_ref = (ZERO_CELSIUS_CK as f64 + f64::from(REFERENCE_CDEG)) / 100.0;
-    let inverse = 1.0 / t_ref - mean.ln() / ACTIVATION_KELVIN as f64;
-    if inverse <= 0.0 {
-        return None;
+    let weight = u128::from(weight_s);
+    let weighted = |cdeg: i32| weight.saturating_mul(u128::from(factor_q48(cdeg)));
+    // Smallest table temperature whose weighted factor reaches the sum.
+    let (mut low, mut high) = (TABLE_MIN_CDEG, TABLE_MAX_CDEG);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if weighted(middle) >= sum {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
     }
-    let celsius = 1.0 / inverse - ZERO_CELSIUS_CK as f64 / 100.0;
-    Some((celsius * 100.0).round() as i32)
+    if low > TABLE_MIN_CDEG && sum - weighted(low - 1) <= weighted(low).saturating_sub(sum) {
+        return Some(low - 1);
+    }
+    Some(low)
 }
 
 #[cfg(test)]
@@ -189,6 +201,43 @@ mod tests {
         assert_eq!(decode_sum(&[]), Some(0));
         assert_eq!(decode_sum(&[0, 0, 1, 2]), Some(258));
         assert_eq!(decode_sum(&[1; 17]), None);
+    }
+
+    fn mkt_of(periods: &[(u64, i32)]) -> Option<i32> {
+        let weight: u64 = periods.iter().map(|(s, _)| s).sum();
+        let sum: u128 = periods
+            .iter()
+            .map(|(s, c)| u128::from(*s) * u128::from(factor_q48(*c)))
+            .sum();
+        mkt_cdeg_from_sums(weight, &encode_sum(sum))
+    }
+
+    #[test]
+    fn integer_mkt_gives_the_reference_worked_examples() {
+        assert_eq!(mkt_of(&[(3_600, 500)]), Some(500));
+        assert_eq!(mkt_of(&[(3_600, 200), (3_600, 2_500)]), Some(1_947));
+        assert_eq!(mkt_of(&[(23 * 3_600, 500), (3_600, 2_500)]), Some(776));
+        assert_eq!(mkt_of(&[(60, -30_000)]), Some(TABLE_MIN_CDEG));
+        assert_eq!(mkt_of(&[(60, 30_000)]), Some(TABLE_MAX_CDEG));
+        assert_eq!(mkt_cdeg_from_sums(0, &encode_sum(1)), None);
+    }
+
+    #[test]
+    fn integer_mkt_agrees_with_the_formula_to_a_hundredth_of_a_degree() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..2_000 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let (a, b) = ((state >> 20) as i32 % 6_000, (state >> 40) as i32 % 6_000);
+            let (ta, tb) = (1 + (state % 7_200), 1 + ((state >> 8) % 7_200));
+            let ours = mkt_of(&[(ta, a - 2_000), (tb, b - 2_000)]).unwrap();
+            let mean = (ta as f64 * float_factor(a - 2_000) + tb as f64 * float_factor(b - 2_000))
+                / ((ta + tb) as f64 * 2f64.powi(48));
+            let celsius = 1.0 / (1.0 / 298.15 - mean.ln() / 10_000.0) - 273.15;
+            assert!(
+                (f64::from(ours) - celsius * 100.0).abs() <= 1.0,
+                "{ta} s at {a}, {tb} s at {b}: {ours} vs {celsius}"
+            );
+        }
     }
 
     #[test]
