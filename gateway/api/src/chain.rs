@@ -14,7 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha512};
 
 use crate::index::{
-    BlockRef, BlockUpdate, IndexError, IndexStore, ReadingRow, ReadingsBatch, StateChange,
+    BlockRef, BlockUpdate, IndexError, IndexStore, Reading, ReadingsBatch, StateChange,
 };
 
 /// Why a block could not be followed.
@@ -214,16 +214,12 @@ pub fn readings_batch(txn_id: &str, position: u32, payload: &[u8]) -> Option<Rea
     let rows = record
         .get_readings()
         .iter()
-        .map(|r| ReadingRow {
-            shipment_id: shipment_id.clone(),
-            device_id: device_id.clone(),
+        .map(|r| Reading {
             sequence: r.get_sequence(),
             time_s: r.get_time_s(),
             temperature_cdeg: r.get_temperature_cdeg(),
             humidity_permille: r.get_has_humidity().then(|| r.get_humidity_permille()),
             door: r.get_door() as i32,
-            block_num: 0,
-            txn_id: txn_id.to_string(),
         })
         .collect();
     Some(ReadingsBatch {

@@ -5,15 +5,22 @@
 //!
 //! Usage: `coldchain-api-bench [--lots N] [--readings N] [--big-shipment N]
 //! [--index URL] [--duration S] [--connections C]`.
+//!
+//! `coldchain-api-bench lag …` measures instead how far the index trails the
+//! chain while the node commits readings transactions (see `bench/lag.rs`,
+//! `coldchain-api-bench lag --help`).
 use std::io::Write;
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use coldchain_api::index::{self, BlockRef, BlockUpdate, ReadingRow, ReadingsBatch, StateChange};
+use coldchain_api::index::{self, BlockRef, BlockUpdate, Reading, ReadingsBatch, StateChange};
 use coldchain_api::{Api, ApiConfig};
 use coldchain_processors::addressing::{goods_key, RecordKind};
 use coldchain_processors::messages::coldchain::*;
 use protobuf::Message;
+
+#[path = "bench/lag.rs"]
+mod lag;
 
 const GTIN: &str = "09501101530003";
 
@@ -161,16 +168,12 @@ fn lot_records(i: u64) -> anyhow::Result<Vec<StateChange>> {
 
 fn readings_batch(shipment: &str, first: u64, count: u64) -> ReadingsBatch {
     let rows = (first..first + count)
-        .map(|seq| ReadingRow {
-            shipment_id: shipment.into(),
-            device_id: "D1".into(),
+        .map(|seq| Reading {
             sequence: seq + 1,
             time_s: 1_700_000_000 + seq * 10,
             temperature_cdeg: 500 + i32::try_from(seq % 97).unwrap_or(0) - 48,
             humidity_permille: None,
             door: 1,
-            block_num: 0,
-            txn_id: format!("{first:0128x}"),
         })
         .collect();
     ReadingsBatch {
@@ -308,6 +311,13 @@ fn wrk(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("lag") {
+        let args = <lag::LagArgs as clap::Parser>::parse_from(std::env::args().skip(1));
+        let dir = tempfile_dir()?;
+        let outcome = lag::run(args, &dir).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return outcome;
+    }
     let o = options()?;
     let dir = tempfile_dir()?;
     let outcome = run(&o, &dir).await;

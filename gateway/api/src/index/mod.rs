@@ -6,14 +6,23 @@
 //! source of truth: every answer built from it names the block it is true at.
 //! Two implementations behind [`IndexStore`], chosen by URL: SQLite (embedded
 //! default) and PostgreSQL. This module must not decide verdicts or access.
+//!
+//! Readings are stored one row per `RecordReadings` transaction (a "chunk",
+//! see [`chunk`] for the blob format), not one row per reading; queries decode
+//! the chunks overlapping their window. Both stores carry a schema version and
+//! refuse an index written by an incompatible version with a message saying to
+//! rebuild it (the index is derived from the chain, so that is always possible).
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+pub mod chunk;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 /// Why the index could not answer or store something.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +33,10 @@ pub enum IndexError {
     Sqlite(#[from] rusqlite::Error),
     #[error("PostgreSQL index: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error("{0}")]
+    Schema(String),
+    #[error("index data is corrupt: {0}; the index is derived from the chain and can be rebuilt: stop the API, delete the index (SQLite file, or PostgreSQL schema) and start it again")]
+    Corrupt(String),
     #[error("index worker stopped: {0}")]
     Worker(String),
     #[error("block {block_num} ({block_id}) does not follow the index head {head_num} ({head_id}); roll back first")]
@@ -56,7 +69,18 @@ pub struct StateChange {
     pub txn_id: String,
 }
 
-/// One reading as indexed (from a `RecordReadings` transaction payload).
+/// One reading of a `RecordReadings` transaction, as the write path takes it
+/// (shipment, device and transaction are the batch's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Reading {
+    pub sequence: u64,
+    pub time_s: u64,
+    pub temperature_cdeg: i32,
+    pub humidity_permille: Option<u32>,
+    pub door: i32,
+}
+
+/// One reading as the index answers it (from a `RecordReadings` transaction payload).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReadingRow {
     pub shipment_id: String,
@@ -80,7 +104,8 @@ pub struct ReadingsBatch {
     pub position: u32,
     /// Hex SHA-512 of the `RecordReadings` message bytes.
     pub payload_sha512: String,
-    pub readings: Vec<ReadingRow>,
+    /// The transaction's readings (any order; stored as one chunk).
+    pub readings: Vec<Reading>,
 }
 
 /// A stored readings batch digest, in chain order.

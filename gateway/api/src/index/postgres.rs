@@ -3,11 +3,18 @@
 //! (tokio-postgres pipelines concurrent queries on it). An optional
 //! `?schema=name` in the URL keeps several indexes (or tests) apart.
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::*;
 
+/// The schema version in `index_schema`. Indexes without that table (the
+/// layout with one `readings` row per reading) are refused.
+pub const SCHEMA_VERSION: i32 = 2;
+
 const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS index_schema (
+  singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton), version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
   block_num BIGINT PRIMARY KEY, block_id TEXT NOT NULL UNIQUE,
   previous_block_id TEXT NOT NULL, state_root TEXT NOT NULL);
@@ -23,12 +30,14 @@ CREATE TABLE IF NOT EXISTS readings_batches (
   shipment_id TEXT NOT NULL, block_num BIGINT NOT NULL, position INTEGER NOT NULL,
   txn_id TEXT NOT NULL, device_id TEXT NOT NULL, payload_sha512 TEXT NOT NULL,
   PRIMARY KEY (shipment_id, block_num, position));
-CREATE TABLE IF NOT EXISTS readings (
-  shipment_id TEXT NOT NULL, time_s BIGINT NOT NULL, device_id TEXT NOT NULL,
-  sequence BIGINT NOT NULL, temperature_cdeg INTEGER NOT NULL, humidity_permille BIGINT,
-  door INTEGER NOT NULL, block_num BIGINT NOT NULL, txn_id TEXT NOT NULL,
-  PRIMARY KEY (shipment_id, time_s, device_id, sequence));
-CREATE INDEX IF NOT EXISTS readings_block ON readings (block_num);
+CREATE TABLE IF NOT EXISTS reading_chunks (
+  shipment_id TEXT NOT NULL, first_time_s BIGINT NOT NULL, device_id TEXT NOT NULL,
+  first_sequence BIGINT NOT NULL, last_time_s BIGINT NOT NULL, block_num BIGINT NOT NULL,
+  position INTEGER NOT NULL, txn_id TEXT NOT NULL, count INTEGER NOT NULL, readings BYTEA NOT NULL,
+  PRIMARY KEY (shipment_id, first_time_s, device_id, first_sequence));
+CREATE INDEX IF NOT EXISTS reading_chunks_span
+  ON reading_chunks (shipment_id, (last_time_s - first_time_s));
+CREATE INDEX IF NOT EXISTS reading_chunks_block ON reading_chunks (block_num);
 CREATE TABLE IF NOT EXISTS api_tokens (
   token_sha256 TEXT PRIMARY KEY, public_key TEXT NOT NULL, label TEXT NOT NULL, created_at_s BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -36,10 +45,82 @@ CREATE TABLE IF NOT EXISTS audit_log (
   org_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, subject TEXT NOT NULL);
 ";
 
+/// Every table holding chain data (all versioned by `block_num`), children first.
+const CHAIN_TABLES: [&str; 5] = [
+    "records",
+    "lot_shipments",
+    "readings_batches",
+    "reading_chunks",
+    "blocks",
+];
+
+// The write path sends each table's rows of a block as arrays in one statement.
+const INSERT_BLOCK: &str = "INSERT INTO blocks (block_num, block_id, previous_block_id, state_root) VALUES ($1, $2, $3, $4)";
+const INSERT_RECORDS: &str = "
+INSERT INTO records (address, block_num, kind, data, txn_id)
+SELECT address, $2, kind, data, txn_id
+FROM UNNEST($1::text[], $3::text[], $4::bytea[], $5::text[]) AS u (address, kind, data, txn_id)
+ON CONFLICT (address, block_num) DO UPDATE SET data = EXCLUDED.data, txn_id = EXCLUDED.txn_id";
+const INSERT_LOT_SHIPMENTS: &str = "
+INSERT INTO lot_shipments (lot_key, shipment_id, block_num)
+SELECT lot_key, shipment_id, $3 FROM UNNEST($1::text[], $2::text[]) AS u (lot_key, shipment_id)
+ON CONFLICT DO NOTHING";
+const INSERT_READINGS_BATCHES: &str = "
+INSERT INTO readings_batches (shipment_id, block_num, position, txn_id, device_id, payload_sha512)
+SELECT shipment_id, $2, position, txn_id, device_id, payload_sha512
+FROM UNNEST($1::text[], $3::integer[], $4::text[], $5::text[], $6::text[])
+  AS u (shipment_id, position, txn_id, device_id, payload_sha512)
+ON CONFLICT DO NOTHING";
+const INSERT_READING_CHUNKS: &str = "
+INSERT INTO reading_chunks (shipment_id, first_time_s, device_id, first_sequence, last_time_s, block_num, position, txn_id, count, readings)
+SELECT shipment_id, first_time_s, device_id, first_sequence, last_time_s, $6, position, txn_id, count, readings
+FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $7::integer[], $8::text[], $9::integer[], $10::bytea[])
+  AS u (shipment_id, first_time_s, device_id, first_sequence, last_time_s, position, txn_id, count, readings)
+ON CONFLICT (shipment_id, first_time_s, device_id, first_sequence) DO UPDATE SET
+  last_time_s = EXCLUDED.last_time_s, block_num = EXCLUDED.block_num, position = EXCLUDED.position,
+  txn_id = EXCLUDED.txn_id, count = EXCLUDED.count, readings = EXCLUDED.readings";
+
+/// Chunks overlapping `[$2, $3]` in order of their first time, at most `$4`
+/// (NULL: all). The scan of the key index starts at `$2` minus the shipment's
+/// longest chunk span (one lookup in `reading_chunks_span`).
+const CHUNKS_IN_WINDOW: &str = "
+SELECT device_id, first_time_s, last_time_s, block_num, txn_id, count, readings
+FROM reading_chunks
+WHERE shipment_id = $1 AND first_time_s <= $3 AND last_time_s >= $2
+  AND first_time_s >= $2 - (SELECT COALESCE(MAX(last_time_s - first_time_s), 0)
+                             FROM reading_chunks WHERE shipment_id = $1)
+ORDER BY first_time_s
+LIMIT $4";
+
 /// The PostgreSQL index store.
 pub struct PostgresIndex {
-    writer: Mutex<Client>,
+    writer: Mutex<Writer>,
     reader: Client,
+}
+
+/// The write connection with its statements prepared once.
+struct Writer {
+    client: Client,
+    head: Statement,
+    block: Statement,
+    records: Statement,
+    lot_shipments: Statement,
+    readings_batches: Statement,
+    reading_chunks: Statement,
+}
+
+impl Writer {
+    async fn new(client: Client) -> Result<Writer, IndexError> {
+        Ok(Writer {
+            head: client.prepare(HEAD).await?,
+            block: client.prepare(INSERT_BLOCK).await?,
+            records: client.prepare(INSERT_RECORDS).await?,
+            lot_shipments: client.prepare(INSERT_LOT_SHIPMENTS).await?,
+            readings_batches: client.prepare(INSERT_READINGS_BATCHES).await?,
+            reading_chunks: client.prepare(INSERT_READING_CHUNKS).await?,
+            client,
+        })
+    }
 }
 
 fn to_u64(value: i64) -> u64 {
@@ -125,20 +206,179 @@ impl PostgresIndex {
     pub async fn connect(url: &str) -> Result<PostgresIndex, IndexError> {
         let (base, schema) = split_schema(url)?;
         let writer = connect_one(&base, schema.as_deref()).await?;
-        writer.batch_execute(SCHEMA).await?;
+        prepare_schema(&writer, schema.as_deref()).await?;
         let reader = connect_one(&base, schema.as_deref()).await?;
         Ok(PostgresIndex {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer::new(writer).await?),
             reader,
         })
     }
 }
 
+/// Creates the tables in a new index, accepts one of this version and refuses
+/// any other (telling the operator to rebuild it).
+async fn prepare_schema(client: &Client, schema: Option<&str>) -> Result<(), IndexError> {
+    let row = client
+        .query_one(
+            "SELECT to_regclass('index_schema') IS NOT NULL, to_regclass('blocks') IS NOT NULL",
+            &[],
+        )
+        .await?;
+    let (versioned, has_blocks): (bool, bool) = (row.try_get(0)?, row.try_get(1)?);
+    let found = if versioned {
+        let version: Option<i32> = client
+            .query_opt("SELECT version FROM index_schema", &[])
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        version
+            .filter(|v| *v != SCHEMA_VERSION)
+            .map(|v| format!("schema version {v}"))
+    } else {
+        has_blocks.then(|| "an older coldchain-api (one row per reading)".to_string())
+    };
+    if let Some(found) = found {
+        let (place, drop) = match schema {
+            Some(name) => (format!("schema {name}"), format!("DROP SCHEMA {name} CASCADE")),
+            None => (
+                "the default schema".to_string(),
+                "drop its tables (index_schema, blocks, records, lot_shipments, readings_batches, readings, reading_chunks, api_tokens, audit_log)".to_string(),
+            ),
+        };
+        return Err(IndexError::Schema(format!(
+            "PostgreSQL index in {place} was written by {found}; this version needs schema \
+             version {SCHEMA_VERSION} (readings stored in chunks). The index is derived from the \
+             chain and can always be rebuilt: stop the API, {drop}, and start it again; the \
+             follower re-indexes from genesis"
+        )));
+    }
+    client.batch_execute(SCHEMA).await?;
+    client
+        .execute(
+            "INSERT INTO index_schema (version) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&SCHEMA_VERSION],
+        )
+        .await?;
+    Ok(())
+}
+
 const HEAD: &str = "SELECT block_id, block_num, previous_block_id, state_root FROM blocks ORDER BY block_num DESC LIMIT 1";
 
-async fn apply(client: &mut Client, update: BlockUpdate) -> Result<(), IndexError> {
-    let tx = client.transaction().await?;
-    let head = tx.query_opt(HEAD, &[]).await?.map(|row| block_row(&row));
+fn to_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// One block's rows as column arrays, one per table (duplicate keys within the
+/// block resolved as the SQLite store does: the last one wins).
+#[derive(Default)]
+struct Columns {
+    record_address: Vec<String>,
+    record_kind: Vec<String>,
+    record_data: Vec<Option<Vec<u8>>>,
+    record_txn: Vec<String>,
+    lot_key: Vec<String>,
+    lot_shipment: Vec<String>,
+    batch_shipment: Vec<String>,
+    batch_position: Vec<i32>,
+    batch_txn: Vec<String>,
+    batch_device: Vec<String>,
+    batch_sha512: Vec<String>,
+    chunk_shipment: Vec<String>,
+    chunk_first_time: Vec<i64>,
+    chunk_device: Vec<String>,
+    chunk_first_sequence: Vec<i64>,
+    chunk_last_time: Vec<i64>,
+    chunk_position: Vec<i32>,
+    chunk_txn: Vec<String>,
+    chunk_count: Vec<i32>,
+    chunk_blob: Vec<Vec<u8>>,
+}
+
+fn columns(update: BlockUpdate) -> Columns {
+    use std::collections::HashMap;
+    let mut c = Columns::default();
+    for (lot, shipment) in lot_links(&update.changes) {
+        c.lot_key.push(lot);
+        c.lot_shipment.push(shipment);
+    }
+    let mut latest: HashMap<String, usize> = HashMap::new();
+    for change in update.changes {
+        let kind = kind_of(&change.address).to_string();
+        match latest.get(&change.address) {
+            Some(&at) => {
+                c.record_data[at] = change.value;
+                c.record_txn[at] = change.txn_id;
+            }
+            None => {
+                latest.insert(change.address.clone(), c.record_address.len());
+                c.record_address.push(change.address);
+                c.record_kind.push(kind);
+                c.record_data.push(change.value);
+                c.record_txn.push(change.txn_id);
+            }
+        }
+    }
+    let mut chunks: HashMap<(String, i64, String, i64), usize> = HashMap::new();
+    for batch in update.readings {
+        c.batch_shipment.push(batch.shipment_id.clone());
+        c.batch_position.push(to_i32(batch.position));
+        c.batch_txn.push(batch.txn_id.clone());
+        c.batch_device.push(batch.device_id.clone());
+        c.batch_sha512.push(batch.payload_sha512);
+        let Some(encoded) = chunk::encode(&batch.readings) else {
+            continue;
+        };
+        let key = (
+            batch.shipment_id,
+            to_i64(encoded.first_time_s),
+            batch.device_id,
+            to_i64(encoded.first_sequence),
+        );
+        let at = match chunks.get(&key) {
+            Some(&at) => at,
+            None => {
+                chunks.insert(key.clone(), c.chunk_shipment.len());
+                c.chunk_shipment.push(key.0);
+                c.chunk_first_time.push(key.1);
+                c.chunk_device.push(key.2);
+                c.chunk_first_sequence.push(key.3);
+                c.chunk_last_time.push(0);
+                c.chunk_position.push(0);
+                c.chunk_txn.push(String::new());
+                c.chunk_count.push(0);
+                c.chunk_blob.push(Vec::new());
+                c.chunk_shipment.len() - 1
+            }
+        };
+        c.chunk_last_time[at] = to_i64(encoded.last_time_s);
+        c.chunk_position[at] = to_i32(batch.position);
+        c.chunk_txn[at] = batch.txn_id;
+        c.chunk_count[at] = to_i32(encoded.count);
+        c.chunk_blob[at] = encoded.blob;
+    }
+    c
+}
+
+/// A statement's future, or nothing when its table gets no rows.
+async fn maybe(
+    rows: bool,
+    run: impl Future<Output = Result<u64, tokio_postgres::Error>>,
+) -> Result<u64, tokio_postgres::Error> {
+    if rows {
+        run.await
+    } else {
+        Ok(0)
+    }
+}
+
+/// Applies a block in four round trips: BEGIN, the head check, every table's
+/// rows (pipelined, one array statement per table), COMMIT.
+async fn apply(writer: &mut Writer, update: BlockUpdate) -> Result<(), IndexError> {
+    let tx = writer.client.transaction().await?;
+    let head = tx
+        .query_opt(&writer.head, &[])
+        .await?
+        .map(|row| block_row(&row));
     let follows = match &head {
         None => true,
         Some(head) => {
@@ -156,77 +396,100 @@ async fn apply(client: &mut Client, update: BlockUpdate) -> Result<(), IndexErro
         });
     }
     let num = to_i64(update.block.block_num);
-    let b = &update.block;
-    tx.execute(
-        "INSERT INTO blocks (block_num, block_id, previous_block_id, state_root) VALUES ($1, $2, $3, $4)",
-        &[&num, &b.block_id, &b.previous_block_id, &b.state_root],
-    )
-    .await?;
-    let record = tx
-        .prepare(
-            "INSERT INTO records (address, block_num, kind, data, txn_id) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (address, block_num) DO UPDATE SET data = EXCLUDED.data, txn_id = EXCLUDED.txn_id",
-        )
-        .await?;
-    for change in &update.changes {
-        let kind = kind_of(&change.address);
-        tx.execute(
-            &record,
-            &[&change.address, &num, &kind, &change.value, &change.txn_id],
-        )
-        .await?;
-    }
-    for (lot, shipment) in lot_links(&update.changes) {
-        tx.execute(
-            "INSERT INTO lot_shipments (lot_key, shipment_id, block_num) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&lot, &shipment, &num],
-        )
-        .await?;
-    }
-    let batch = tx
-        .prepare("INSERT INTO readings_batches (shipment_id, block_num, position, txn_id, device_id, payload_sha512) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
-        .await?;
-    let reading = tx
-        .prepare(
-            "INSERT INTO readings (shipment_id, time_s, device_id, sequence, temperature_cdeg, humidity_permille, door, block_num, txn_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-        )
-        .await?;
-    for readings in &update.readings {
-        let position = i32::try_from(readings.position).unwrap_or(i32::MAX);
-        tx.execute(
-            &batch,
-            &[
-                &readings.shipment_id,
-                &num,
-                &position,
-                &readings.txn_id,
-                &readings.device_id,
-                &readings.payload_sha512,
-            ],
-        )
-        .await?;
-        for r in &readings.readings {
-            let humidity = r.humidity_permille.map(i64::from);
-            tx.execute(
-                &reading,
-                &[
-                    &r.shipment_id,
-                    &to_i64(r.time_s),
-                    &r.device_id,
-                    &to_i64(r.sequence),
-                    &r.temperature_cdeg,
-                    &humidity,
-                    &r.door,
-                    &num,
-                    &r.txn_id,
-                ],
-            )
-            .await?;
-        }
-    }
+    let b = update.block.clone();
+    let c = columns(update);
+    let block: [&(dyn ToSql + Sync); 4] = [&num, &b.block_id, &b.previous_block_id, &b.state_root];
+    let records: [&(dyn ToSql + Sync); 5] = [
+        &c.record_address,
+        &num,
+        &c.record_kind,
+        &c.record_data,
+        &c.record_txn,
+    ];
+    let lots: [&(dyn ToSql + Sync); 3] = [&c.lot_key, &c.lot_shipment, &num];
+    let batches: [&(dyn ToSql + Sync); 6] = [
+        &c.batch_shipment,
+        &num,
+        &c.batch_position,
+        &c.batch_txn,
+        &c.batch_device,
+        &c.batch_sha512,
+    ];
+    let chunks: [&(dyn ToSql + Sync); 10] = [
+        &c.chunk_shipment,
+        &c.chunk_first_time,
+        &c.chunk_device,
+        &c.chunk_first_sequence,
+        &c.chunk_last_time,
+        &num,
+        &c.chunk_position,
+        &c.chunk_txn,
+        &c.chunk_count,
+        &c.chunk_blob,
+    ];
+    tokio::try_join!(
+        tx.execute(&writer.block, &block),
+        maybe(
+            !c.record_address.is_empty(),
+            tx.execute(&writer.records, &records)
+        ),
+        maybe(
+            !c.lot_key.is_empty(),
+            tx.execute(&writer.lot_shipments, &lots)
+        ),
+        maybe(
+            !c.batch_shipment.is_empty(),
+            tx.execute(&writer.readings_batches, &batches)
+        ),
+        maybe(
+            !c.chunk_shipment.is_empty(),
+            tx.execute(&writer.reading_chunks, &chunks)
+        ),
+    )?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Chunks fetched by the first try of a readings query: enough for `limit`
+/// readings at 32 readings per chunk; if they do not settle the answer the
+/// query runs again with four times as many (each try is one statement, so
+/// the answer always comes from one snapshot).
+fn first_chunk_page(limit: u32) -> i64 {
+    64 + i64::from(limit / 32)
+}
+
+/// Feeds chunk rows to the collector; true when later chunks cannot matter.
+fn feed(
+    collector: &mut chunk::Collector,
+    rows: &[Row],
+    shipment: &str,
+) -> Result<bool, IndexError> {
+    for row in rows {
+        let first_time_s = to_u64(row.try_get(1)?);
+        if collector.done_before(first_time_s) {
+            return Ok(true);
+        }
+        let device_id: &str = row.try_get(0)?;
+        let txn_id: &str = row.try_get(4)?;
+        let block_num = to_u64(row.try_get(3)?);
+        let count: i32 = row.try_get(5)?;
+        collector
+            .add(chunk::ChunkRow {
+                device_id,
+                first_time_s,
+                last_time_s: to_u64(row.try_get(2)?),
+                block_num,
+                txn_id,
+                count: u64::try_from(count).unwrap_or(u64::MAX),
+                blob: row.try_get(6)?,
+            })
+            .map_err(|e| {
+                IndexError::Corrupt(format!(
+                    "shipment {shipment} chunk of transaction {txn_id} (block {block_num}): {e}"
+                ))
+            })?;
+    }
+    Ok(false)
 }
 
 impl IndexStore for PostgresIndex {
@@ -276,15 +539,9 @@ impl IndexStore for PostgresIndex {
     fn roll_back_to(&self, block_num: u64) -> IndexFuture<'_, ()> {
         Box::pin(async move {
             let mut writer = self.writer.lock().await;
-            let tx = writer.transaction().await?;
+            let tx = writer.client.transaction().await?;
             let num = to_i64(block_num);
-            for table in [
-                "records",
-                "lot_shipments",
-                "readings_batches",
-                "readings",
-                "blocks",
-            ] {
+            for table in CHAIN_TABLES {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE block_num > $1"),
                     &[&num],
@@ -299,14 +556,8 @@ impl IndexStore for PostgresIndex {
     fn roll_back_to_nothing(&self) -> IndexFuture<'_, ()> {
         Box::pin(async move {
             let mut writer = self.writer.lock().await;
-            let tx = writer.transaction().await?;
-            for table in [
-                "records",
-                "lot_shipments",
-                "readings_batches",
-                "readings",
-                "blocks",
-            ] {
+            let tx = writer.client.transaction().await?;
+            for table in CHAIN_TABLES {
                 tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
             }
             tx.commit().await?;
@@ -381,38 +632,30 @@ impl IndexStore for PostgresIndex {
 
     fn readings(&self, query: ReadingsQuery) -> IndexFuture<'_, Vec<ReadingRow>> {
         Box::pin(async move {
-            let (after_time, after_device, after_seq) = query
-                .after
-                .clone()
-                .map(|(t, d, s)| (to_i64(t), d, to_i64(s)))
-                .unwrap_or((-1, String::new(), -1));
-            let rows = self
-                .reader
-                .query(
-                    "SELECT shipment_id, time_s, device_id, sequence, temperature_cdeg, humidity_permille, door, block_num, txn_id
-                     FROM readings WHERE shipment_id = $1 AND time_s >= $2 AND time_s <= $3
-                       AND (time_s, device_id, sequence) > ($4, $5, $6)
-                     ORDER BY time_s, device_id, sequence LIMIT $7",
-                    &[&query.shipment_id, &to_i64(query.from_s), &to_i64(query.to_s), &after_time, &after_device, &after_seq, &i64::from(query.limit)],
-                )
-                .await?;
-            Ok(rows
-                .iter()
-                .map(|row| {
-                    let humidity: Option<i64> = row.get(5);
-                    ReadingRow {
-                        shipment_id: row.get(0),
-                        time_s: to_u64(row.get(1)),
-                        device_id: row.get(2),
-                        sequence: to_u64(row.get(3)),
-                        temperature_cdeg: row.get(4),
-                        humidity_permille: humidity.and_then(|h| u32::try_from(h).ok()),
-                        door: row.get(6),
-                        block_num: to_u64(row.get(7)),
-                        txn_id: row.get(8),
-                    }
-                })
-                .collect())
+            if chunk::Collector::new(&query).hopeless() {
+                return Ok(Vec::new());
+            }
+            let mut page = first_chunk_page(query.limit);
+            loop {
+                let mut collector = chunk::Collector::new(&query);
+                let rows = self
+                    .reader
+                    .query(
+                        CHUNKS_IN_WINDOW,
+                        &[
+                            &query.shipment_id,
+                            &to_i64(collector.min_time_s()),
+                            &to_i64(collector.max_time_s()),
+                            &page,
+                        ],
+                    )
+                    .await?;
+                let settled = feed(&mut collector, &rows, &query.shipment_id)?;
+                if settled || i64::try_from(rows.len()).unwrap_or(i64::MAX) < page {
+                    return Ok(collector.finish());
+                }
+                page = page.saturating_mul(4);
+            }
         })
     }
 

@@ -9,9 +9,16 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::*;
 
-const SCHEMA: &str = "
+const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
+";
+
+/// The schema version kept in `PRAGMA user_version`. Version 0 (no version)
+/// was the layout with one `readings` row per reading.
+pub const SCHEMA_VERSION: i64 = 2;
+
+const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS blocks (
   block_num INTEGER PRIMARY KEY, block_id TEXT NOT NULL UNIQUE,
   previous_block_id TEXT NOT NULL, state_root TEXT NOT NULL);
@@ -27,18 +34,42 @@ CREATE TABLE IF NOT EXISTS readings_batches (
   shipment_id TEXT NOT NULL, block_num INTEGER NOT NULL, position INTEGER NOT NULL,
   txn_id TEXT NOT NULL, device_id TEXT NOT NULL, payload_sha512 TEXT NOT NULL,
   PRIMARY KEY (shipment_id, block_num, position));
-CREATE TABLE IF NOT EXISTS readings (
-  shipment_id TEXT NOT NULL, time_s INTEGER NOT NULL, device_id TEXT NOT NULL,
-  sequence INTEGER NOT NULL, temperature_cdeg INTEGER NOT NULL, humidity_permille INTEGER,
-  door INTEGER NOT NULL, block_num INTEGER NOT NULL, txn_id TEXT NOT NULL,
-  PRIMARY KEY (shipment_id, time_s, device_id, sequence)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS readings_block ON readings (block_num);
+CREATE TABLE IF NOT EXISTS reading_chunks (
+  shipment_id TEXT NOT NULL, first_time_s INTEGER NOT NULL, device_id TEXT NOT NULL,
+  first_sequence INTEGER NOT NULL, last_time_s INTEGER NOT NULL, block_num INTEGER NOT NULL,
+  position INTEGER NOT NULL, txn_id TEXT NOT NULL, count INTEGER NOT NULL, readings BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS reading_chunks_key
+  ON reading_chunks (shipment_id, first_time_s, device_id, first_sequence);
+CREATE INDEX IF NOT EXISTS reading_chunks_span
+  ON reading_chunks (shipment_id, (last_time_s - first_time_s));
+CREATE INDEX IF NOT EXISTS reading_chunks_block ON reading_chunks (block_num);
 CREATE TABLE IF NOT EXISTS api_tokens (
   token_sha256 TEXT PRIMARY KEY, public_key TEXT NOT NULL, label TEXT NOT NULL, created_at_s INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_log (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at_s INTEGER NOT NULL, public_key TEXT NOT NULL,
   org_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, subject TEXT NOT NULL);
 ";
+
+/// Chunks overlapping `[?2, ?3]` in order of their first time. A chunk starting
+/// before `?2` overlaps only if it spans at least the gap, so the scan of the
+/// key index starts at `?2` minus the shipment's longest chunk span (one lookup
+/// in `reading_chunks_span`), not at the shipment's first chunk.
+const CHUNKS_IN_WINDOW: &str = "
+SELECT device_id, first_time_s, last_time_s, block_num, txn_id, count, readings
+FROM reading_chunks
+WHERE shipment_id = ?1 AND first_time_s <= ?3 AND last_time_s >= ?2
+  AND first_time_s >= ?2 - (SELECT COALESCE(MAX(last_time_s - first_time_s), 0)
+                             FROM reading_chunks WHERE shipment_id = ?1)
+ORDER BY first_time_s";
+
+/// Every table holding chain data (all versioned by `block_num`), children first.
+const CHAIN_TABLES: [&str; 5] = [
+    "records",
+    "lot_shipments",
+    "readings_batches",
+    "reading_chunks",
+    "blocks",
+];
 
 const READERS: usize = 4;
 
@@ -75,9 +106,10 @@ impl SqliteIndex {
     pub async fn open(path: &Path) -> Result<SqliteIndex, IndexError> {
         let path = path.to_path_buf();
         blocking(move || {
-            let writer = Connection::open(&path)?;
+            let mut writer = Connection::open(&path)?;
             writer.busy_timeout(std::time::Duration::from_secs(10))?;
-            writer.execute_batch(SCHEMA)?;
+            writer.execute_batch(PRAGMAS)?;
+            prepare_schema(&mut writer, &path)?;
             let mut readers = Vec::with_capacity(READERS);
             for _ in 0..READERS {
                 let reader = Connection::open(&path)?;
@@ -117,6 +149,36 @@ impl SqliteIndex {
     }
 }
 
+/// Creates the tables in a new index, accepts one of this version and refuses
+/// any other (telling the operator to rebuild it).
+fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), IndexError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let tables: i64 = tx.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        [],
+        |row| row.get(0),
+    )?;
+    if version != SCHEMA_VERSION && (version != 0 || tables > 0) {
+        let layout = if version == 0 {
+            "an older coldchain-api (one row per reading)".to_string()
+        } else {
+            format!("schema version {version}")
+        };
+        return Err(IndexError::Schema(format!(
+            "SQLite index {} was written by {layout}; this version needs schema version \
+             {SCHEMA_VERSION} (readings stored in chunks). The index is derived from the chain \
+             and can always be rebuilt: stop the API, delete {0} (and {0}-wal, {0}-shm) and \
+             start it again; the follower re-indexes from genesis",
+            path.display()
+        )));
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
 fn head_of(conn: &Connection) -> Result<Option<BlockRef>, IndexError> {
     Ok(conn
         .query_row(
@@ -143,20 +205,6 @@ fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
         block_num: to_u64(row.get(2)?),
         block_id: row.get(3)?,
         txn_id: row.get(4)?,
-    })
-}
-
-fn reading_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReadingRow> {
-    Ok(ReadingRow {
-        shipment_id: row.get(0)?,
-        time_s: to_u64(row.get(1)?),
-        device_id: row.get(2)?,
-        sequence: to_u64(row.get(3)?),
-        temperature_cdeg: row.get(4)?,
-        humidity_permille: row.get(5)?,
-        door: row.get(6)?,
-        block_num: to_u64(row.get(7)?),
-        txn_id: row.get(8)?,
     })
 }
 
@@ -206,8 +254,8 @@ fn apply(conn: &mut Connection, update: &BlockUpdate) -> Result<(), IndexError> 
         let mut batch = tx.prepare_cached(
             "INSERT OR REPLACE INTO readings_batches (shipment_id, block_num, position, txn_id, device_id, payload_sha512) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        let mut reading = tx.prepare_cached(
-            "INSERT OR REPLACE INTO readings (shipment_id, time_s, device_id, sequence, temperature_cdeg, humidity_permille, door, block_num, txn_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        let mut insert_chunk = tx.prepare_cached(
+            "INSERT OR REPLACE INTO reading_chunks (shipment_id, first_time_s, device_id, first_sequence, last_time_s, block_num, position, txn_id, count, readings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for readings in &update.readings {
             batch.execute(params![
@@ -218,17 +266,18 @@ fn apply(conn: &mut Connection, update: &BlockUpdate) -> Result<(), IndexError> 
                 readings.device_id,
                 readings.payload_sha512
             ])?;
-            for r in &readings.readings {
-                reading.execute(params![
-                    r.shipment_id,
-                    to_i64(r.time_s),
-                    r.device_id,
-                    to_i64(r.sequence),
-                    r.temperature_cdeg,
-                    r.humidity_permille,
-                    r.door,
+            if let Some(encoded) = chunk::encode(&readings.readings) {
+                insert_chunk.execute(params![
+                    readings.shipment_id,
+                    to_i64(encoded.first_time_s),
+                    readings.device_id,
+                    to_i64(encoded.first_sequence),
+                    to_i64(encoded.last_time_s),
                     num,
-                    r.txn_id
+                    readings.position,
+                    readings.txn_id,
+                    encoded.count,
+                    encoded.blob
                 ])?;
             }
         }
@@ -273,13 +322,7 @@ impl IndexStore for SqliteIndex {
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let num = to_i64(block_num);
-            for table in [
-                "records",
-                "lot_shipments",
-                "readings_batches",
-                "readings",
-                "blocks",
-            ] {
+            for table in CHAIN_TABLES {
                 tx.execute(&format!("DELETE FROM {table} WHERE block_num > ?1"), [num])?;
             }
             tx.commit()?;
@@ -290,13 +333,7 @@ impl IndexStore for SqliteIndex {
     fn roll_back_to_nothing(&self) -> IndexFuture<'_, ()> {
         self.write(|conn| {
             let tx = conn.transaction()?;
-            for table in [
-                "records",
-                "lot_shipments",
-                "readings_batches",
-                "readings",
-                "blocks",
-            ] {
+            for table in CHAIN_TABLES {
                 tx.execute(&format!("DELETE FROM {table}"), [])?;
             }
             tx.commit()?;
@@ -370,24 +407,47 @@ impl IndexStore for SqliteIndex {
 
     fn readings(&self, query: ReadingsQuery) -> IndexFuture<'_, Vec<ReadingRow>> {
         self.read(move |conn| {
-            let (after_time, after_device, after_seq) = query
-                .after
-                .clone()
-                .map(|(t, d, s)| (to_i64(t), d, to_i64(s)))
-                .unwrap_or((-1, String::new(), -1));
-            let mut stmt = conn.prepare_cached(
-                "SELECT shipment_id, time_s, device_id, sequence, temperature_cdeg, humidity_permille, door, block_num, txn_id
-                 FROM readings WHERE shipment_id = ?1 AND time_s >= ?2 AND time_s <= ?3
-                   AND (time_s, device_id, sequence) > (?4, ?5, ?6)
-                 ORDER BY time_s, device_id, sequence LIMIT ?7",
-            )?;
-            let rows = stmt
-                .query_map(
-                    params![query.shipment_id, to_i64(query.from_s), to_i64(query.to_s), after_time, after_device, after_seq, query.limit],
-                    reading_row,
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            let mut collector = chunk::Collector::new(&query);
+            if collector.hopeless() {
+                return Ok(Vec::new());
+            }
+            let mut stmt = conn.prepare_cached(CHUNKS_IN_WINDOW)?;
+            let mut rows = stmt.query(params![
+                query.shipment_id,
+                to_i64(collector.min_time_s()),
+                to_i64(collector.max_time_s())
+            ])?;
+            // One statement, stepped lazily: a consistent snapshot, and it stops
+            // reading chunks as soon as later ones cannot change the answer.
+            while let Some(row) = rows.next()? {
+                let first_time_s = to_u64(row.get(1)?);
+                if collector.done_before(first_time_s) {
+                    break;
+                }
+                let device_id: String = row.get(0)?;
+                let txn_id: String = row.get(4)?;
+                let block_num = to_u64(row.get(3)?);
+                let blob = row.get_ref(6)?.as_blob().map_err(|e| {
+                    IndexError::Corrupt(format!("readings chunk column is not a blob: {e}"))
+                })?;
+                collector
+                    .add(chunk::ChunkRow {
+                        device_id: &device_id,
+                        first_time_s,
+                        last_time_s: to_u64(row.get(2)?),
+                        block_num,
+                        txn_id: &txn_id,
+                        count: to_u64(row.get(5)?),
+                        blob,
+                    })
+                    .map_err(|e| {
+                        IndexError::Corrupt(format!(
+                            "shipment {} chunk of transaction {txn_id} (block {block_num}): {e}",
+                            query.shipment_id
+                        ))
+                    })?;
+            }
+            Ok(collector.finish())
         })
     }
 
