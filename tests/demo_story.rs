@@ -162,3 +162,138 @@ fn nix_interrupt(pid: u32) -> std::io::Result<()> {
         Err(std::io::Error::other("kill -INT failed"))
     }
 }
+
+/// `coldchain demo --exit` plays the story and stops by itself with success.
+/// Its chain outlives it: a node restarted on the demo's data and a provenance
+/// API with a fresh index (which catches up from the chain's events alone)
+/// give the same verdicts, and `coldchain verify` reads one straight from the
+/// ledger.
+#[test]
+fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let output = Command::new(BIN)
+        .args([
+            "demo",
+            "--exit",
+            "--json",
+            "--rest-port",
+            "0",
+            "--component-port",
+            "0",
+            "--api-port",
+            "0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("COLDCHAIN_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run coldchain demo --exit");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo --exit failed ({:?}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout.contains("Serving until Ctrl-C"), "{stdout}");
+    let summary: serde_json::Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("demo --json prints a summary:\n{stdout}"));
+    let summary_verdict = |serial: &str| summary["verdicts"][serial].as_str().unwrap_or("").to_string();
+
+    // The ledger again, from the demo's data directory.
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    };
+    let (rest, component, api) = (free(), free(), free());
+    let rest_url = format!("http://127.0.0.1:{rest}");
+    let component = format!("tcp://127.0.0.1:{component}");
+    let node = Command::new(BIN)
+        .args(["node", "--data-dir"])
+        .arg(data.join("node"))
+        .args(["--rest-api", &format!("127.0.0.1:{rest}"), "--component", &component])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("restart coldchain node on the demo's chain");
+    let _node = Reaper(node);
+    wait_for_port(rest);
+    let api_process = Command::new(BIN)
+        .args(["api", "--bind", &format!("127.0.0.1:{api}"), "--rest-url", &rest_url])
+        .args(["--component", &component, "--index"])
+        .arg(format!("sqlite://{}", dir.path().join("fresh-index.sqlite").display()))
+        .env("COLDCHAIN_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start coldchain api");
+    let _api = Reaper(api_process);
+    wait_for_port(api);
+    let api_url = format!("http://127.0.0.1:{api}");
+    let path = |lot: &str, serial: &str| format!("/01/{GTIN}/10/{lot}/21/{serial}");
+    // The fresh index catches up from block 0; the recall is one of the last blocks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while verdict(&api_url, &path("VAX-2026-C", "C0001"))["verdict"] != "recalled" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the API's fresh index did not catch up with the demo's chain"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (lot, serial, expected) in [
+        ("VAX-2026-A", "A0001", "already_dispensed"),
+        ("VAX-2026-A", "A0002", "authentic_in_spec"),
+        ("VAX-2026-B", "B0001", "compromised"),
+        ("VAX-2026-C", "C0001", "recalled"),
+    ] {
+        let answer = verdict(&api_url, &path(lot, serial));
+        assert_eq!(answer["verdict"], expected, "{lot}/{serial}: {answer}");
+        assert!(
+            summary_verdict(serial).starts_with(expected),
+            "the demo's own summary agrees for {serial}: {summary}"
+        );
+    }
+    // The door opening on lot A's journey was an excursion within budget.
+    let lot_a = verdict(&api_url, &path("VAX-2026-A", "A0002"));
+    let reasons = lot_a["reasons"].to_string();
+    assert!(
+        reasons.contains("excursions)") && !reasons.contains("(0 excursions)"),
+        "lot A stayed in spec through at least one excursion: {lot_a}"
+    );
+
+    // The CLI reads the same verdict from the ledger itself (no API).
+    let cli = Command::new(BIN)
+        .args(["verify", &path("VAX-2026-B", "B0001"), "--url", &rest_url, "--json"])
+        .output()
+        .expect("run coldchain verify");
+    let cli_out = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli_out.contains("compromised"), "coldchain verify: {cli_out}");
+}
+
+/// Kills and reaps a child process when dropped.
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
