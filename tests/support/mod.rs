@@ -282,3 +282,107 @@ fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// Where [`start_node_external_logged`] and [`restart_node_external`] write
+/// the log (stderr) of process `name` (`node-1`, `tp-registry`, …).
+pub fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("logs").join(format!("{name}.log"))
+}
+
+/// The text of the log of process `name` so far (empty when there is none yet).
+pub fn read_log(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(log_path(dir, name)).unwrap_or_default()
+}
+
+fn log_file(dir: &Path, name: &str) -> std::fs::File {
+    let path = log_path(dir, name);
+    std::fs::create_dir_all(path.parent().expect("logs directory")).unwrap();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+}
+
+/// Starts `coldchain node` on `dir/node` with the REST API and component
+/// endpoint given, running no families itself (`--no-in-process-families`),
+/// logging at info to `log_path(dir, log)`; waits for its REST API.
+fn spawn_external_node(dir: &Path, rest: &str, component: &str, log: &str) -> Child {
+    let mut node = Command::new(BIN);
+    node.args(["node", "--data-dir"])
+        .arg(dir.join("node"))
+        .args([
+            "--rest-api",
+            rest,
+            "--component",
+            component,
+            "--no-in-process-families",
+        ]);
+    let genesis = dir.join("genesis.toml");
+    if genesis.exists() {
+        node.arg("--genesis").arg(&genesis);
+    }
+    let child = node
+        .env("COLDCHAIN_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(log_file(dir, log))
+        .spawn()
+        .expect("start coldchain node");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(rest).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "node did not open its REST API on {rest}; its log:\n{}",
+            read_log(dir, log)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
+/// Like [`start_node`] with [`Families::ExternalProcesses`], but every process
+/// logs at info to `dir/logs/` (see [`log_path`]): the node to `node-1`, each
+/// TP to `tp-<family>`. Tests read the logs to see who served a family.
+pub fn start_node_external_logged(dir: &Path, admin_public_key: &str) -> NodeProcess {
+    std::fs::write(
+        dir.join("genesis.toml"),
+        format!("[settings]\n\"coldchain.admins\" = \"{admin_public_key}\"\n"),
+    )
+    .unwrap();
+    let rest = format!("127.0.0.1:{}", free_port());
+    let component = format!("tcp://127.0.0.1:{}", free_port());
+    let mut children = vec![spawn_external_node(dir, &rest, &component, "node-1")];
+    for family in ["registry", "custody", "sensor"] {
+        children.push(
+            Command::new(BIN)
+                .args(["tp", family, "--connect", &component])
+                .env("COLDCHAIN_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::null())
+                .stderr(log_file(dir, &format!("tp-{family}")))
+                .spawn()
+                .expect("start coldchain tp"),
+        );
+    }
+    NodeProcess {
+        children,
+        url: format!("http://{rest}"),
+        component,
+    }
+}
+
+/// [`restart_node`] for a node started by [`start_node_external_logged`]:
+/// kills the node process (SIGKILL, as a crash would) and starts it again on
+/// the same data directory, REST address and component endpoint, still with
+/// `--no-in-process-families`, logging to `log`. The TP processes keep
+/// running; until they re-register by themselves the node serves no family.
+pub fn restart_node_external(dir: &Path, mut node: NodeProcess, log: &str) -> NodeProcess {
+    let mut old = node.children.remove(0);
+    let _ = old.kill();
+    let _ = old.wait();
+    let rest = node.url.trim_start_matches("http://").to_string();
+    let restarted = spawn_external_node(dir, &rest, &node.component, log);
+    node.children.insert(0, restarted);
+    node
+}

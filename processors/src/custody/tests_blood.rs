@@ -381,3 +381,386 @@ fn requests_are_filed_by_hospitals_with_complete_details() {
         "already exists",
     );
 }
+
+#[test]
+fn offers_accepts_and_deliveries_for_an_unknown_request_are_refused() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    assert_invalid(
+        world.custody(
+            &bank.agent,
+            offer("R9", "O1", &["W123427000001", "W123427000002"]),
+        ),
+        "emergency request R9 does not exist",
+    );
+    assert_invalid(
+        world.custody(&hospital.agent, accept("R9", "O1", "BSH1")),
+        "emergency request R9 does not exist",
+    );
+    assert_invalid(
+        world.custody(&hospital.agent, confirm("R9")),
+        "emergency request R9 does not exist",
+    );
+}
+
+#[test]
+fn a_request_for_more_than_50_units_is_refused() {
+    let Blood {
+        mut world,
+        hospital,
+        ..
+    } = setup();
+    let mut many = request("R9", &hospital.site, AboGroup::O, RhD::NEGATIVE);
+    many.set_units(51);
+    assert_invalid(
+        world.custody(&hospital.agent, C::file_emergency_request(many)),
+        "units 51 must be 1-50",
+    );
+}
+
+#[test]
+fn a_request_without_a_priority_is_refused() {
+    let Blood {
+        mut world,
+        hospital,
+        ..
+    } = setup();
+    let mut unprioritised = request("R9", &hospital.site, AboGroup::O, RhD::NEGATIVE);
+    unprioritised.set_priority(Priority::PRIORITY_UNSET);
+    assert_invalid(
+        world.custody(&hospital.agent, C::file_emergency_request(unprioritised)),
+        "priority is unset; use ROUTINE, URGENT or EMERGENCY",
+    );
+}
+
+#[test]
+fn units_of_another_component_cannot_be_offered() {
+    let Blood {
+        mut world, bank, ..
+    } = setup();
+    world.edit_unit("W123427000002", |unit| {
+        unit.set_component(BloodComponent::PLATELETS)
+    });
+    assert_invalid(
+        world.custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        ),
+        "blood unit W123427000002 is PLATELETS but the request is for RED_CELLS",
+    );
+}
+
+#[test]
+fn units_that_are_not_active_cannot_be_offered() {
+    let Blood {
+        mut world, bank, ..
+    } = setup();
+    world.edit_unit("W123427000002", |unit| {
+        unit.set_status(LotStatus::QUARANTINED)
+    });
+    assert_invalid(
+        world.custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        ),
+        "blood unit W123427000002 is QUARANTINED; only ACTIVE units with an intact cold chain may be offered",
+    );
+}
+
+#[test]
+fn units_already_in_a_shipment_cannot_be_offered() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .ship_units(&bank, "SH1", &bank.site, &hospital.site, &["W123427000002"])
+        .unwrap();
+    assert_invalid(
+        world.custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        ),
+        "blood unit W123427000002 is already shipped or delivered",
+    );
+}
+
+#[test]
+fn an_offer_id_is_used_once() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &hospital.agent,
+            C::file_emergency_request(request("R2", &hospital.site, AboGroup::AB, RhD::POSITIVE)),
+        )
+        .unwrap();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    assert_invalid(
+        world.custody(
+            &bank.agent,
+            offer("R2", "O1", &["W123427000003", "W123427000004"]),
+        ),
+        "blood offer O1 already exists; choose another offer id",
+    );
+}
+
+#[test]
+fn offering_an_unregistered_unit_is_refused() {
+    let Blood {
+        mut world, bank, ..
+    } = setup();
+    assert_invalid(
+        world.custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000099"]),
+        ),
+        "blood unit W123427000099 is not registered",
+    );
+}
+
+#[test]
+fn the_units_of_one_offer_come_from_one_site() {
+    let Blood {
+        mut world, bank, ..
+    } = setup();
+    let depot = world.new_site(&bank);
+    world.blood_unit(&bank, "W123427000005", &depot, 20270201);
+    assert_invalid(
+        world.custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000005"]),
+        ),
+        &format!(
+            "blood unit W123427000005 is at site {depot} but the others are at {}; offer units from one site",
+            bank.site
+        ),
+    );
+    assert_eq!(unit_record(&world, "W123427000001").get_offered_in(), "");
+}
+
+#[test]
+fn an_offer_cannot_predate_the_request() {
+    let Blood {
+        mut world, bank, ..
+    } = setup();
+    world.now -= 1;
+    assert_invalid(
+        world.custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        ),
+        "before the request was filed",
+    );
+}
+
+#[test]
+fn accepting_an_offer_made_for_another_request_is_refused() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &hospital.agent,
+            C::file_emergency_request(request("R2", &hospital.site, AboGroup::AB, RhD::POSITIVE)),
+        )
+        .unwrap();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    assert_invalid(
+        world.custody(&hospital.agent, accept("R2", "O1", "BSH1")),
+        "blood offer O1 answers request R1, not R2",
+    );
+}
+
+#[test]
+fn accepting_an_offer_into_an_existing_shipment_id_is_refused() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .ship_units(
+            &bank,
+            "BSH1",
+            &bank.site,
+            &hospital.site,
+            &["W123427000003"],
+        )
+        .unwrap();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    assert_invalid(
+        world.custody(&hospital.agent, accept("R1", "O1", "BSH1")),
+        "shipment BSH1 already exists; choose another shipment id",
+    );
+}
+
+#[test]
+fn accepting_an_offer_cannot_predate_it() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world.now += 300;
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    world.now -= 1;
+    assert_invalid(
+        world.custody(&hospital.agent, accept("R1", "O1", "BSH1")),
+        "before the offer was made",
+    );
+}
+
+#[test]
+fn an_offered_unit_that_is_no_longer_available_cannot_be_accepted() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    world.edit_unit("W123427000002", |unit| {
+        unit.set_status(LotStatus::COMPROMISED)
+    });
+    assert_invalid(
+        world.custody(&hospital.agent, accept("R1", "O1", "BSH1")),
+        "blood unit W123427000002 is no longer available as offered (status COMPROMISED, holder bank)",
+    );
+    let request: EmergencyRequest = world.load(RecordKind::EmergencyRequest, "R1");
+    assert_eq!(request.get_status(), RequestStatus::OPEN);
+}
+
+#[test]
+fn delivery_cannot_be_confirmed_before_an_offer_is_accepted() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    assert_invalid(
+        world.custody(&hospital.agent, confirm("R1")),
+        "emergency request R1 is OPEN; delivery is confirmed once an offer is accepted",
+    );
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    assert_invalid(
+        world.custody(&hospital.agent, confirm("R1")),
+        "emergency request R1 is OPEN; delivery is confirmed once an offer is accepted",
+    );
+}
+
+#[test]
+fn confirming_delivery_cannot_predate_the_delivery() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    world
+        .custody(&hospital.agent, accept("R1", "O1", "BSH1"))
+        .unwrap();
+    world
+        .propose(&bank.agent, "BSH1", "hosp", &hospital.site)
+        .unwrap();
+    world.now += 600;
+    world.accept(&hospital.agent, "BSH1", false).unwrap();
+    world.now -= 1;
+    assert_invalid(
+        world.custody(&hospital.agent, confirm("R1")),
+        "before the shipment was delivered",
+    );
+}
+
+#[test]
+fn a_unit_offered_to_a_request_cannot_be_shipped_separately() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    assert_invalid(
+        world.ship_units(
+            &bank,
+            "SH1",
+            &bank.site,
+            &hospital.site,
+            &["W123427000001"],
+        ),
+        "blood unit W123427000001 is offered in blood offer O1; it ships when that offer is accepted",
+    );
+}
+
+#[test]
+fn a_shipment_for_an_emergency_request_is_closed_by_delivery_not_cancelled() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    world
+        .custody(&hospital.agent, accept("R1", "O1", "BSH1"))
+        .unwrap();
+    let mut cancel = CancelShipment::new();
+    cancel.set_shipment_id("BSH1".into());
+    cancel.set_reason("no courier".into());
+    assert_invalid(
+        world.custody(&bank.agent, C::cancel_shipment(cancel)),
+        "shipment BSH1 carries blood for emergency request R1; it is closed by delivery, not cancelled",
+    );
+}

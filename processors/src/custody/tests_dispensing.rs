@@ -147,3 +147,25 @@ fn unregistered_signer_cannot_dispense() {
         "not a registered agent",
     );
 }
+
+#[test]
+fn packs_of_a_destroyed_lot_are_not_dispensed() {
+    let (mut world, _, shop) = delivered();
+    world
+        .change_status(&shop.agent, "L1", LotStatus::DESTROYED)
+        .unwrap();
+    assert_invalid(
+        world.custody(&shop.agent, dispense("S1", &shop.site)),
+        &format!("lot {GTIN}/L1 is DESTROYED and cannot be dispensed"),
+    );
+}
+
+#[test]
+fn a_pack_whose_lot_is_missing_from_state_is_refused() {
+    let (mut world, _, shop) = delivered();
+    world.forget(RecordKind::Lot, &goods_key(GTIN, "L1"));
+    assert_invalid(
+        world.custody(&shop.agent, dispense("S1", &shop.site)),
+        &format!("lot {GTIN}/L1 of the pack is missing from state"),
+    );
+}

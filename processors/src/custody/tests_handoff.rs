@@ -291,3 +291,51 @@ fn handoff_at_an_intermediate_site_keeps_the_shipment_in_transit() {
     );
     assert_eq!(world.lot("L1").get_site_gln(), depot);
 }
+
+#[test]
+fn a_delivered_shipment_cannot_be_handed_off_again() {
+    let (mut world, maker, carrier, shop) = setup();
+    world
+        .propose(&maker.agent, "SH1", "carrier", &maker.site)
+        .unwrap();
+    world.accept(&carrier.agent, "SH1", false).unwrap();
+    world
+        .propose(&carrier.agent, "SH1", "shop", &shop.site)
+        .unwrap();
+    world.accept(&shop.agent, "SH1", false).unwrap();
+    assert_invalid(
+        world.propose(&shop.agent, "SH1", "maker", &maker.site),
+        "shipment SH1 is DELIVERED; a closed shipment cannot be handed off",
+    );
+}
+
+#[test]
+fn a_compromised_blood_unit_is_refused_unless_accepted_into_quarantine() {
+    let mut world = World::new();
+    let bank = world.org("bank", &[Role::BLOOD_BANK]);
+    let hospital = world.org("hosp", &[Role::HOSPITAL]);
+    let site = bank.site.clone();
+    world.blood_unit(&bank, "W123427000001", &site, 20270201);
+    world
+        .ship_units(
+            &bank,
+            "BSH1",
+            &bank.site,
+            &hospital.site,
+            &["W123427000001"],
+        )
+        .unwrap();
+    world
+        .propose(&bank.agent, "BSH1", "hosp", &hospital.site)
+        .unwrap();
+    world.edit_unit("W123427000001", |unit| {
+        unit.set_status(LotStatus::COMPROMISED)
+    });
+    assert_invalid(
+        world.accept(&hospital.agent, "BSH1", false),
+        "shipment BSH1 cannot be accepted: blood unit W123427000001 is COMPROMISED",
+    );
+    world.accept(&hospital.agent, "BSH1", true).unwrap();
+    let unit: BloodUnit = world.load(RecordKind::BloodUnit, "W123427000001");
+    assert_eq!(unit.get_status(), LotStatus::QUARANTINED);
+}

@@ -322,3 +322,225 @@ fn transaction_spec_uses_exact_addresses_where_the_payload_names_them() {
     assert_eq!(spec.family_name, "coldchain-custody");
     assert!(transaction_spec(&CustodyPayload::new()).is_err());
 }
+
+fn create_from(id: &str, from_gln: &str, to_gln: &str, lots: &[&str]) -> C {
+    let mut create = CreateShipment::new();
+    create.set_shipment_id(id.into());
+    create.set_from_gln(from_gln.into());
+    create.set_to_gln(to_gln.into());
+    create.set_lots(lots.iter().map(|lot| lot_ref(GTIN, lot)).collect());
+    C::create_shipment(create)
+}
+
+fn cancel(id: &str) -> C {
+    let mut cancel = CancelShipment::new();
+    cancel.set_shipment_id(id.into());
+    cancel.set_reason("order withdrawn".into());
+    C::cancel_shipment(cancel)
+}
+
+/// A blood bank holding O- unit W123427000001 (expires 2027-02-01) and a hospital.
+fn bank_and_hospital(world: &mut World) -> (Org, Org) {
+    let bank = world.org("bank", &[Role::BLOOD_BANK]);
+    let hospital = world.org("hosp", &[Role::HOSPITAL]);
+    let site = bank.site.clone();
+    world.blood_unit(&bank, "W123427000001", &site, 20270201);
+    (bank, hospital)
+}
+
+#[test]
+fn shipping_a_lot_from_a_site_where_it_is_not_is_refused() {
+    let mut world = World::new();
+    let (maker, _, shop) = three_orgs(&mut world);
+    world.create_lot(&maker, "L1", &[]);
+    let depot = world.new_site(&maker);
+    assert_invalid(
+        world.custody(
+            &maker.agent,
+            create_from("SH1", &depot, &shop.site, &["L1"]),
+        ),
+        &format!(
+            "lot {GTIN}/L1 is at site {}, not at from_gln {depot}",
+            maker.site
+        ),
+    );
+}
+
+#[test]
+fn shipping_a_blood_unit_held_by_another_organisation_is_refused() {
+    let mut world = World::new();
+    let (_, hospital) = bank_and_hospital(&mut world);
+    let other = world.org("other", &[Role::HOSPITAL]);
+    assert_invalid(
+        world.ship_units(
+            &hospital,
+            "SH1",
+            &hospital.site,
+            &other.site,
+            &["W123427000001"],
+        ),
+        "blood unit W123427000001 is held by bank, not hosp; only the holder ships it",
+    );
+}
+
+#[test]
+fn shipping_a_blood_unit_out_of_circulation_is_refused() {
+    let mut world = World::new();
+    let (bank, hospital) = bank_and_hospital(&mut world);
+    world.edit_unit("W123427000001", |unit| {
+        unit.set_status(LotStatus::DESTROYED)
+    });
+    assert_invalid(
+        world.ship_units(&bank, "SH1", &bank.site, &hospital.site, &["W123427000001"]),
+        "blood unit W123427000001 is out of circulation (DESTROYED)",
+    );
+}
+
+#[test]
+fn a_blood_unit_ships_in_one_shipment_at_a_time() {
+    let mut world = World::new();
+    let (bank, hospital) = bank_and_hospital(&mut world);
+    world
+        .ship_units(&bank, "SH1", &bank.site, &hospital.site, &["W123427000001"])
+        .unwrap();
+    assert_invalid(
+        world.ship_units(&bank, "SH2", &bank.site, &hospital.site, &["W123427000001"]),
+        "blood unit W123427000001 is already in shipment SH1",
+    );
+}
+
+#[test]
+fn shipping_a_blood_unit_from_a_site_where_it_is_not_is_refused() {
+    let mut world = World::new();
+    let (bank, hospital) = bank_and_hospital(&mut world);
+    let depot = world.new_site(&bank);
+    assert_invalid(
+        world.ship_units(&bank, "SH1", &depot, &hospital.site, &["W123427000001"]),
+        &format!(
+            "blood unit W123427000001 is at site {}, not at from_gln {depot}",
+            bank.site
+        ),
+    );
+}
+
+#[test]
+fn shipping_an_expired_blood_unit_is_refused() {
+    let mut world = World::new();
+    let (bank, hospital) = bank_and_hospital(&mut world);
+    world.now += 20 * 86_400; // 2027-02-04, after the unit's expiry
+    assert_invalid(
+        world.ship_units(&bank, "SH1", &bank.site, &hospital.site, &["W123427000001"]),
+        "blood unit W123427000001 expired on 20270201",
+    );
+}
+
+#[test]
+fn a_blood_unit_listed_twice_in_a_shipment_is_refused() {
+    let mut world = World::new();
+    let (bank, hospital) = bank_and_hospital(&mut world);
+    assert_invalid(
+        world.ship_units(
+            &bank,
+            "SH1",
+            &bank.site,
+            &hospital.site,
+            &["W123427000001", "W123427000001"],
+        ),
+        "blood unit W123427000001 is listed twice",
+    );
+}
+
+#[test]
+fn shipping_an_unregistered_blood_unit_is_refused() {
+    let mut world = World::new();
+    let (bank, hospital) = bank_and_hospital(&mut world);
+    assert_invalid(
+        world.ship_units(&bank, "SH1", &bank.site, &hospital.site, &["W123427000099"]),
+        "blood unit W123427000099 is not registered",
+    );
+}
+
+#[test]
+fn a_shipment_of_more_than_1000_lots_and_units_is_refused() {
+    let mut world = World::new();
+    let (maker, _, shop) = three_orgs(&mut world);
+    let lots: Vec<String> = (0..=1_000).map(|i| format!("L{i}")).collect();
+    let refs: Vec<&str> = lots.iter().map(String::as_str).collect();
+    assert_invalid(
+        world.ship(&maker, "SH1", &shop.site, &refs),
+        "1001 lots and units is more than 1000 per shipment; split it",
+    );
+}
+
+#[test]
+fn an_explicit_transport_profile_must_be_usable() {
+    let mut world = World::new();
+    let (maker, _, shop) = three_orgs(&mut world);
+    world.create_lot(&maker, "L1", &[]);
+    let mut profile = profile_2_8();
+    profile.set_min_cdeg(900);
+    let mut create = CreateShipment::new();
+    create.set_shipment_id("SH1".into());
+    create.set_from_gln(maker.site.clone());
+    create.set_to_gln(shop.site.clone());
+    create.set_lots(vec![lot_ref(GTIN, "L1")].into());
+    create.set_profile(profile);
+    assert_invalid(
+        world.custody(&maker.agent, C::create_shipment(create)),
+        "storage profile min_cdeg 900 must be below max_cdeg 800",
+    );
+    assert_eq!(world.lot("L1").get_shipment_id(), "");
+}
+
+#[test]
+fn a_delivered_shipment_cannot_be_cancelled() {
+    let mut world = World::new();
+    let (maker, carrier, shop) = three_orgs(&mut world);
+    world.create_lot(&maker, "L1", &[]);
+    world.deliver(&maker, &carrier, &shop, "SH1", "L1");
+    assert_invalid(
+        world.custody(&shop.agent, cancel("SH1")),
+        "shipment SH1 is DELIVERED; only an open shipment can be cancelled",
+    );
+}
+
+#[test]
+fn loggers_do_not_attach_to_closed_shipments() {
+    let mut world = World::new();
+    let (maker, _, shop) = three_orgs(&mut world);
+    world.create_lot(&maker, "L1", &[]);
+    world.ship(&maker, "SH1", &shop.site, &["L1"]).unwrap();
+    world.custody(&maker.agent, cancel("SH1")).unwrap();
+    register_device(&mut world, &maker, "D1", 0);
+    assert_invalid(
+        world.custody(&maker.agent, attach("SH1", "D1")),
+        "shipment SH1 is CANCELLED; loggers attach to open shipments only",
+    );
+}
+
+#[test]
+fn a_shipment_whose_lot_is_missing_from_state_is_refused() {
+    let mut world = World::new();
+    let (maker, _, shop) = three_orgs(&mut world);
+    world.create_lot(&maker, "L1", &[]);
+    world.ship(&maker, "SH1", &shop.site, &["L1"]).unwrap();
+    world.forget(RecordKind::Lot, &crate::addressing::goods_key(GTIN, "L1"));
+    assert_invalid(
+        world.custody(&maker.agent, cancel("SH1")),
+        &format!("lot {GTIN}/L1 of shipment SH1 is missing from state"),
+    );
+}
+
+#[test]
+fn a_shipment_whose_blood_unit_is_missing_from_state_is_refused() {
+    let mut world = World::new();
+    let (bank, hospital) = bank_and_hospital(&mut world);
+    world
+        .ship_units(&bank, "SH1", &bank.site, &hospital.site, &["W123427000001"])
+        .unwrap();
+    world.forget(RecordKind::BloodUnit, "W123427000001");
+    assert_invalid(
+        world.custody(&bank.agent, cancel("SH1")),
+        "blood unit W123427000001 of shipment SH1 is missing from state",
+    );
+}

@@ -434,6 +434,59 @@ impl World {
         );
     }
 
+    /// Rewrites blood unit `donation_id` in state after `change` (simulates another family's write).
+    pub fn edit_unit(&self, donation_id: &str, change: impl FnOnce(&mut BloodUnit)) {
+        let mut unit: BloodUnit = self.load(RecordKind::BloodUnit, donation_id);
+        change(&mut unit);
+        self.context.put(
+            &RecordKind::BloodUnit.address(donation_id),
+            unit.write_to_bytes().unwrap(),
+        );
+    }
+
+    /// Empties the state entry of `kind`/`key`, as if the record had never been written.
+    pub fn forget(&self, kind: RecordKind, key: &str) {
+        self.context.put(&kind.address(key), Vec::new());
+    }
+
+    /// Registers an O-negative red-cell unit `donation_id` of `bank` at `site`, expiring on `expiry`.
+    pub fn blood_unit(&mut self, bank: &Org, donation_id: &str, site: &str, expiry: u32) {
+        let mut unit = RegisterBloodUnit::new();
+        unit.set_donation_id(donation_id.into());
+        unit.set_component(BloodComponent::RED_CELLS);
+        unit.set_abo(AboGroup::O);
+        unit.set_rh(RhD::NEGATIVE);
+        unit.set_volume_ml(280);
+        unit.set_expiry_date(expiry);
+        unit.set_site_gln(site.into());
+        let agent = bank.agent.clone();
+        self.registry(
+            &agent,
+            RegistryPayload_oneof_action::register_blood_unit(unit),
+        )
+        .unwrap();
+    }
+
+    /// Creates shipment `id` of blood units `units` from `from`'s `from_gln` to `to_gln`.
+    pub fn ship_units(
+        &mut self,
+        from: &Org,
+        id: &str,
+        from_gln: &str,
+        to_gln: &str,
+        units: &[&str],
+    ) -> Result<(), ApplyError> {
+        let mut create = CreateShipment::new();
+        create.set_shipment_id(id.into());
+        create.set_from_gln(from_gln.into());
+        create.set_to_gln(to_gln.into());
+        create.set_blood_units(units.iter().map(|unit| unit.to_string()).collect());
+        self.custody(
+            &from.agent,
+            CustodyPayload_oneof_action::create_shipment(create),
+        )
+    }
+
     /// maker -> carrier -> shop: lot `lot` delivered to the shop in shipment `id`.
     pub fn deliver(&mut self, maker: &Org, carrier: &Org, shop: &Org, id: &str, lot: &str) {
         self.ship(maker, id, &shop.site, &[lot]).unwrap();

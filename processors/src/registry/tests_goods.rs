@@ -428,3 +428,98 @@ fn creating_a_lot_needs_no_more_than_the_spec_allows_for_big_lots() {
     world.create_lot(&maker, "BIG", &refs);
     assert_eq!(world.lot("BIG").get_serials().len(), 300);
 }
+
+#[test]
+fn a_profile_without_a_name_is_refused_saying_so() {
+    let mut unnamed = super::testkit::profile_2_8();
+    unnamed.set_name(" ".into());
+    assert_eq!(
+        check_profile(&unnamed).unwrap_err(),
+        "storage profile needs a name of 1-100 characters"
+    );
+}
+
+#[test]
+fn a_profile_with_an_mkt_limit_but_no_mkt_flag_is_refused() {
+    let mut profile = super::testkit::profile_2_8();
+    profile.set_has_mkt_limit(false);
+    assert!(check_profile(&profile)
+        .unwrap_err()
+        .contains("sets mkt_limit_cdeg but has_mkt_limit is false"));
+}
+
+#[test]
+fn a_status_change_that_names_no_status_is_refused() {
+    let mut world = World::new();
+    let maker = world.org("maker", &[Role::MANUFACTURER]);
+    world.create_lot(&maker, "L1", &[]);
+    assert_invalid(
+        world.change_status(&maker.agent, "L1", LotStatus::LOT_STATUS_UNSET),
+        "status is unset; name the new status",
+    );
+}
+
+#[test]
+fn more_serials_than_one_transaction_may_carry_are_refused() {
+    let mut world = World::new();
+    let maker = world.org("maker", &[Role::MANUFACTURER]);
+    let serials: Vec<String> = (0..=10_000).map(|i| format!("S{i}")).collect();
+    let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
+    let action = world.create_lot_action("HUGE", &maker.site, 20_000, &refs);
+    assert_invalid(
+        world.registry(&maker.agent, A::create_lot(action)),
+        "10001 serials is more than 10000 per transaction; split the lot registration",
+    );
+}
+
+#[test]
+fn a_status_change_of_an_unregistered_lot_is_refused() {
+    let mut world = World::new();
+    let fda = world.org("fda", &[Role::REGULATOR]);
+    assert_invalid(
+        world.change_status(&fda.agent, "L9", LotStatus::RECALLED),
+        &format!("lot L9 of GTIN {GTIN} is not registered"),
+    );
+}
+
+#[test]
+fn destroying_a_lot_that_is_in_a_shipment_is_refused() {
+    let mut world = World::new();
+    let maker = world.org("maker", &[Role::MANUFACTURER]);
+    let shop = world.org("shop", &[Role::PHARMACY]);
+    world.create_lot(&maker, "L1", &[]);
+    world.ship(&maker, "SH1", &shop.site, &["L1"]).unwrap();
+    assert_invalid(
+        world.change_status(&maker.agent, "L1", LotStatus::DESTROYED),
+        &format!(
+            "lot {GTIN}/L1 is in shipment SH1; deliver or cancel the shipment before destroying it"
+        ),
+    );
+    assert_eq!(world.lot("L1").get_status(), LotStatus::ACTIVE);
+}
+
+#[test]
+fn a_blood_unit_without_a_component_is_refused() {
+    let mut world = World::new();
+    let bank = world.org("bank", &[Role::BLOOD_BANK]);
+    let mut unit = blood_unit("W123427000001", &bank.site);
+    unit.set_component(BloodComponent::BLOOD_COMPONENT_UNSET);
+    assert_invalid(
+        world.registry(&bank.agent, A::register_blood_unit(unit)),
+        "component is unset; name the blood component",
+    );
+}
+
+#[test]
+fn a_blood_unit_volume_outside_1_to_1000_ml_is_refused() {
+    let mut world = World::new();
+    let bank = world.org("bank", &[Role::BLOOD_BANK]);
+    for volume in [0, 1_001] {
+        let mut unit = blood_unit("W123427000001", &bank.site);
+        unit.set_volume_ml(volume);
+        assert_invalid(
+            world.registry(&bank.agent, A::register_blood_unit(unit)),
+            &format!("volume_ml {volume} must be 1-1000"),
+        );
+    }
+}

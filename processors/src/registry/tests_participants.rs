@@ -355,3 +355,81 @@ fn handler_registers_family_version_and_namespace() {
         vec![crate::addressing::namespace("coldchain-registry")]
     );
 }
+
+#[test]
+fn overlong_text_fields_are_refused_naming_the_limit() {
+    let mut world = World::new();
+    let admin = world.admin.clone();
+    let mut create = CreateOrganization::new();
+    create.set_org_id("wordy".into());
+    create.set_name("n".repeat(201));
+    create.set_roles(vec![Role::PHARMACY]);
+    assert_invalid(
+        world.registry(&admin, A::create_organization(create)),
+        "name is 201 characters, more than the 200 allowed; shorten it",
+    );
+}
+
+#[test]
+fn adding_a_key_that_is_already_an_active_agent_is_refused() {
+    let mut world = World::new();
+    let acme = world.org("acme", &[Role::MANUFACTURER]);
+    world.org("other", &[Role::MANUFACTURER]);
+    let admin = world.admin.clone();
+    let mut add = AddAgent::new();
+    add.set_org_id("other".into());
+    add.set_public_key(acme.agent.public_key().into());
+    add.set_name("moved".into());
+    add.set_roles(vec![Role::MANUFACTURER]);
+    assert_invalid(
+        world.registry(&admin, A::add_agent(add)),
+        &format!(
+            "public key {} is already an agent of organisation acme; revoke it first if it must move",
+            acme.agent.public_key()
+        ),
+    );
+    let agent: Agent = world.load(RecordKind::Agent, acme.agent.public_key());
+    assert_eq!(agent.get_org_id(), "acme");
+}
+
+#[test]
+fn revoking_a_key_that_is_not_an_agent_is_refused() {
+    let mut world = World::new();
+    let acme = world.org("acme", &[Role::MANUFACTURER]);
+    let stranger = Signer::generate();
+    assert_invalid(
+        world.registry(&acme.agent, revoke(&stranger)),
+        &format!(
+            "public key {} is not a registered agent; nothing to revoke",
+            stranger.public_key()
+        ),
+    );
+}
+
+#[test]
+fn revoking_an_unregistered_device_is_refused() {
+    let mut world = World::new();
+    let acme = world.org("acme", &[Role::CARRIER]);
+    let mut revoke = RevokeDevice::new();
+    revoke.set_device_id("D9".into());
+    revoke.set_reason("lost".into());
+    assert_invalid(
+        world.registry(&acme.agent, A::revoke_device(revoke)),
+        "device D9 is not registered",
+    );
+}
+
+#[test]
+fn revoking_a_gateway_that_has_no_grant_is_refused() {
+    let mut world = World::new();
+    let acme = world.org("acme", &[Role::CARRIER]);
+    let gateway = Signer::generate();
+    let mut revoke = RevokeGateway::new();
+    revoke.set_org_id("acme".into());
+    revoke.set_public_key(gateway.public_key().into());
+    revoke.set_reason("never granted".into());
+    assert_invalid(
+        world.registry(&acme.agent, A::revoke_gateway(revoke)),
+        "has no grant for organisation acme; nothing to revoke",
+    );
+}

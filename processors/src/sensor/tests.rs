@@ -611,3 +611,61 @@ proptest::proptest! {
         proptest::prop_assert!(!matches!(result, Err(ApplyError::InternalError(_))), "{:?}", result);
     }
 }
+
+#[test]
+fn empty_device_or_shipment_ids_are_refused() {
+    let mut f = Fixture::new();
+    let mut no_device = in_range(1, 1);
+    no_device.device_id = String::new();
+    assert_eq!(f.refusal(&no_device), "device_id is empty");
+    let mut no_shipment = in_range(1, 1);
+    no_shipment.shipment_id = String::new();
+    assert_eq!(f.refusal(&no_shipment), "shipment_id is empty");
+}
+
+#[test]
+fn overlong_device_or_shipment_ids_are_refused() {
+    let mut f = Fixture::new();
+    let mut long_device = in_range(1, 1);
+    long_device.device_id = "D".repeat(checks::MAX_ID_LEN + 1);
+    assert_eq!(
+        f.refusal(&long_device),
+        "device_id is 129 bytes long, more than 128"
+    );
+    let mut long_shipment = in_range(1, 1);
+    long_shipment.shipment_id = "S".repeat(checks::MAX_ID_LEN + 1);
+    assert_eq!(
+        f.refusal(&long_shipment),
+        "shipment_id is 129 bytes long, more than 128"
+    );
+}
+
+#[test]
+fn shipment_without_a_transport_profile_is_refused() {
+    let mut f = Fixture::new();
+    f.update(RecordKind::Shipment.address("S-1"), |s: &mut Shipment| {
+        s.clear_profile()
+    });
+    assert_eq!(
+        f.refusal(&in_range(1, 1)),
+        "shipment S-1 has no transport profile, so its readings cannot be judged"
+    );
+}
+
+#[test]
+fn device_and_shipment_checks_refuse_an_empty_batch_on_their_own() {
+    let f = Fixture::new();
+    let empty = batch(&[]);
+    let shipment: Shipment = state::load(&f.context, &RecordKind::Shipment.address("S-1"))
+        .unwrap()
+        .unwrap();
+    for result in [
+        checks::check_device(&f.device(), &empty),
+        checks::check_shipment(&shipment, &empty),
+    ] {
+        match result {
+            Err(ApplyError::InvalidTransaction(m)) => assert_eq!(m, "readings batch is empty"),
+            other => panic!("expected refusal, got {other:?}"),
+        }
+    }
+}

@@ -226,7 +226,9 @@ mod tests {
     fn integer_mkt_agrees_with_the_formula_to_a_hundredth_of_a_degree() {
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         for _ in 0..2_000 {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             let (a, b) = ((state >> 20) as i32 % 6_000, (state >> 40) as i32 % 6_000);
             let (ta, tb) = (1 + (state % 7_200), 1 + ((state >> 8) % 7_200));
             let ours = mkt_of(&[(ta, a - 2_000), (tb, b - 2_000)]).unwrap();
