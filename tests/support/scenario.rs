@@ -230,6 +230,29 @@ pub fn run(families: Families) {
             "LOGGER-1",
         ],
     );
+    // Detach and attach again: a logger moves between shipments only detached.
+    cli.ok(
+        "carrier",
+        &[
+            "device",
+            "detach",
+            "--shipment",
+            "SHP-1",
+            "--device",
+            "LOGGER-1",
+        ],
+    );
+    cli.ok(
+        "carrier",
+        &[
+            "device",
+            "attach",
+            "--shipment",
+            "SHP-1",
+            "--device",
+            "LOGGER-1",
+        ],
+    );
     cli.ok(
         "maker",
         &[
@@ -703,6 +726,170 @@ pub fn run(families: Families) {
     );
     cli.ok("hospital", &["shipment", "accept", "--id", "SHP-BLOOD-1"]);
     cli.ok("hospital", &["blood", "deliver", "--request", "REQ-1"]);
+
+    // Each remaining participant command refused, in the ledger's words.
+    let stranger_key = public["stranger"].clone();
+    cli.refused(
+        "stranger",
+        &[
+            "org",
+            "add-agent",
+            "--org",
+            "pharmaco",
+            "--public-key",
+            &stranger_key,
+            "--name",
+            "mole",
+            "--role",
+            "manufacturer",
+        ],
+        "is not a registered agent",
+    );
+    let other_site = gln("950110100009");
+    cli.refused(
+        "carrier",
+        &[
+            "org",
+            "add-site",
+            "--org",
+            "pharmaco",
+            "--gln",
+            &other_site,
+            "--name",
+            "x",
+        ],
+        "not of pharmaco",
+    );
+    cli.refused(
+        "stranger",
+        &[
+            "org",
+            "authorize-gateway",
+            "--org",
+            "coldtrans",
+            "--public-key",
+            &stranger_key,
+        ],
+        "is not a registered agent",
+    );
+    cli.refused(
+        "carrier",
+        &[
+            "device",
+            "attach",
+            "--shipment",
+            "SHP-1",
+            "--device",
+            "LOGGER-2",
+        ],
+        "open shipments only",
+    );
+    cli.refused(
+        "carrier",
+        &[
+            "device",
+            "detach",
+            "--shipment",
+            "SHP-2",
+            "--device",
+            "LOGGER-2",
+        ],
+        "is not attached to shipment SHP-2",
+    );
+    cli.refused(
+        "pharmacy",
+        &[
+            "lot", "recall", "--gtin", GTIN, "--lot", "L5", "--reason", "rumour",
+        ],
+        "manufacturer",
+    );
+    let foreign_csv = dir.path().join("foreign-lots.csv");
+    std::fs::write(
+        &foreign_csv,
+        format!("gtin,lot,expiry,quantity,profile,site_gln,product_name,serials\n{GTIN},L9,20281231,1,refrigerated,{carrier_gln},Vaccine,Z1\n"),
+    )
+    .unwrap();
+    let import = cli.run("carrier", &["lot", "import", foreign_csv.to_str().unwrap()]);
+    let import_out = String::from_utf8_lossy(&import.stdout).to_lowercase();
+    assert!(
+        !import.status.success()
+            && import_out.contains("refused line 2:")
+            && import_out.contains("manufacturer"),
+        "a carrier's lot import is refused line by line: {import_out}"
+    );
+    let lot5 = format!("{GTIN}/L5");
+    cli.refused(
+        "pharmacy",
+        &[
+            "shipment",
+            "create",
+            "--id",
+            "SHP-9",
+            "--from",
+            &maker_gln,
+            "--to",
+            &pharmacy_gln,
+            "--lot",
+            &lot5,
+        ],
+        "belongs to organisation pharmaco",
+    );
+    cli.refused(
+        "stranger",
+        &[
+            "shipment",
+            "propose",
+            "--id",
+            "SHP-2",
+            "--to-org",
+            "citypharm",
+            "--at",
+            &carrier_gln,
+        ],
+        "is not a registered agent",
+    );
+    cli.refused(
+        "carrier",
+        &["shipment", "reject", "--id", "SHP-2", "--reason", "no"],
+        "has no pending hand-off (it is DELIVERED)",
+    );
+    cli.refused(
+        "carrier",
+        &["shipment", "cancel", "--id", "SHP-2"],
+        "has no pending hand-off",
+    );
+    cli.refused(
+        "pharmacy",
+        &[
+            "blood",
+            "request",
+            "--id",
+            "REQ-9",
+            "--component",
+            "red-cells",
+            "--group",
+            "O-",
+            "--units",
+            "1",
+            "--hospital",
+            &pharmacy_gln,
+        ],
+        "hospital",
+    );
+    cli.refused(
+        "bank",
+        &[
+            "blood",
+            "accept",
+            "--request",
+            "REQ-1",
+            "--offer",
+            "OFFER-1",
+            "--shipment",
+            "SHP-9",
+        ],
+        "not of cityhosp",
+    );
 
     // Revoked keys can do nothing.
     cli.ok(
