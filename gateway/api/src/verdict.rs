@@ -156,11 +156,14 @@ pub fn decide(input: &VerdictInput<'_>) -> Verdict {
         lot.get_product_name()
     )];
     match input.lot_thermal {
-        Some(t) => reasons.push(format!(
-            "cold chain in specification over {} readings ({} excursions)",
-            t.get_reading_count(),
-            t.get_closed().len() + usize::from(t.has_current())
-        )),
+        Some(t) => {
+            let excursions = t.get_closed().len() + usize::from(t.has_current());
+            let plural = if excursions == 1 { "" } else { "s" };
+            reasons.push(format!(
+                "cold chain in specification over {} readings ({excursions} excursion{plural} within budget)",
+                t.get_reading_count(),
+            ))
+        }
         None => reasons.push("no cold-chain readings recorded for the lot yet".into()),
     }
     verdict(AuthenticInSpec, reasons)
