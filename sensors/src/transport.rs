@@ -20,6 +20,8 @@ pub struct MqttTransport {
 }
 
 impl MqttTransport {
+    /// Connects with a clean session: messages not yet acknowledged by the
+    /// broker when it restarts are dropped by the client (like a cheap logger).
     pub async fn connect(
         host: &str,
         port: u16,
@@ -28,7 +30,24 @@ impl MqttTransport {
         org: &str,
         encoding: Encoding,
     ) -> MqttTransport {
+        Self::connect_with_session(host, port, client_id, prefix, org, encoding, true).await
+    }
+
+    /// Connects with a persistent session when `clean_session` is false: after
+    /// a broker restart that kept the session (Mosquitto `persistence true`),
+    /// every message the broker had not acknowledged is published again, so a
+    /// QoS 1 reading is never lost between logger and broker.
+    pub async fn connect_with_session(
+        host: &str,
+        port: u16,
+        client_id: &str,
+        prefix: &str,
+        org: &str,
+        encoding: Encoding,
+        clean_session: bool,
+    ) -> MqttTransport {
         let mut options = rumqttc::MqttOptions::new(client_id, host, port);
+        options.set_clean_session(clean_session);
         options.set_keep_alive(std::time::Duration::from_secs(15));
         options.set_max_packet_size(1 << 20, 1 << 20);
         options.set_inflight(200);

@@ -104,6 +104,8 @@ pub struct Metrics {
     pub batches_committed: AtomicU64,
     pub batches_invalid: AtomicU64,
     pub submit_retries: AtomicU64,
+    /// Failed queue writes of arrivals, each retried (nothing dropped).
+    pub queue_write_retries: AtomicU64,
     pub queued: AtomicU64,
     pub in_flight: AtomicU64,
     pub oldest_unsent_ms: AtomicU64,
@@ -125,6 +127,7 @@ impl Default for Metrics {
             batches_committed: AtomicU64::new(0),
             batches_invalid: AtomicU64::new(0),
             submit_retries: AtomicU64::new(0),
+            queue_write_retries: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             oldest_unsent_ms: AtomicU64::new(0),
@@ -240,6 +243,12 @@ impl Metrics {
             "Retries of POST /batches or status polls.",
             "counter",
             self.submit_retries.load(Relaxed),
+        );
+        counter(
+            "coldchain_gateway_queue_write_retries_total",
+            "Failed writes of arrivals to the queue, retried until stored.",
+            "counter",
+            self.queue_write_retries.load(Relaxed),
         );
         counter(
             "coldchain_gateway_readings_queued",

@@ -172,11 +172,23 @@ impl Queue {
         Ok(Queue { conn })
     }
 
-    /// Size of the database and its WAL on disk, in bytes.
+    /// How long a statement waits for a lock held by another connection (the
+    /// dead-letters CLI, a backup) before it fails; 10 s unless changed.
+    pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<(), QueueError> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+
+    /// Bytes the queue's data occupies (the cap and the alarm are judged on
+    /// this). Pages freed by committed readings are not counted: SQLite keeps
+    /// the file at its high-water mark and reuses those pages for new rows, so
+    /// counting them would hold the alarm on forever after one long outage.
     pub fn disk_bytes(&self) -> Result<u64, QueueError> {
         let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
         let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        Ok((pages * page_size) as u64)
+        Ok((pages.saturating_sub(free).max(0) * page_size) as u64)
     }
 
     /// Judges and stores a group of arrivals in one transaction (one fsync).

@@ -28,6 +28,20 @@ pub fn backoff_delay(attempt: u32, initial_ms: u64, max_ms: u64) -> Duration {
     Duration::from_millis(rand::thread_rng().gen_range(ceiling / 2..=ceiling))
 }
 
+/// How long to wait after a 429. The server's `Retry-After` hint is capped at
+/// `max_ms` (a misconfigured or hostile API must not park the gateway for
+/// hours) and gets up to a quarter on top as jitter, so gateways told the same
+/// hint do not all come back at once. Without a hint: [`backoff_delay`].
+pub fn busy_delay(hint: Option<Duration>, attempt: u32, initial_ms: u64, max_ms: u64) -> Duration {
+    match hint {
+        None => backoff_delay(attempt, initial_ms, max_ms),
+        Some(hint) => {
+            let capped = (hint.as_millis().min(u128::from(max_ms)) as u64).max(1);
+            Duration::from_millis(capped + rand::thread_rng().gen_range(0..=capped / 4))
+        }
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -187,8 +201,11 @@ async fn follow_batch(
                     attempt = 0;
                 }
                 Ok(PostOutcome::Busy(hint)) => {
-                    let delay = hint.unwrap_or_else(|| pause(&mut attempt));
-                    tracing::debug!(batch_id = %short(&batch_id), ?delay, "validator busy (429); waiting");
+                    attempt += 1;
+                    shared.metrics.submit_retries.fetch_add(1, Relaxed);
+                    let delay =
+                        busy_delay(hint, attempt, cfg.backoff_initial_ms, cfg.backoff_max_ms);
+                    tracing::debug!(batch_id = %short(&batch_id), ?hint, ?delay, "validator busy (429); waiting");
                     tokio::time::sleep(delay).await;
                 }
                 Ok(PostOutcome::Refused(message)) => {
@@ -355,5 +372,19 @@ mod tests {
             assert!(d <= Duration::from_millis(5_000));
         }
         assert!(backoff_delay(6, 100, 60_000) >= Duration::from_millis(3_200));
+    }
+
+    #[test]
+    fn retry_after_is_capped_and_jittered() {
+        let delays: Vec<Duration> = (0..200)
+            .map(|_| busy_delay(Some(Duration::from_secs(3600)), 1, 100, 2_000))
+            .collect();
+        assert!(delays
+            .iter()
+            .all(|d| (Duration::from_millis(2_000)..=Duration::from_millis(2_500)).contains(d)));
+        assert!(delays.iter().any(|d| *d != delays[0]), "no jitter");
+        let short = busy_delay(Some(Duration::from_secs(1)), 1, 100, 10_000);
+        assert!((Duration::from_secs(1)..=Duration::from_millis(1_250)).contains(&short));
+        assert!(busy_delay(None, 3, 100, 10_000) <= Duration::from_millis(800));
     }
 }

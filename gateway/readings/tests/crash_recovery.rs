@@ -18,7 +18,7 @@ fn start_gateway(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_coldchain-gateway"))
         .arg("--config")
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env("COLDCHAIN_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .expect("start the gateway binary")

@@ -9,6 +9,7 @@ use coldchain_gateway::{Gateway, GatewayConfig};
 use coldchain_processors::signing::Signer;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::io::Write;
+use support::processes;
 use support::*;
 
 struct Setup {
@@ -152,8 +153,10 @@ async fn garbage_is_refused_with_reasons_while_good_readings_flow() {
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let client = publisher(setup.broker_port).await;
     let topic = format!("{}/carrier/MQ-2/readings", setup.prefix);
+    // Random bytes without newlines: each burst below is exactly one garbage line.
     let noise: Vec<u8> = (0..2000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .map(|b| if b == b'\n' { b'#' } else { b })
         .collect();
     for seq in 1..=30u64 {
         pty.master
@@ -163,8 +166,11 @@ async fn garbage_is_refused_with_reasons_while_good_readings_flow() {
         pty.master
             .write_all(serial_line::format_line(&reading("SER-2", seq)).as_bytes())
             .unwrap();
-        let bad_checksum =
-            serial_line::format_line(&reading("SER-2", 1000 + seq)).replace("*", "*0");
+        // A well-formed line whose two checksum digits are wrong.
+        let good = serial_line::format_line(&reading("SER-2", 1000 + seq));
+        let (content, digits) = good.trim_end().rsplit_once('*').unwrap();
+        let wrong = u8::from_str_radix(digits, 16).unwrap() ^ 0x5A;
+        let bad_checksum = format!("{content}*{wrong:02X}\r\n");
         pty.master.write_all(bad_checksum.as_bytes()).unwrap();
         client
             .publish(&topic, QoS::AtLeastOnce, false, b"{\"seq\": oops".to_vec())
@@ -203,18 +209,51 @@ async fn garbage_is_refused_with_reasons_while_good_readings_flow() {
             == 60)
         .await
     );
-    let m = gateway.metrics();
+    // Exactly: 30 noise lines + 30 broken JSON messages malformed, 30 bad
+    // checksums, 30 NOBODY messages + 30 GHOST lines unknown; nothing else.
+    let expected = [
+        (Reason::Malformed, 60),
+        (Reason::BadChecksum, 30),
+        (Reason::UnknownDevice, 60),
+    ];
+    let counts = |m: &coldchain_gateway::metrics::Metrics| -> Vec<(Reason, u64)> {
+        Reason::ALL.iter().map(|r| (*r, m.rejected(*r))).collect()
+    };
+    let want: Vec<(Reason, u64)> = Reason::ALL
+        .iter()
+        .map(|r| {
+            let n = expected.iter().find(|(e, _)| e == r).map_or(0, |(_, n)| *n);
+            (*r, n)
+        })
+        .collect();
     assert!(
-        m.rejected(Reason::Malformed) >= 60,
-        "malformed {}",
-        m.rejected(Reason::Malformed)
+        eventually(10, || counts(gateway.metrics()) == want).await,
+        "refusals by reason: {:?}",
+        counts(gateway.metrics())
+    );
+    // 4 serial lines and 3 MQTT messages per round.
+    assert_eq!(
+        gateway
+            .metrics()
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed),
+        30 * 7
     );
     assert_eq!(ledger.recorded("NOBODY"), Vec::<u64>::new());
+    assert_eq!(ledger.recorded("SER-2"), (1..=30).collect::<Vec<_>>());
+    assert_eq!(ledger.recorded("MQ-2"), (1..=30).collect::<Vec<_>>());
     gateway.stop().await;
     let queue = coldchain_gateway::queue::Queue::open(&setup.config.queue_path).unwrap();
+    for (reason, n) in expected {
+        let letters = queue.dead_letters(Some(reason.label()), 1000).unwrap();
+        assert_eq!(letters.len() as u64, n, "{} dead letters", reason.label());
+    }
+    assert_eq!(queue.stats(0).unwrap().dead_letters, 150);
     let unknown = queue.dead_letters(Some("unknown_device"), 1000).unwrap();
-    assert_eq!(unknown.len(), 60);
     assert!(unknown.iter().any(|d| d.detail.contains("GHOST")));
+    assert!(unknown.iter().any(|d| d.detail.contains("NOBODY")));
+    let checksums = queue.dead_letters(Some("bad_checksum"), 1000).unwrap();
+    assert!(checksums.iter().all(|d| d.raw.starts_with("$CCR,SER-2,10")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,5 +353,138 @@ async fn resent_batch_the_ledger_already_applied_is_settled_by_the_devices_last_
     );
     let stats = gateway.queue_stats().unwrap();
     assert_eq!(stats.dead_letters, 0);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_ledger_is_waited_out_with_a_capped_retry_after_and_everything_commits_once() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let ledger = StandInLedger::start().await;
+    // An hour: far beyond backoff_max_ms (300 ms). Obeyed literally, nothing
+    // would commit within this test.
+    ledger.retry_after_s.store(3600, Relaxed);
+    ledger.set_mode(BUSY);
+    let setup = setup(&ledger.url, None, &["MQ-5"]);
+    let gateway = Gateway::start(setup.config.clone()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let client = publisher(setup.broker_port).await;
+    let topic = format!("{}/carrier/MQ-5/readings", setup.prefix);
+    for chunk in (1..=100u64).collect::<Vec<_>>().chunks(10) {
+        let readings: Vec<_> = chunk.iter().map(|s| reading("MQ-5", *s)).collect();
+        client
+            .publish(
+                &topic,
+                QoS::AtLeastOnce,
+                false,
+                mqtt_payload::encode_json(&readings),
+            )
+            .await
+            .unwrap();
+    }
+    assert!(
+        eventually(10, || ledger.busy_answers.load(Relaxed) >= 3).await,
+        "the gateway did not retry after 429 (answers: {})",
+        ledger.busy_answers.load(Relaxed)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let posts_while_busy = ledger.posts.load(Relaxed);
+    assert_eq!(ledger.recorded_count(), 0);
+    ledger.set_mode(UP);
+    assert!(
+        eventually(20, || ledger.recorded_count() == 100).await,
+        "recorded {} after the ledger stopped answering 429",
+        ledger.recorded_count()
+    );
+    assert_eq!(ledger.recorded("MQ-5"), (1..=100).collect::<Vec<_>>());
+    assert!(
+        eventually(5, || gateway
+            .queue_stats()
+            .map(|s| (s.queued, s.in_flight, s.dead_letters))
+            .ok()
+            == Some((0, 0, 0)))
+        .await
+    );
+    // It waited between attempts (one open batch per device, each wait at
+    // least the capped hint); a gateway retrying at once would post thousands.
+    assert!(
+        posts_while_busy <= 50,
+        "{posts_while_busy} posts while the ledger answered 429"
+    );
+    assert!(gateway.metrics().submit_retries.load(Relaxed) >= 3);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_alarm_metric_rises_near_the_cap_and_clears_when_the_queue_drains() {
+    let ledger = StandInLedger::start().await;
+    ledger.set_mode(DOWN);
+    let mut setup = setup(&ledger.url, None, &["MQ-6"]);
+    // The empty queue's own size, then room for a few hundred readings; the
+    // alarm at half of the cap leaves a wide margin before readings are refused.
+    let empty = coldchain_gateway::queue::Queue::open(&setup.config.queue_path)
+        .unwrap()
+        .disk_bytes()
+        .unwrap();
+    setup.config.queue_disk_cap_bytes = empty * 2 + 200_000;
+    setup.config.queue_alarm_fraction = 0.5;
+    let gateway = Gateway::start(setup.config.clone()).await.unwrap();
+    let page_url = format!("http://{}/metrics", gateway.metrics_addr().unwrap());
+    let alarm = || {
+        let url = page_url.clone();
+        async move {
+            let page = reqwest::get(url).await.ok()?.text().await.ok()?;
+            processes::metric(&page, "coldchain_gateway_queue_disk_alarm")
+        }
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(alarm().await, Some(0.0), "alarm with an empty queue");
+    let client = publisher(setup.broker_port).await;
+    let topic = format!("{}/carrier/MQ-6/readings", setup.prefix);
+    // Fill the queue (the ledger is down) step by step until the alarm rises.
+    let mut sent = 0u64;
+    while alarm().await != Some(1.0) {
+        assert!(sent < 20_000, "no alarm after {sent} queued readings");
+        let readings: Vec<_> = (sent + 1..=sent + 50).map(|s| reading("MQ-6", s)).collect();
+        client
+            .publish(
+                &topic,
+                QoS::AtLeastOnce,
+                false,
+                mqtt_payload::encode_json(&readings),
+            )
+            .await
+            .unwrap();
+        sent += 50;
+        let want = sent;
+        assert!(
+            eventually(10, || gateway
+                .queue_stats()
+                .map(|s| s.queued + s.in_flight)
+                .ok()
+                == Some(want))
+            .await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    assert_eq!(
+        gateway.metrics().rejected(Reason::QueueFull),
+        0,
+        "the alarm must come before the cap"
+    );
+    ledger.set_mode(UP);
+    assert!(
+        eventually(30, || ledger.recorded_count() == sent as usize).await,
+        "recorded {} of {sent}",
+        ledger.recorded_count()
+    );
+    let mut cleared = false;
+    for _ in 0..100 {
+        if alarm().await == Some(0.0) {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(cleared, "the disk alarm stayed on after the queue drained");
     gateway.stop().await;
 }

@@ -14,9 +14,12 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Same as `coldchain gateway`: COLDCHAIN_LOG sets the filter, logs go to stderr.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("COLDCHAIN_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .init();
     coldchain_gateway::cli::run(Cli::parse().args).await

@@ -51,6 +51,22 @@ fn genesis(devices: &[&str], gateway_public_key: &str) -> Vec<(String, Vec<u8>)>
     leaves
 }
 
+/// A node config in `data_dir` serving REST on `rest_port` (0 = any), with
+/// the coldchain families in-process and the devices' prerequisites as genesis.
+pub fn node_config(
+    data_dir: &Path,
+    rest_port: u16,
+    devices: &[&str],
+    gateway_public_key: &str,
+) -> NodeConfig {
+    let mut config = NodeConfig::new(data_dir);
+    config.rest_api = std::net::SocketAddr::from(([127, 0, 0, 1], rest_port));
+    config.component = format!("tcp://127.0.0.1:{}", super::free_port());
+    config.handlers = coldchain_processors::family_handlers();
+    config.genesis_leaves = genesis(devices, gateway_public_key);
+    config
+}
+
 /// Starts a node in `data_dir` serving REST on `rest_port` (0 = any).
 pub async fn start_node(
     data_dir: &Path,
@@ -58,11 +74,7 @@ pub async fn start_node(
     devices: &[&str],
     gateway_public_key: &str,
 ) -> NodeHandle {
-    let mut config = NodeConfig::new(data_dir);
-    config.rest_api = std::net::SocketAddr::from(([127, 0, 0, 1], rest_port));
-    config.component = format!("tcp://127.0.0.1:{}", super::free_port());
-    config.handlers = coldchain_processors::family_handlers();
-    config.genesis_leaves = genesis(devices, gateway_public_key);
+    let config = node_config(data_dir, rest_port, devices, gateway_public_key);
     tokio::task::spawn_blocking(move || Node::start(config))
         .await
         .unwrap()

@@ -9,6 +9,7 @@
 //! accepted batches (a validator restart losing its pending queue).
 #![allow(dead_code)]
 pub mod chain;
+pub mod processes;
 use base64::Engine;
 use coldchain_processors::addressing::RecordKind;
 use coldchain_processors::messages::coldchain::{Device, SensorPayload};
@@ -25,6 +26,9 @@ pub const DOWN: u8 = 1;
 pub const FORGETFUL: u8 = 2;
 /// Applies batches but loses their status, so the gateway re-sends them.
 pub const AMNESIAC: u8 = 3;
+/// Refuses every `POST /batches` with 429 and `Retry-After: <retry_after_s>`,
+/// as a validator with a full queue does; statuses and state still answer.
+pub const BUSY: u8 = 4;
 
 #[derive(Default)]
 pub struct LedgerState {
@@ -41,6 +45,10 @@ pub struct StandInLedger {
     pub state: Arc<Mutex<LedgerState>>,
     pub mode: Arc<AtomicU8>,
     pub posts: Arc<AtomicU64>,
+    /// 429 answers given in [`BUSY`] mode.
+    pub busy_answers: Arc<AtomicU64>,
+    /// The `Retry-After` seconds sent with each 429.
+    pub retry_after_s: Arc<AtomicU64>,
 }
 
 impl StandInLedger {
@@ -48,7 +56,10 @@ impl StandInLedger {
         let state = Arc::new(Mutex::new(LedgerState::default()));
         let mode = Arc::new(AtomicU8::new(UP));
         let posts = Arc::new(AtomicU64::new(0));
+        let busy_answers = Arc::new(AtomicU64::new(0));
+        let retry_after_s = Arc::new(AtomicU64::new(1));
         let (s1, m1, p1) = (state.clone(), mode.clone(), posts.clone());
+        let (b1, r1) = (busy_answers.clone(), retry_after_s.clone());
         let post = warp::path!("batches")
             .and(warp::post())
             .and(warp::body::bytes())
@@ -56,6 +67,19 @@ impl StandInLedger {
                 p1.fetch_add(1, Ordering::Relaxed);
                 match m1.load(Ordering::Relaxed) {
                     DOWN => reply(503, "{\"error\":\"down\"}".into()),
+                    BUSY => {
+                        b1.fetch_add(1, Ordering::Relaxed);
+                        let mut response = reply(
+                            429,
+                            "{\"error\":{\"code\":31,\"title\":\"Unable to Accept Batches\"}}"
+                                .into(),
+                        );
+                        response.headers_mut().insert(
+                            "retry-after",
+                            r1.load(Ordering::Relaxed).to_string().parse().unwrap(),
+                        );
+                        response
+                    }
                     FORGETFUL => reply(202, "{\"link\":\"x\"}".into()),
                     AMNESIAC => {
                         let response = submit(&s1, &body);
@@ -130,6 +154,8 @@ impl StandInLedger {
             state,
             mode,
             posts,
+            busy_answers,
+            retry_after_s,
         }
     }
 
