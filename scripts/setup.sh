@@ -2,7 +2,7 @@
 # Installs the system packages coldchain needs and starts the services its
 # tests use, when they are missing. Safe to run again: it only acts on what is
 # absent. Debian/Ubuntu; needs root or sudo for apt-get.
-#   scripts/setup.sh          build + demo needs (libzmq, pkg-config, protoc)
+#   scripts/setup.sh          build + demo needs (libzmq, pkg-config, protoc, libssl for MQTT TLS)
 #   scripts/setup.sh --test   also Mosquitto, PostgreSQL and Chromium for the tests, and
 #                             a Python venv with the official Sawtooth Python SDK
 #                             (tests/python/requirements.txt) at
@@ -21,11 +21,13 @@ missing=()
 need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || missing+=("$1"); }
 need_pkg libzmq3-dev
 need_pkg pkg-config
+need_pkg libssl-dev
 need_pkg protobuf-compiler
 need_pkg ca-certificates
 need_pkg gcc
 if [[ $want_test -eq 1 ]]; then
   need_pkg mosquitto
+  need_pkg openssl
   need_pkg postgresql
   need_pkg chromium
   need_pkg python3

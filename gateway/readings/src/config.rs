@@ -125,9 +125,16 @@ pub struct MqttBrokerConfig {
     pub host: String,
     #[serde(default = "default_mqtt_port")]
     pub port: u16,
-    /// TLS is not built into this gateway yet; `true` is refused at start.
+    /// Connect over TLS (port 8883 by convention). The broker's certificate
+    /// is checked against `ca_file` when given, else the system trust store.
     #[serde(default)]
     pub tls: bool,
+    /// PEM file of the CA that signed the broker's certificate (a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate and key as a PKCS#12 (.p12) file, for brokers that
+    /// require client authentication; `client_pkcs12_password` unlocks it.
+    pub client_pkcs12_file: Option<std::path::PathBuf>,
+    pub client_pkcs12_password: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
     /// Stable client id: with `clean_session=false` the broker keeps our
@@ -136,6 +143,60 @@ pub struct MqttBrokerConfig {
     /// First topic level; readings arrive on `<prefix>/<org>/<device>/readings`.
     #[serde(default = "default_topic_prefix")]
     pub topic_prefix: String,
+}
+
+impl MqttBrokerConfig {
+    /// The TLS settings for rumqttc, with the CA and client files read; `None`
+    /// for a plain connection. Errors name the file and the key to fix.
+    pub fn tls_configuration(&self) -> Result<Option<rumqttc::TlsConfiguration>, ConfigError> {
+        let broker = format!("MQTT broker {}:{}", self.host, self.port);
+        if !self.tls {
+            if self.ca_file.is_some() || self.client_pkcs12_file.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "{broker} has ca_file or client_pkcs12_file but tls = false; set tls = true or remove them"
+                )));
+            }
+            return Ok(None);
+        }
+        let read = |key: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "{broker}: cannot read {key} {}: {e}; check the path and its permissions",
+                    path.display()
+                ))
+            })
+        };
+        let client_auth = match (&self.client_pkcs12_file, &self.client_pkcs12_password) {
+            (None, None) => None,
+            (Some(file), password) => Some((
+                read("client_pkcs12_file", file)?,
+                password.clone().unwrap_or_default(),
+            )),
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid(format!(
+                    "{broker} has client_pkcs12_password but no client_pkcs12_file"
+                )))
+            }
+        };
+        Ok(Some(match &self.ca_file {
+            Some(file) => {
+                let ca = read("ca_file", file)?;
+                if !ca.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                    return Err(ConfigError::Invalid(format!(
+                        "{broker}: ca_file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                        file.display()
+                    )));
+                }
+                rumqttc::TlsConfiguration::SimpleNative { ca, client_auth }
+            }
+            None if client_auth.is_some() => {
+                return Err(ConfigError::Invalid(format!(
+                    "{broker}: client_pkcs12_file needs ca_file too (the broker's CA, PEM)"
+                )))
+            }
+            None => rumqttc::TlsConfiguration::Native,
+        }))
+    }
 }
 
 /// Where a device's readings go.
@@ -281,13 +342,7 @@ impl GatewayConfig {
             ));
         }
         for broker in &self.mqtt {
-            if broker.tls {
-                return invalid(format!(
-                    "MQTT broker {}:{} asks for TLS, which this build does not include; \
-                     terminate TLS in front of the gateway (e.g. a local Mosquitto bridge) and set tls = false",
-                    broker.host, broker.port
-                ));
-            }
+            broker.tls_configuration()?;
             if broker.client_id.is_empty() {
                 return invalid(format!(
                     "MQTT broker {}:{} needs a client_id",
@@ -353,10 +408,27 @@ max_cdeg = 800
     }
 
     #[test]
-    fn tls_broker_is_refused_with_advice() {
+    fn tls_settings_are_checked_with_the_file_and_key_named() {
+        let dir = tempfile::tempdir().unwrap();
         let mut config = GatewayConfig::from_toml(SAMPLE).unwrap();
         config.mqtt[0].tls = true;
+        assert!(config.check().is_ok(), "TLS with the system trust store");
+
+        config.mqtt[0].ca_file = Some(dir.path().join("missing.pem"));
         let message = config.check().unwrap_err().to_string();
-        assert!(message.contains("TLS"), "{message}");
+        assert!(
+            message.contains("ca_file") && message.contains("missing.pem"),
+            "{message}"
+        );
+
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        config.mqtt[0].ca_file = Some(not_pem);
+        let message = config.check().unwrap_err().to_string();
+        assert!(message.contains("no PEM certificate"), "{message}");
+
+        config.mqtt[0].tls = false;
+        let message = config.check().unwrap_err().to_string();
+        assert!(message.contains("tls = false"), "{message}");
     }
 }

@@ -69,6 +69,17 @@ pub(crate) async fn run_mqtt(
     if let (Some(user), Some(password)) = (&broker.username, &broker.password) {
         options.set_credentials(user.clone(), password.clone());
     }
+    match broker.tls_configuration() {
+        Ok(Some(tls)) => {
+            options.set_transport(rumqttc::Transport::tls_with_config(tls));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            // Checked when the config was loaded; a file removed since ends this source.
+            tracing::error!(error = %e, "MQTT source not started");
+            return;
+        }
+    }
     let (client, mut events) = AsyncClient::new(options, 1024);
     let filter = format!("{}/+/+/readings", broker.topic_prefix);
     let mut failures: u32 = 0;
