@@ -10,7 +10,7 @@
 //! organisation sees its own and its counterparties' data, inspectors and
 //! regulators see everything. This module decides; it does not serve.
 use coldchain_processors::addressing::RecordKind;
-use coldchain_processors::messages::coldchain::{Agent, Role, Shipment};
+use coldchain_processors::messages::coldchain::{Agent, HandoffOutcome, Lot, Role, Shipment};
 use coldchain_processors::signing;
 use sha2::{Digest, Sha256};
 
@@ -176,6 +176,66 @@ pub fn may_read_lot(caller: &Caller, records: &LotRecords) -> bool {
 /// The caller may read a shipment when its organisation is a party to it.
 pub fn may_read_shipment(caller: &Caller, shipment: &Shipment) -> bool {
     caller.sees_everything() || shipment_parties(shipment).contains(&caller.org_id.as_str())
+}
+
+/// The caller may read this shipment of a lot (its hand-offs, sites, readings
+/// and thermal record): a party to the shipment, the lot's maker, or an
+/// inspector or regulator. Being party to *another* shipment of the lot is not
+/// enough: a pharmacy that once held the lot must not see where it went next.
+pub fn may_read_lot_shipment(caller: &Caller, lot: &Lot, shipment: &Shipment) -> bool {
+    lot.get_manufacturer_org_id() == caller.org_id || may_read_shipment(caller, shipment)
+}
+
+/// The shipment that brought the lot to its current holder (or carries it now).
+fn holder_shipment(records: &LotRecords) -> Option<&Shipment> {
+    let lot = &records.lot.record;
+    let shipments = records.shipments.iter().map(|s| &s.record);
+    if !lot.get_shipment_id().is_empty() {
+        return shipments
+            .clone()
+            .find(|s| s.get_shipment_id() == lot.get_shipment_id());
+    }
+    shipments
+        .filter_map(|s| {
+            s.get_handoffs()
+                .iter()
+                .filter(|h| {
+                    h.get_to_org_id() == lot.get_custodian_org_id()
+                        && matches!(
+                            h.get_outcome(),
+                            HandoffOutcome::ACCEPTED | HandoffOutcome::ACCEPTED_INTO_QUARANTINE
+                        )
+                })
+                .map(|h| h.get_decided_at_s())
+                .max()
+                .map(|at| (at, s))
+        })
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, s)| s)
+}
+
+/// Narrows a lot the caller may read to what it may see: only the shipments
+/// [`may_read_lot_shipment`] allows, and the current holder and site only when
+/// the caller is the maker, the holder, an inspector or regulator, or a party
+/// to the shipment that brought the lot there (otherwise they are blanked and
+/// `holder_withheld` is set).
+pub fn restrict_to_caller(caller: &Caller, mut records: LotRecords) -> LotRecords {
+    let org = caller.org_id.as_str();
+    let lot = &records.lot.record;
+    let holder_visible = caller.sees_everything()
+        || lot.get_manufacturer_org_id() == org
+        || lot.get_custodian_org_id() == org
+        || holder_shipment(&records).is_some_and(|s| shipment_parties(s).contains(&org));
+    let lot = records.lot.record.clone();
+    records
+        .shipments
+        .retain(|s| may_read_lot_shipment(caller, &lot, &s.record));
+    if !holder_visible {
+        records.lot.record.clear_custodian_org_id();
+        records.lot.record.clear_site_gln();
+        records.holder_withheld = true;
+    }
+    records
 }
 
 /// Records a read of restricted data.

@@ -3,6 +3,7 @@
 //!
 //! The decision logic ([`ingest`]) is independent of transport: the ZeroMQ
 //! follower feeds it live blocks, tests feed it recorded blocks.
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -121,23 +122,31 @@ async fn common_ancestor(
     }
 }
 
-/// Builds the index update of a block from its `sawtooth/state-delta` changes
-/// and the block as the REST API serves it (`GET /blocks/{id}` → `data`).
-pub fn block_update(
-    block: BlockRef,
-    changes: Vec<(String, Option<Vec<u8>>)>,
-    rest_block: &Value,
-) -> Result<BlockUpdate, FollowError> {
+/// The addresses each transaction of a block changed, from the node's
+/// receipts (`/receipts`); only fetched for the transactions
+/// [`ambiguous_writers`] names.
+pub type Receipts = BTreeMap<String, BTreeSet<String>>;
+
+/// A transaction of a block as the REST API serves it: id and declared outputs.
+struct BlockTxn<'a> {
+    id: String,
+    outputs: Vec<String>,
+    txn: &'a Value,
+}
+
+fn block_transactions<'a>(
+    block_id: &str,
+    rest_block: &'a Value,
+) -> Result<Vec<BlockTxn<'a>>, FollowError> {
     let bad = |message: String| FollowError::BadBlock {
-        block_id: block.block_id.clone(),
+        block_id: block_id.to_string(),
         message,
     };
-    let mut transactions: Vec<(String, Vec<String>)> = Vec::new();
-    let mut readings = Vec::new();
     let batches = rest_block
         .get("batches")
         .and_then(Value::as_array)
         .ok_or_else(|| bad("no batches list".into()))?;
+    let mut transactions = Vec::new();
     for txn in batches
         .iter()
         .filter_map(|b| b.get("transactions").and_then(Value::as_array))
@@ -161,11 +170,96 @@ pub fn block_update(
                     .collect()
             })
             .unwrap_or_default();
-        transactions.push((id.clone(), outputs));
-        if header.get("family_name").and_then(Value::as_str) != Some(SENSOR_FAMILY) {
+        transactions.push(BlockTxn { id, outputs, txn });
+    }
+    Ok(transactions)
+}
+
+/// The transactions of the block whose declared outputs cover `address`, in block order.
+fn candidates<'t>(transactions: &'t [BlockTxn<'_>], address: &str) -> Vec<&'t str> {
+    transactions
+        .iter()
+        .filter(|t| t.outputs.iter().any(|o| address.starts_with(o.as_str())))
+        .map(|t| t.id.as_str())
+        .collect()
+}
+
+/// Transactions whose receipts are needed to tell which of them wrote a
+/// changed address: those that share a changed address with another
+/// transaction's declared outputs. Declared outputs are often broad prefixes
+/// (a readings transaction may write any lot), so "the last one covering the
+/// address" can name the wrong transaction; receipts say what each one wrote.
+/// Most blocks need none, which keeps the follower at one REST call per block.
+pub fn ambiguous_writers(
+    block_id: &str,
+    changes: &[(String, Option<Vec<u8>>)],
+    rest_block: &Value,
+) -> Result<Vec<String>, FollowError> {
+    let transactions = block_transactions(block_id, rest_block)?;
+    let mut ids = BTreeSet::new();
+    for (address, _) in changes {
+        let found = candidates(&transactions, address);
+        if found.len() > 1 {
+            ids.extend(found.into_iter().map(str::to_string));
+        }
+    }
+    // Block order, for a stable request.
+    Ok(transactions
+        .iter()
+        .filter(|t| ids.contains(&t.id))
+        .map(|t| t.id.clone())
+        .collect())
+}
+
+/// Reads `/receipts` data (`[{transaction_id, state_changes: [{address, ..}]}]`).
+pub fn parse_receipts(data: &Value) -> Receipts {
+    let mut receipts = Receipts::new();
+    for receipt in data.as_array().into_iter().flatten() {
+        let Some(id) = receipt.get("transaction_id").and_then(Value::as_str) else {
+            continue;
+        };
+        let addresses = receipt
+            .get("state_changes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("address").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        receipts.insert(id.to_string(), addresses);
+    }
+    receipts
+}
+
+/// Builds the index update of a block from its `sawtooth/state-delta` changes
+/// and the block as the REST API serves it (`GET /blocks/{id}` → `data`).
+/// Each change is credited to the one transaction whose outputs cover its
+/// address, or, when several do, to the last of them whose receipt (in
+/// `receipts`, see [`ambiguous_writers`]) lists the address.
+pub fn block_update(
+    block: BlockRef,
+    changes: Vec<(String, Option<Vec<u8>>)>,
+    rest_block: &Value,
+    receipts: &Receipts,
+) -> Result<BlockUpdate, FollowError> {
+    let bad = |message: String| FollowError::BadBlock {
+        block_id: block.block_id.clone(),
+        message,
+    };
+    let transactions = block_transactions(&block.block_id, rest_block)?;
+    let mut readings = Vec::new();
+    for txn in &transactions {
+        let header = txn.txn.get("header");
+        if header
+            .and_then(|h| h.get("family_name"))
+            .and_then(Value::as_str)
+            != Some(SENSOR_FAMILY)
+        {
             continue;
         }
+        let id = &txn.id;
         let payload_b64 = txn
+            .txn
             .get("payload")
             .and_then(Value::as_str)
             .unwrap_or_default();
@@ -173,29 +267,43 @@ pub fn block_update(
             .decode(payload_b64)
             .map_err(|e| bad(format!("transaction {id} payload is not base64: {e}")))?;
         let position = u32::try_from(readings.len()).unwrap_or(u32::MAX);
-        if let Some(batch) = readings_batch(&id, position, &payload) {
+        if let Some(batch) = readings_batch(id, position, &payload) {
             readings.push(batch);
         }
     }
-    let changes = changes
-        .into_iter()
-        .map(|(address, value)| {
-            let txn_id = transactions
-                .iter()
-                .rev()
-                .find(|(_, outputs)| outputs.iter().any(|o| address.starts_with(o.as_str())))
-                .map(|(id, _)| id.clone())
-                .unwrap_or_default();
-            StateChange {
-                address,
-                value,
-                txn_id,
+    let mut credited = Vec::with_capacity(changes.len());
+    for (address, value) in changes {
+        let found = candidates(&transactions, &address);
+        let txn_id = match found.as_slice() {
+            [] => String::new(),
+            [only] => only.to_string(),
+            several => {
+                let mut writer = None;
+                for id in several.iter().rev() {
+                    let receipt = receipts.get(*id).ok_or_else(|| {
+                        bad(format!(
+                            "no receipt for transaction {id}, one of {} that may have written {address}",
+                            several.len()
+                        ))
+                    })?;
+                    if receipt.contains(&address) {
+                        writer = Some(id.to_string());
+                        break;
+                    }
+                }
+                // No receipt lists it: say "unknown" rather than guess.
+                writer.unwrap_or_default()
             }
-        })
-        .collect();
+        };
+        credited.push(StateChange {
+            address,
+            value,
+            txn_id,
+        });
+    }
     Ok(BlockUpdate {
         block,
-        changes,
+        changes: credited,
         readings,
     })
 }
@@ -230,4 +338,59 @@ pub fn readings_batch(txn_id: &str, position: u32, payload: &[u8]) -> Option<Rea
         payload_sha512: hex::encode(Sha512::digest(payload)),
         readings: rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn block() -> BlockRef {
+        BlockRef {
+            block_id: "b1".into(),
+            block_num: 1,
+            previous_block_id: "b0".into(),
+            state_root: "r".into(),
+        }
+    }
+
+    /// A recall (exact lot address) and a readings transaction (the whole lot
+    /// prefix) in one block; only the recall wrote the lot.
+    fn recall_and_readings() -> Value {
+        json!({"batches": [{"transactions": [
+            {"header_signature": "recall", "header": {"family_name": "coldchain-registry", "outputs": ["aaaaaa01lot"]}, "payload": ""},
+            {"header_signature": "readings", "header": {"family_name": "other", "outputs": ["aaaaaa01", "aaaaaa02"]}, "payload": ""},
+        ]}]})
+    }
+
+    #[test]
+    fn a_change_two_transactions_could_have_written_is_credited_by_receipt() {
+        let changes = vec![
+            ("aaaaaa01lot".to_string(), Some(vec![1])),
+            ("aaaaaa02thermal".to_string(), Some(vec![2])),
+        ];
+        let rest = recall_and_readings();
+        let ambiguous = ambiguous_writers("b1", &changes, &rest).expect("block");
+        assert_eq!(ambiguous, vec!["recall".to_string(), "readings".into()]);
+        let receipts = parse_receipts(&json!([
+            {"transaction_id": "recall", "state_changes": [{"address": "aaaaaa01lot", "type": "SET"}]},
+            {"transaction_id": "readings", "state_changes": [{"address": "aaaaaa02thermal", "type": "SET"}]},
+        ]));
+        let update = block_update(block(), changes.clone(), &rest, &receipts).expect("update");
+        let credited: Vec<&str> = update.changes.iter().map(|c| c.txn_id.as_str()).collect();
+        assert_eq!(credited, vec!["recall", "readings"]);
+        // Without the receipts the block cannot be credited: an error, not a guess.
+        assert!(block_update(block(), changes, &rest, &Receipts::new()).is_err());
+    }
+
+    #[test]
+    fn unambiguous_blocks_need_no_receipts() {
+        let changes = vec![("aaaaaa02thermal".to_string(), Some(vec![2]))];
+        let rest = recall_and_readings();
+        assert!(ambiguous_writers("b1", &changes, &rest)
+            .expect("block")
+            .is_empty());
+        let update = block_update(block(), changes, &rest, &Receipts::new()).expect("update");
+        assert_eq!(update.changes[0].txn_id, "readings");
+    }
 }

@@ -8,14 +8,13 @@ use coldchain_processors::messages::coldchain::{HandoffOutcome, StorageProfile};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::index::{IndexStore, ReadingsQuery};
+use crate::index::{BucketLayout, BucketQuery, IndexStore};
 use crate::provenance::LotRecords;
-use crate::readings::{celsius, downsample};
+use crate::readings::celsius;
 
-/// Window length of the sensor aggregates.
+/// Window length of the sensor aggregates (every reading of a shipment is
+/// summarised, up to [`crate::index::chunk::MAX_BUCKETS`] windows).
 pub const WINDOW_S: u64 = 3_600;
-/// Most readings one export summarises per shipment.
-const MAX_READINGS: u32 = 1_000_000;
 
 /// RFC 3339 UTC time of unix seconds.
 pub fn iso_time(unix_s: u64) -> String {
@@ -45,6 +44,7 @@ pub async fn lot_document(
     records: &LotRecords,
     now_s: u64,
 ) -> Result<Value, ApiError> {
+    let as_of_block = index.head().await?;
     let lot = &records.lot.record;
     let class = format!(
         "https://id.gs1.org/01/{}/10/{}",
@@ -78,25 +78,18 @@ pub async fn lot_document(
                 "coldchain:evidence": {"blockId": found.evidence.block_id, "transactionId": found.evidence.transaction_id},
             }));
         }
-        let rows = index
-            .readings(ReadingsQuery {
+        let buckets = index
+            .reading_buckets(BucketQuery {
                 shipment_id: id.to_string(),
                 from_s: 0,
                 to_s: i64::MAX as u64,
-                after: None,
-                limit: MAX_READINGS,
+                layout: BucketLayout::Width(WINDOW_S),
             })
             .await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        let Some(last) = buckets.last() else {
             continue;
         };
-        let windows = (last.time_s - first.time_s) / WINDOW_S + 1;
-        let buckets = downsample(
-            &rows,
-            first.time_s,
-            first.time_s + windows * WINDOW_S - 1,
-            u32::try_from(windows).unwrap_or(u32::MAX),
-        );
+        let last_time_s = last.last_reading_s;
         let profile = shipment
             .profile
             .clone()
@@ -129,7 +122,7 @@ pub async fn lot_document(
             .collect();
         events.push(json!({
             "type": "ObjectEvent",
-            "eventTime": iso_time(last.time_s),
+            "eventTime": iso_time(last_time_s),
             "eventTimeZoneOffset": "+00:00",
             "action": "OBSERVE",
             "bizStep": "sensor_reporting",
@@ -144,6 +137,7 @@ pub async fn lot_document(
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": iso_time(now_s),
+        "as_of_block": as_of_block,
         "epcisBody": {"eventList": events},
     }))
 }

@@ -21,7 +21,7 @@ use sawtooth_sdk::messages::events::{
 use sawtooth_sdk::messages::transaction_receipt::{StateChangeList, StateChange_Type};
 use sawtooth_sdk::messages::validator::{Message, Message_MessageType};
 
-use crate::chain::{block_update, ingest, FollowError, Ingested};
+use crate::chain::{ambiguous_writers, block_update, ingest, FollowError, Ingested, Receipts};
 use crate::index::{BlockRef, IndexStore};
 use crate::node::NodeClient;
 
@@ -266,7 +266,13 @@ impl Follower {
                 url: self.node.base().to_string(),
                 message: format!("block {} announced but not served", block.block_id),
             })?;
-        let update = block_update(block, changes, &rest_block)?;
+        let ambiguous = ambiguous_writers(&block.block_id, &changes, &rest_block)?;
+        let receipts = if ambiguous.is_empty() {
+            Receipts::new()
+        } else {
+            self.runtime.block_on(self.node.receipts(&ambiguous))?
+        };
+        let update = block_update(block, changes, &rest_block, &receipts)?;
         let outcome = self
             .runtime
             .block_on(ingest(self.index.as_ref(), &self.node, update))?;

@@ -72,6 +72,53 @@ impl NodeClient {
             .and_then(|mut v| v.get_mut("data").map(Value::take)))
     }
 
+    /// `GET /transactions/{id}` → the transaction's payload bytes (None when the node does not have it).
+    pub async fn transaction_payload(&self, txn_id: &str) -> Result<Option<Vec<u8>>, FollowError> {
+        use base64::Engine;
+        if txn_id.is_empty() || !txn_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let path = format!("/transactions/{txn_id}");
+        let Some(body) = self.get_json(&path).await? else {
+            return Ok(None);
+        };
+        let payload = body
+            .get("data")
+            .and_then(|d| d.get("payload"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.error(&path, "answer has no data.payload"))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(payload)
+            .map(Some)
+            .map_err(|e| self.error(&path, format!("payload is not base64: {e}")))
+    }
+
+    /// `POST /receipts` (JSON array of ids) → which addresses each transaction changed.
+    pub async fn receipts(&self, ids: &[String]) -> Result<crate::chain::Receipts, FollowError> {
+        let response = self
+            .http
+            .post(format!("{}/receipts", self.base))
+            .json(ids)
+            .send()
+            .await
+            .map_err(|e| self.error("/receipts", e))?;
+        if !response.status().is_success() {
+            return Err(self.error("/receipts", format!("HTTP {}", response.status())));
+        }
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| self.error("/receipts", e))?;
+        let receipts = crate::chain::parse_receipts(body.get("data").unwrap_or(&Value::Null));
+        if let Some(missing) = ids.iter().find(|id| !receipts.contains_key(*id)) {
+            return Err(self.error(
+                "/receipts",
+                format!("no receipt for committed transaction {missing}"),
+            ));
+        }
+        Ok(receipts)
+    }
+
     /// The chain head's block number (None before genesis).
     pub async fn head_num(&self) -> Result<Option<u64>, FollowError> {
         let page = self.get_json("/blocks?limit=1").await?;

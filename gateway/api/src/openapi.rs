@@ -49,7 +49,7 @@ pub fn document() -> Value {
             "/api/v1/shipments/{id}/readings": {"get": op("shipment readings with hash-chain check; paging, chart buckets, CSV", false, json!([
                 param("id", "path", true, "shipment id"), param("from", "query", false, "unix s"), param("to", "query", false, "unix s"),
                 param("limit", "query", false, "page size, 1..5000 (CSV 1..200000)"), param("after", "query", false, "next_cursor of the previous page"),
-                param("points", "query", false, "chart buckets 1..2000 (min/max/mean per bucket)"), param("format", "query", false, "json or csv")]))},
+                param("points", "query", false, "chart buckets 1..2000 (min/max/mean per bucket, over every reading of the window)"), param("format", "query", false, "json or csv (block in X-Coldchain-As-Of-Block headers)"), param("verify", "query", false, "chain (default) or payloads: check the page's rows against the node's transaction payloads")]))},
             "/api/v1/blood/requests": {"get": op("open emergency blood requests, most urgent first", false, json!([]))},
             "/api/v1/blood/units": {"get": op("available in-spec compatible units", false, json!([
                 param("component", "query", false, "red_cells, whole_blood, platelets, fresh_frozen_plasma, cryoprecipitate"),

@@ -36,8 +36,12 @@ pub struct Product {
     pub quantity: u64,
     pub status: String,
     pub manufacturer_org_id: String,
+    /// Empty when `holder_withheld`.
     pub custodian_org_id: String,
     pub site_gln: String,
+    /// The caller may not see who holds the lot now (it is not a party to the
+    /// shipment that brought it there).
+    pub holder_withheld: bool,
     pub profile: Profile,
     pub status_history: Vec<StatusStep>,
 }
@@ -93,7 +97,13 @@ pub struct ThermalSummary {
     pub time_above_s: u64,
     pub time_below_s: u64,
     pub warnings: u32,
+    /// Every excursion, closed and open (the list below names at most the
+    /// oldest [`LISTED`] closed ones, plus the open one).
+    pub excursions_total: u64,
     pub excursions: Vec<ExcursionView>,
+    /// Every data gap, and the time they cover (the list names at most the oldest [`LISTED`]).
+    pub gaps_total: u64,
+    pub time_in_gaps_s: u64,
     pub gaps: Vec<GapView>,
     pub compromised: bool,
     pub compromised_reason: String,
@@ -161,6 +171,18 @@ pub fn handoff_view(shipment_id: &str, handoff: &Handoff) -> HandoffView {
     }
 }
 
+/// How many closed excursions and gaps a ThermalRecord lists (the sensor
+/// family keeps the oldest 100 and counts the rest in its `*_total` fields).
+pub const LISTED: usize = 100;
+
+/// Closed excursions of a record, all of them (not only the listed ones). A
+/// record written before the totals existed has only the list to go by.
+pub fn closed_excursions_total(record: &ThermalRecord) -> u64 {
+    record
+        .get_excursions_closed_total()
+        .max(record.get_closed().len() as u64)
+}
+
 /// Min, max, MKT, time out of range, excursions and gaps of a thermal record.
 pub fn thermal_summary(record: &ThermalRecord) -> ThermalSummary {
     let has = record.get_reading_count() > 0;
@@ -197,7 +219,10 @@ pub fn thermal_summary(record: &ThermalRecord) -> ThermalSummary {
         time_above_s: record.get_time_above_s(),
         time_below_s: record.get_time_below_s(),
         warnings: record.get_warnings(),
+        excursions_total: closed_excursions_total(record) + u64::from(record.has_current()),
         excursions,
+        gaps_total: record.get_gaps_total().max(record.get_gaps().len() as u64),
+        time_in_gaps_s: record.get_time_in_gaps_s(),
         gaps: record
             .get_gaps()
             .iter()
@@ -213,7 +238,7 @@ pub fn thermal_summary(record: &ThermalRecord) -> ThermalSummary {
     }
 }
 
-fn product_view(lot: &Lot) -> Product {
+fn product_view(lot: &Lot, holder_withheld: bool) -> Product {
     Product {
         gtin: lot.get_gtin().to_string(),
         lot: lot.get_lot().to_string(),
@@ -224,6 +249,7 @@ fn product_view(lot: &Lot) -> Product {
         manufacturer_org_id: lot.get_manufacturer_org_id().to_string(),
         custodian_org_id: lot.get_custodian_org_id().to_string(),
         site_gln: lot.get_site_gln().to_string(),
+        holder_withheld,
         profile: profile_view(lot.profile.as_ref().unwrap_or(&StorageProfile::default())),
         status_history: lot
             .get_history()
@@ -239,10 +265,13 @@ fn product_view(lot: &Lot) -> Product {
     }
 }
 
-/// The lot and every shipment that ever carried it, as read from the index.
+/// The lot and the shipments that carried it, as read from the index (all of
+/// them from [`load_lot`]; [`crate::access::restrict_to_caller`] narrows them).
 pub struct LotRecords {
     pub lot: Found<Lot>,
     pub shipments: Vec<Found<Shipment>>,
+    /// The lot's current holder and site were blanked for this caller.
+    pub holder_withheld: bool,
 }
 
 /// Loads the lot and its shipments; `Ok(None)` when the lot is not indexed.
@@ -263,6 +292,7 @@ pub async fn load_lot(
     Ok(Some(LotRecords {
         lot: found,
         shipments,
+        holder_withheld: false,
     }))
 }
 
@@ -319,10 +349,48 @@ pub async fn provenance(
     }
     Ok(Provenance {
         as_of_block,
-        product: product_view(lot),
+        product: product_view(lot, records.holder_withheld),
         custody,
         shipments,
         thermal: lot_thermal.map(|t| thermal_summary(&t.record)),
         evidence,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coldchain_processors::messages::coldchain::{DataGap, Excursion};
+
+    #[test]
+    fn summary_counts_excursions_and_gaps_beyond_the_listed_hundred() {
+        let mut record = ThermalRecord::new();
+        record.set_reading_count(10_000);
+        for i in 0..LISTED as u64 {
+            let mut e = Excursion::new();
+            e.set_start_s(i * 100);
+            e.set_end_s(i * 100 + 50);
+            record.mut_closed().push(e);
+            let mut g = DataGap::new();
+            g.set_from_s(i * 100);
+            g.set_to_s(i * 100 + 10);
+            record.mut_gaps().push(g);
+        }
+        record.set_excursions_closed_total(130);
+        record.set_current(Excursion::new());
+        record.set_gaps_total(205);
+        record.set_time_in_gaps_s(98_765);
+        let summary = thermal_summary(&record);
+        assert_eq!(summary.excursions.len(), LISTED + 1);
+        assert_eq!(summary.excursions_total, 131);
+        assert_eq!(summary.gaps.len(), LISTED);
+        assert_eq!(summary.gaps_total, 205);
+        assert_eq!(summary.time_in_gaps_s, 98_765);
+        // A record from before the totals existed counts its lists.
+        let mut old = ThermalRecord::new();
+        old.mut_closed().push(Excursion::new());
+        old.mut_gaps().push(DataGap::new());
+        let summary = thermal_summary(&old);
+        assert_eq!((summary.excursions_total, summary.gaps_total), (1, 1));
+    }
 }

@@ -4,7 +4,8 @@
 use coldchain_processors::thermal::next_chain_head;
 use serde::Serialize;
 
-use crate::index::{ReadingRow, ReadingsBatchRow};
+use crate::index::chunk::Buckets;
+use crate::index::{BucketLayout, ReadingRow, ReadingsBatchRow};
 
 /// The result of recomputing a shipment's readings hash chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,57 +43,121 @@ pub fn check_chain(batches: &[ReadingsBatchRow], on_chain_head: &str) -> ChainCh
     }
 }
 
-/// One chart point: the readings of a time bucket.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Bucket {
-    pub from_s: u64,
-    pub to_s: u64,
-    pub count: u64,
-    pub min_cdeg: i32,
-    pub max_cdeg: i32,
-    pub mean_cdeg: i32,
+/// What `verify=payloads` found for one readings transaction: its payload
+/// fetched from the node, hashed and decoded, against the index's digest and
+/// the rows served from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayloadCheck {
+    pub transaction_id: String,
+    /// The node served the transaction.
+    pub payload_found: bool,
+    /// sha512(payload) equals the digest the index chained (`chain` above).
+    pub digest_matches: bool,
+    /// Every served row of this transaction is a reading of the payload, field for field.
+    pub rows_match: bool,
+    pub rows_checked: usize,
+    /// What was wrong, when something was.
+    pub problem: Option<String>,
 }
 
-/// Splits `[from_s, to_s]` into `points` equal buckets and summarises the readings in each.
-pub fn downsample(rows: &[ReadingRow], from_s: u64, to_s: u64, points: u32) -> Vec<Bucket> {
-    let points = u64::from(points.max(1));
-    let span = to_s.saturating_sub(from_s).saturating_add(1);
-    let width = span.div_ceil(points).max(1);
-    let mut buckets: Vec<Bucket> = Vec::new();
-    let mut sum: i64 = 0;
-    for row in rows {
-        let start = from_s + (row.time_s.saturating_sub(from_s) / width) * width;
-        let same = buckets.last().is_some_and(|b| b.from_s == start);
-        if !same {
-            if let Some(last) = buckets.last_mut() {
-                last.mean_cdeg = mean(sum, last.count);
-            }
-            sum = 0;
-            buckets.push(Bucket {
-                from_s: start,
-                to_s: start + width - 1,
-                count: 0,
-                min_cdeg: i32::MAX,
-                max_cdeg: i32::MIN,
-                mean_cdeg: 0,
+impl PayloadCheck {
+    pub fn ok(&self) -> bool {
+        self.payload_found && self.digest_matches && self.rows_match
+    }
+
+    /// The node could not be asked or did not have the transaction.
+    pub fn unavailable(txn_id: &str, rows: usize, problem: String) -> PayloadCheck {
+        PayloadCheck {
+            transaction_id: txn_id.to_string(),
+            payload_found: false,
+            digest_matches: false,
+            rows_match: false,
+            rows_checked: rows,
+            problem: Some(problem),
+        }
+    }
+}
+
+/// Checks the rows served from transaction `txn_id` against its payload as the
+/// node has it and the digest the index stored for it.
+pub fn check_payload(
+    txn_id: &str,
+    payload: &[u8],
+    stored_sha512: Option<&str>,
+    rows: &[&ReadingRow],
+) -> PayloadCheck {
+    use coldchain_processors::messages::coldchain::SensorPayload;
+    use protobuf::Message;
+    use sha2::{Digest, Sha512};
+    let digest = hex::encode(Sha512::digest(payload));
+    let digest_matches = stored_sha512 == Some(digest.as_str());
+    let mut problem = (!digest_matches).then(|| match stored_sha512 {
+        Some(stored) => format!(
+            "sha512 of the node's payload is {}…, the index chained {}…",
+            &digest[..16],
+            stored.get(..16).unwrap_or(stored)
+        ),
+        None => "the index holds no digest for this transaction".to_string(),
+    });
+    let decoded = SensorPayload::parse_from_bytes(payload)
+        .ok()
+        .filter(|p| p.has_record_readings());
+    let rows_match = match &decoded {
+        None => {
+            problem.get_or_insert_with(|| "the payload is not a RecordReadings".into());
+            false
+        }
+        Some(sensor) => {
+            let batch = sensor.get_record_readings();
+            let mismatch = rows.iter().find(|row| {
+                row.shipment_id != batch.get_shipment_id()
+                    || row.device_id != batch.get_device_id()
+                    || !batch.get_readings().iter().any(|r| {
+                        r.get_sequence() == row.sequence
+                            && r.get_time_s() == row.time_s
+                            && r.get_temperature_cdeg() == row.temperature_cdeg
+                            && r.get_has_humidity().then(|| r.get_humidity_permille())
+                                == row.humidity_permille
+                            && r.get_door() as i32 == row.door
+                    })
             });
+            if let Some(row) = mismatch {
+                problem.get_or_insert_with(|| {
+                    format!(
+                        "served reading {} of device {} at {} ({} cdeg) is not in the payload",
+                        row.sequence, row.device_id, row.time_s, row.temperature_cdeg
+                    )
+                });
+            }
+            mismatch.is_none()
         }
-        if let Some(bucket) = buckets.last_mut() {
-            bucket.count += 1;
-            bucket.min_cdeg = bucket.min_cdeg.min(row.temperature_cdeg);
-            bucket.max_cdeg = bucket.max_cdeg.max(row.temperature_cdeg);
-            sum += i64::from(row.temperature_cdeg);
-        }
+    };
+    PayloadCheck {
+        transaction_id: txn_id.to_string(),
+        payload_found: true,
+        digest_matches,
+        rows_match,
+        rows_checked: rows.len(),
+        problem,
     }
-    if let Some(last) = buckets.last_mut() {
-        last.mean_cdeg = mean(sum, last.count);
-    }
-    buckets
 }
 
-fn mean(sum: i64, count: u64) -> i32 {
-    let count = i64::try_from(count.max(1)).unwrap_or(i64::MAX);
-    i32::try_from(sum / count).unwrap_or(0)
+pub use crate::index::Bucket;
+
+/// Splits `[from_s, to_s]` into `points` equal buckets and summarises the given
+/// readings in each (the stores do the same over a whole window with
+/// [`crate::index::IndexStore::reading_buckets`]).
+pub fn downsample(rows: &[ReadingRow], from_s: u64, to_s: u64, points: u32) -> Vec<Bucket> {
+    let mut buckets = Buckets::new(
+        from_s,
+        to_s,
+        Some((from_s, to_s)),
+        BucketLayout::Points(points),
+    );
+    for row in rows {
+        buckets.add(row.time_s, row.temperature_cdeg);
+    }
+    buckets.finish()
 }
 
 /// CSV with a header line; temperatures in °C with two decimals.

@@ -50,9 +50,11 @@ pub fn filter(
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone {
     let state = warp::any().map(move || Arc::clone(&state));
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let body = warp::body::content_length_limit(MAX_BODY)
-        .and(warp::body::bytes())
-        .or(warp::any().map(Bytes::new))
+    // The body stream is only ever unavailable if another filter took it first.
+    let body = warp::header::headers_cloned()
+        .and(warp::body::stream())
+        .then(|headers: HeaderMap, stream| read_body(headers, stream))
+        .or(warp::any().map(|| Ok(Bytes::new())))
         .unify();
     state
         .and(warp::method())
@@ -66,8 +68,12 @@ pub fn filter(
              path: warp::path::FullPath,
              raw_query: String,
              headers,
-             body| async move {
+             body: Result<Bytes, ApiError>| async move {
                 let path = path.as_str().to_string();
+                let body = match body {
+                    Ok(body) => body,
+                    Err(error) => return error_response(error),
+                };
                 match parse_query(&raw_query) {
                     Ok(query) => {
                         let request = Request {
@@ -86,6 +92,75 @@ pub fn filter(
                 }
             },
         )
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes with a Content-Length:
+/// a larger one is refused (413) before it is read, a chunked one without a
+/// length is refused (411), never silently taken as empty.
+async fn read_body<S, B>(headers: HeaderMap, stream: S) -> Result<Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::TryStreamExt;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let (length, encoding) = (header("content-length"), header("transfer-encoding"));
+    let too_large = |size: String| {
+        ApiError {
+        status: 413,
+        code: "body_too_large",
+        message: format!(
+            "the request body is {size} bytes; at most {MAX_BODY} are accepted: split the batches into several requests"
+        ),
+    }
+    };
+    let declared = match (&length, &encoding) {
+        (None, Some(_)) => {
+            return Err(ApiError {
+                status: 411,
+                code: "length_required",
+                message: "send the body with a Content-Length header; chunked request bodies are not accepted".into(),
+            })
+        }
+        (None, None) => None,
+        (Some(length), _) => Some(length.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request(
+                "bad_content_length",
+                format!(
+                    "Content-Length {:?} is not a number of bytes",
+                    crate::identifiers::shorten(length)
+                ),
+            )
+        })?),
+    };
+    match declared {
+        None | Some(0) => return Ok(Bytes::new()),
+        Some(size) if size > MAX_BODY => return Err(too_large(size.to_string())),
+        Some(_) => {}
+    }
+    let mut body = bytes::BytesMut::new();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(mut chunk) = stream.try_next().await.map_err(|e| {
+        ApiError::bad_request(
+            "bad_body",
+            format!("the request body could not be read: {e}"),
+        )
+    })? {
+        if body.len() as u64 + chunk.remaining() as u64 > MAX_BODY {
+            return Err(too_large(format!("more than {MAX_BODY}")));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            body.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(body.freeze())
 }
 
 /// Parses `a=1&b=x%20y` (first value of a repeated key wins).

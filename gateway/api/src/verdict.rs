@@ -157,7 +157,8 @@ pub fn decide(input: &VerdictInput<'_>) -> Verdict {
     )];
     match input.lot_thermal {
         Some(t) => {
-            let excursions = t.get_closed().len() + usize::from(t.has_current());
+            let excursions =
+                crate::provenance::closed_excursions_total(t) + u64::from(t.has_current());
             let plural = if excursions == 1 { "" } else { "s" };
             reasons.push(format!(
                 "cold chain in specification over {} readings ({excursions} excursion{plural} within budget)",
@@ -285,6 +286,28 @@ mod tests {
         asked.requested_serial = Some("S1");
         asked.pack = Some(&pack);
         assert_eq!(decide(&asked).verdict, VerdictKind::AlreadyDispensed);
+    }
+
+    #[test]
+    fn in_spec_reason_counts_every_excursion_not_only_the_listed_ones() {
+        let lot = lot(LotStatus::ACTIVE);
+        let mut thermal = ThermalRecord::new();
+        thermal.set_reading_count(50_000);
+        for _ in 0..crate::provenance::LISTED {
+            thermal
+                .mut_closed()
+                .push(coldchain_processors::messages::coldchain::Excursion::new());
+        }
+        thermal.set_excursions_closed_total(140);
+        let mut asked = input(Some(&lot));
+        asked.lot_thermal = Some(&thermal);
+        let v = decide(&asked);
+        assert_eq!(v.verdict, VerdictKind::AuthenticInSpec);
+        assert!(
+            v.reasons[1].contains("(140 excursions within budget)"),
+            "{:?}",
+            v.reasons
+        );
     }
 
     #[test]

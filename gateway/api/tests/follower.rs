@@ -133,5 +133,72 @@ async fn follower_indexes_from_genesis_and_catches_up_after_downtime() {
         .await
         .expect("readings");
     assert_eq!(rows.len(), 3, "readings came from the REST block payloads");
+
+    // One batch holding a recall and readings: the readings transaction's
+    // declared outputs cover every lot, but only the recall wrote L-RECALL.
+    let seen = ledger.blocks.len();
+    scenario::ship_to_carrier(
+        &mut ledger,
+        &parties,
+        "SH-2",
+        "L-HOT",
+        "D2",
+        scenario::T0 + 6_000,
+    );
+    let combined = ledger.blocks.len();
+    let mut change = coldchain_processors::messages::coldchain::ChangeLotStatus::new();
+    let mut lot = coldchain_processors::messages::coldchain::LotRef::new();
+    lot.set_gtin(GTIN.into());
+    lot.set_lot("L-RECALL".into());
+    change.set_lot(lot);
+    change.set_status(coldchain_processors::messages::coldchain::LotStatus::RECALLED);
+    change.set_reason("sterility".into());
+    let points = [
+        (4, scenario::T0 + 6_200, 505),
+        (5, scenario::T0 + 6_800, 500),
+    ];
+    let block = ledger
+        .commit(vec![
+            support::registry(
+                &parties.maker,
+                scenario::T0 + 6_100,
+                coldchain_processors::messages::coldchain::RegistryPayload_oneof_action::change_lot_status(change),
+            ),
+            support::readings(&parties.gateway, "carrier", "D2", "SH-2", &points),
+        ])
+        .expect("recall and readings in one block");
+    let recall_id = ledger.transactions[combined][0].id.clone();
+    publish_from(&node, &ledger, seen);
+    wait_for_head(&api, &block.block.block_id).await;
+    let (_, body) = get(
+        &api.url(),
+        &format!("/api/v1/verify?gtin={GTIN}&lot=L-RECALL"),
+    )
+    .await;
+    assert_eq!(body["verdict"], "recalled", "{body}");
+    assert_eq!(body["evidence"][0]["record"], "lot", "{body}");
+    assert_eq!(
+        body["evidence"][0]["transaction_id"],
+        recall_id.as_str(),
+        "{body}"
+    );
+    // Every change of every block is credited to the transaction that wrote it.
+    for update in &ledger.blocks {
+        for change in &update.changes {
+            let history = index
+                .record_history(&change.address)
+                .await
+                .expect("history");
+            let version = history
+                .iter()
+                .find(|v| v.block_num == update.block.block_num)
+                .expect("version indexed");
+            assert_eq!(
+                version.txn_id, change.txn_id,
+                "{} in block {}",
+                change.address, update.block.block_num
+            );
+        }
+    }
     api.stop().await;
 }

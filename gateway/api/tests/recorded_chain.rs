@@ -245,10 +245,22 @@ async fn story(index_url: &str) {
         .bearer_auth(token_for(&base, &parties.carrier).await)
         .send()
         .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
+        .expect("answer");
+    let header = |name: &str| {
+        csv.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        header("x-coldchain-as-of-block").as_deref(),
+        Some(ledger.head().block_id.as_str())
+    );
+    assert_eq!(
+        header("x-coldchain-as-of-block-num"),
+        Some(ledger.head().block_num.to_string())
+    );
+    let csv = csv.text().await.expect("text");
     assert_eq!(csv.lines().count(), 11, "{csv}");
     assert!(
         csv.lines()
@@ -263,6 +275,11 @@ async fn story(index_url: &str) {
     )
     .await;
     assert_eq!(status, 200, "{epcis}");
+    assert_eq!(
+        epcis["as_of_block"]["block_id"],
+        ledger.head().block_id.as_str(),
+        "{epcis}"
+    );
     let events = epcis["epcisBody"]["eventList"].as_array().expect("events");
     assert!(
         events.iter().any(|e| e["type"] == "TransactionEvent"),

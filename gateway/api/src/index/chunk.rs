@@ -35,7 +35,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::{Reading, ReadingRow, ReadingsQuery};
+use super::{Bucket, BucketLayout, Reading, ReadingRow, ReadingsQuery};
 
 /// The blob format version written by [`encode`].
 pub const FORMAT_V1: u8 = 1;
@@ -241,6 +241,143 @@ pub struct ChunkRow<'a> {
     pub blob: &'a [u8],
 }
 
+impl ChunkRow<'_> {
+    /// Decodes the blob and checks it against the row (count and time range).
+    pub fn readings(&self) -> Result<Vec<Reading>, ChunkError> {
+        let readings = decode(self.blob)?;
+        let bad = |reason| ChunkError {
+            reason,
+            offset: 0,
+            len: self.blob.len(),
+        };
+        if u64::try_from(readings.len()).ok() != Some(self.count) {
+            return Err(bad("reading count differs from the row's count"));
+        }
+        let (Some(first), Some(last)) = (readings.first(), readings.last()) else {
+            return Err(bad("no readings"));
+        };
+        if clamp(first.time_s) != self.first_time_s || clamp(last.time_s) != self.last_time_s {
+            return Err(bad("reading times differ from the row's time range"));
+        }
+        Ok(readings)
+    }
+}
+
+/// Most buckets a [`BucketLayout::Width`] query makes (about 11 years of hours);
+/// readings after the last one are not summarised.
+pub const MAX_BUCKETS: u64 = 100_000;
+
+#[derive(Clone, Copy)]
+struct Accumulator {
+    count: u64,
+    sum: i64,
+    min: i32,
+    max: i32,
+    first: u64,
+    last: u64,
+}
+
+const EMPTY: Accumulator = Accumulator {
+    count: 0,
+    sum: 0,
+    min: i32::MAX,
+    max: i32::MIN,
+    first: u64::MAX,
+    last: 0,
+};
+
+/// Per-bucket min/max/mean of readings fed in any order: memory is one
+/// accumulator per bucket, whatever the number of readings.
+pub struct Buckets {
+    from_s: u64,
+    to_s: u64,
+    width_s: u64,
+    slots: Vec<Accumulator>,
+}
+
+impl Buckets {
+    /// Buckets over the readings' span `[span_lo, span_hi]` clipped to the
+    /// window `[from_s, to_s]` (`span` None: no readings, no buckets).
+    pub fn new(from_s: u64, to_s: u64, span: Option<(u64, u64)>, layout: BucketLayout) -> Buckets {
+        let Some((lo, hi)) = span
+            .map(|(lo, hi)| (lo.max(from_s), hi.min(to_s)))
+            .filter(|(lo, hi)| lo <= hi)
+        else {
+            return Buckets {
+                from_s,
+                to_s,
+                width_s: 1,
+                slots: Vec::new(),
+            };
+        };
+        let span_s = (hi - lo).saturating_add(1);
+        let (width_s, count) = match layout {
+            BucketLayout::Points(points) => {
+                let points = u64::from(points.max(1));
+                (span_s.div_ceil(points).max(1), points)
+            }
+            BucketLayout::Width(width) => {
+                let width = width.max(1);
+                (width, ((hi - lo) / width + 1).min(MAX_BUCKETS))
+            }
+        };
+        Buckets {
+            from_s: lo,
+            to_s: hi,
+            width_s,
+            slots: vec![EMPTY; usize::try_from(count).unwrap_or(0)],
+        }
+    }
+
+    /// Adds one reading (ignored outside the buckets).
+    pub fn add(&mut self, time_s: u64, temperature_cdeg: i32) {
+        if time_s < self.from_s || time_s > self.to_s {
+            return;
+        }
+        let slot = usize::try_from((time_s - self.from_s) / self.width_s).ok();
+        if let Some(acc) = slot.and_then(|i| self.slots.get_mut(i)) {
+            acc.count += 1;
+            acc.sum += i64::from(temperature_cdeg);
+            acc.min = acc.min.min(temperature_cdeg);
+            acc.max = acc.max.max(temperature_cdeg);
+            acc.first = acc.first.min(time_s);
+            acc.last = acc.last.max(time_s);
+        }
+    }
+
+    /// Decodes a chunk row and adds its readings.
+    pub fn add_chunk(&mut self, chunk: &ChunkRow<'_>) -> Result<(), ChunkError> {
+        for r in chunk.readings()? {
+            self.add(r.time_s, r.temperature_cdeg);
+        }
+        Ok(())
+    }
+
+    /// The non-empty buckets in time order.
+    pub fn finish(self) -> Vec<Bucket> {
+        let (from_s, width_s) = (self.from_s, self.width_s);
+        self.slots
+            .into_iter()
+            .enumerate()
+            .filter(|(_, acc)| acc.count > 0)
+            .map(|(i, acc)| {
+                let start = from_s.saturating_add((i as u64).saturating_mul(width_s));
+                let count = i64::try_from(acc.count).unwrap_or(i64::MAX);
+                Bucket {
+                    from_s: start,
+                    to_s: start.saturating_add(width_s - 1),
+                    count: acc.count,
+                    min_cdeg: acc.min,
+                    max_cdeg: acc.max,
+                    mean_cdeg: i32::try_from(acc.sum / count).unwrap_or(0),
+                    first_reading_s: acc.first,
+                    last_reading_s: acc.last,
+                }
+            })
+            .collect()
+    }
+}
+
 /// A reading in query order: (time_s, device_id, sequence).
 struct Keyed(ReadingRow);
 
@@ -326,21 +463,7 @@ impl Collector {
 
     /// Decodes a chunk and keeps its readings that belong in the answer.
     pub fn add(&mut self, chunk: ChunkRow<'_>) -> Result<(), ChunkError> {
-        let readings = decode(chunk.blob)?;
-        let bad = |reason| ChunkError {
-            reason,
-            offset: 0,
-            len: chunk.blob.len(),
-        };
-        if u64::try_from(readings.len()).ok() != Some(chunk.count) {
-            return Err(bad("reading count differs from the row's count"));
-        }
-        let (Some(first), Some(last)) = (readings.first(), readings.last()) else {
-            return Err(bad("no readings"));
-        };
-        if clamp(first.time_s) != chunk.first_time_s || clamp(last.time_s) != chunk.last_time_s {
-            return Err(bad("reading times differ from the row's time range"));
-        }
+        let readings = chunk.readings()?;
         let device = chunk.device_id;
         for r in readings {
             if r.time_s < self.from_s {

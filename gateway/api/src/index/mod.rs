@@ -155,6 +155,40 @@ pub struct ReadingsQuery {
     pub limit: u32,
 }
 
+/// Window aggregates of one shipment's readings in `[from_s, to_s]`, for
+/// charts and EPCIS sensor reports.
+#[derive(Clone, Debug)]
+pub struct BucketQuery {
+    pub shipment_id: String,
+    pub from_s: u64,
+    pub to_s: u64,
+    pub layout: BucketLayout,
+}
+
+/// How a [`BucketQuery`] splits its readings' span (the window clipped to the
+/// first and last indexed reading time in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketLayout {
+    /// This many equal buckets over the span.
+    Points(u32),
+    /// Buckets of this many seconds from the span's start (at most [`chunk::MAX_BUCKETS`]).
+    Width(u64),
+}
+
+/// The readings of one time bucket: count, min, max and mean temperature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    pub from_s: u64,
+    pub to_s: u64,
+    pub count: u64,
+    pub min_cdeg: i32,
+    pub max_cdeg: i32,
+    pub mean_cdeg: i32,
+    /// Times of the first and last reading in the bucket.
+    pub first_reading_s: u64,
+    pub last_reading_s: u64,
+}
+
 /// A read of restricted data, for the audit log.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditEntry {
@@ -192,6 +226,11 @@ pub trait IndexStore: Send + Sync {
     fn lot_shipments(&self, lot_key: &str) -> IndexFuture<'_, Vec<String>>;
     /// Readings of one shipment ordered by (time, device, sequence).
     fn readings(&self, query: ReadingsQuery) -> IndexFuture<'_, Vec<ReadingRow>>;
+    /// Aggregates of every reading in the query's window (non-empty buckets in
+    /// time order), from one statement (one snapshot) that streams the
+    /// overlapping chunks: memory is the buckets plus a chunk, time is linear in
+    /// the readings of the window; nothing is cut off at a row limit.
+    fn reading_buckets(&self, query: BucketQuery) -> IndexFuture<'_, Vec<Bucket>>;
     /// The shipment's readings batches in chain order.
     fn readings_batches(&self, shipment_id: &str) -> IndexFuture<'_, Vec<ReadingsBatchRow>>;
     /// Binds an API token (stored as its SHA-256) to a participant key.

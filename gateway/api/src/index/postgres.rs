@@ -92,6 +92,21 @@ WHERE shipment_id = $1 AND first_time_s <= $3 AND last_time_s >= $2
 ORDER BY first_time_s
 LIMIT $4";
 
+/// Every chunk overlapping `[$2, $3]` (same bounds as [`CHUNKS_IN_WINDOW`]),
+/// each row carrying the first and last time of all of them, so one statement
+/// (one snapshot) gives both the bucket layout and the readings.
+const CHUNKS_FOR_BUCKETS: &str = "
+WITH overlapping AS (
+  SELECT device_id, first_time_s, last_time_s, block_num, txn_id, count, readings
+  FROM reading_chunks
+  WHERE shipment_id = $1 AND first_time_s <= $3 AND last_time_s >= $2
+    AND first_time_s >= $2 - (SELECT COALESCE(MAX(last_time_s - first_time_s), 0)
+                               FROM reading_chunks WHERE shipment_id = $1)),
+span AS (SELECT MIN(first_time_s) AS lo, MAX(last_time_s) AS hi FROM overlapping)
+SELECT span.lo, span.hi, o.device_id, o.first_time_s, o.last_time_s, o.block_num, o.txn_id,
+       o.count, o.readings
+FROM span, overlapping o";
+
 /// The PostgreSQL index store.
 pub struct PostgresIndex {
     writer: Mutex<Writer>,
@@ -656,6 +671,52 @@ impl IndexStore for PostgresIndex {
                 }
                 page = page.saturating_mul(4);
             }
+        })
+    }
+
+    fn reading_buckets(&self, query: BucketQuery) -> IndexFuture<'_, Vec<Bucket>> {
+        Box::pin(async move {
+            use futures_util::TryStreamExt;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [
+                &query.shipment_id,
+                &to_i64(query.from_s),
+                &to_i64(query.to_s),
+            ];
+            // Streamed: tokio-postgres hands rows over a bounded channel, so only
+            // a few chunks are in memory however long the shipment is.
+            let rows = self.reader.query_raw(CHUNKS_FOR_BUCKETS, params).await?;
+            let mut rows = std::pin::pin!(rows);
+            let mut buckets: Option<chunk::Buckets> = None;
+            while let Some(row) = rows.try_next().await? {
+                let buckets = match &mut buckets {
+                    Some(buckets) => buckets,
+                    None => buckets.insert(chunk::Buckets::new(
+                        query.from_s,
+                        query.to_s,
+                        Some((to_u64(row.try_get(0)?), to_u64(row.try_get(1)?))),
+                        query.layout,
+                    )),
+                };
+                let txn_id: &str = row.try_get(6)?;
+                let block_num = to_u64(row.try_get(5)?);
+                let count: i32 = row.try_get(7)?;
+                let chunk = chunk::ChunkRow {
+                    device_id: row.try_get(2)?,
+                    first_time_s: to_u64(row.try_get(3)?),
+                    last_time_s: to_u64(row.try_get(4)?),
+                    block_num,
+                    txn_id,
+                    count: u64::try_from(count).unwrap_or(u64::MAX),
+                    blob: row.try_get(8)?,
+                };
+                buckets.add_chunk(&chunk).map_err(|e| {
+                    IndexError::Corrupt(format!(
+                        "shipment {} chunk of transaction {txn_id} (block {block_num}): {e}",
+                        query.shipment_id
+                    ))
+                })?;
+            }
+            Ok(buckets.map(chunk::Buckets::finish).unwrap_or_default())
         })
     }
 

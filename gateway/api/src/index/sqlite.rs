@@ -62,6 +62,21 @@ WHERE shipment_id = ?1 AND first_time_s <= ?3 AND last_time_s >= ?2
                              FROM reading_chunks WHERE shipment_id = ?1)
 ORDER BY first_time_s";
 
+/// Every chunk overlapping `[?2, ?3]` (same bounds as [`CHUNKS_IN_WINDOW`]),
+/// each row carrying the first and last time of all of them, so one statement
+/// (one snapshot) gives both the bucket layout and the readings.
+const CHUNKS_FOR_BUCKETS: &str = "
+WITH overlapping AS (
+  SELECT device_id, first_time_s, last_time_s, block_num, txn_id, count, readings
+  FROM reading_chunks
+  WHERE shipment_id = ?1 AND first_time_s <= ?3 AND last_time_s >= ?2
+    AND first_time_s >= ?2 - (SELECT COALESCE(MAX(last_time_s - first_time_s), 0)
+                               FROM reading_chunks WHERE shipment_id = ?1)),
+span AS (SELECT MIN(first_time_s) AS lo, MAX(last_time_s) AS hi FROM overlapping)
+SELECT span.lo, span.hi, o.device_id, o.first_time_s, o.last_time_s, o.block_num, o.txn_id,
+       o.count, o.readings
+FROM span, overlapping o";
+
 /// Every table holding chain data (all versioned by `block_num`), children first.
 const CHAIN_TABLES: [&str; 5] = [
     "records",
@@ -448,6 +463,51 @@ impl IndexStore for SqliteIndex {
                     })?;
             }
             Ok(collector.finish())
+        })
+    }
+
+    fn reading_buckets(&self, query: BucketQuery) -> IndexFuture<'_, Vec<Bucket>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(CHUNKS_FOR_BUCKETS)?;
+            let mut rows = stmt.query(params![
+                query.shipment_id,
+                to_i64(query.from_s),
+                to_i64(query.to_s)
+            ])?;
+            let mut buckets: Option<chunk::Buckets> = None;
+            while let Some(row) = rows.next()? {
+                let buckets = match &mut buckets {
+                    Some(buckets) => buckets,
+                    None => buckets.insert(chunk::Buckets::new(
+                        query.from_s,
+                        query.to_s,
+                        Some((to_u64(row.get(0)?), to_u64(row.get(1)?))),
+                        query.layout,
+                    )),
+                };
+                let device_id: String = row.get(2)?;
+                let txn_id: String = row.get(6)?;
+                let block_num = to_u64(row.get(5)?);
+                let blob = row.get_ref(8)?.as_blob().map_err(|e| {
+                    IndexError::Corrupt(format!("readings chunk column is not a blob: {e}"))
+                })?;
+                let chunk = chunk::ChunkRow {
+                    device_id: &device_id,
+                    first_time_s: to_u64(row.get(3)?),
+                    last_time_s: to_u64(row.get(4)?),
+                    block_num,
+                    txn_id: &txn_id,
+                    count: to_u64(row.get(7)?),
+                    blob,
+                };
+                buckets.add_chunk(&chunk).map_err(|e| {
+                    IndexError::Corrupt(format!(
+                        "shipment {} chunk of transaction {txn_id} (block {block_num}): {e}",
+                        query.shipment_id
+                    ))
+                })?;
+            }
+            Ok(buckets.map(chunk::Buckets::finish).unwrap_or_default())
         })
     }
 

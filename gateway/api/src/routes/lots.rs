@@ -1,17 +1,17 @@
 //! Partner reads: lot provenance, EPCIS export, shipment readings and the
 //! blood board. Each authenticates the caller, checks visibility and writes
 //! an audit entry before answering.
-use coldchain_processors::addressing::RecordKind;
-use coldchain_processors::messages::coldchain::{Shipment, ThermalRecord};
+use coldchain_processors::addressing::{goods_key, RecordKind};
+use coldchain_processors::messages::coldchain::{Lot, Shipment, ThermalRecord};
 use serde_json::json;
 
 use super::{json_answer, now_s, partner, respond, Answer, AppState, Request};
-use crate::access::{self, may_read_lot, may_read_shipment};
+use crate::access::{self, may_read_lot, may_read_lot_shipment, may_read_shipment};
 use crate::error::ApiError;
 use crate::identifiers::{check_code, normalize_gtin};
-use crate::index::ReadingsQuery;
+use crate::index::{BucketLayout, BucketQuery, ReadingsQuery};
 use crate::provenance::{load_lot, provenance as build_provenance, LotRecords};
-use crate::readings::{check_chain, downsample, to_csv};
+use crate::readings::{check_chain, to_csv};
 use crate::records::load;
 
 async fn visible_lot(
@@ -48,7 +48,27 @@ async fn visible_lot(
         now_s(),
     )
     .await?;
-    Ok(records)
+    Ok(access::restrict_to_caller(&caller, records))
+}
+
+/// A party to the shipment, an inspector or regulator, or the maker of a lot it carries.
+async fn may_read_readings(
+    index: &dyn crate::index::IndexStore,
+    caller: &access::Caller,
+    shipment: &Shipment,
+) -> Result<bool, ApiError> {
+    if may_read_shipment(caller, shipment) {
+        return Ok(true);
+    }
+    for lot_ref in shipment.get_lots() {
+        let key = goods_key(lot_ref.get_gtin(), lot_ref.get_lot());
+        if let Some(lot) = load::<Lot>(index, RecordKind::Lot, &key).await? {
+            if may_read_lot_shipment(caller, &lot.record, shipment) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 pub async fn provenance(state: &AppState, request: &Request, gtin: &str, lot: &str) -> Answer {
@@ -103,6 +123,25 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
             ))
         }
     };
+    let verify_payloads = match request.query.get("verify").map(String::as_str) {
+        None | Some("chain") => false,
+        Some("payloads") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_parameter",
+                format!(
+                    "verify={:?} must be chain (the default) or payloads",
+                    crate::identifiers::shorten(other)
+                ),
+            ))
+        }
+    };
+    if verify_payloads && (csv || request.query.contains_key("points")) {
+        return Err(ApiError::bad_request(
+            "bad_parameter",
+            "verify=payloads checks a page of readings; it cannot be combined with points= or format=csv".into(),
+        ));
+    }
     let from_s = request.number("from", 0, 0..=i64::MAX as u64)?;
     let to_s = request.number("to", i64::MAX as u64, 0..=i64::MAX as u64)?;
     if from_s > to_s {
@@ -135,9 +174,9 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
                 "shipment {shipment_id} is not on the ledger (as indexed)"
             ))
         })?;
-    if !may_read_shipment(&caller, &shipment.record) {
+    if !may_read_readings(index, &caller, &shipment.record).await? {
         return Err(ApiError::forbidden(format!(
-            "organisation {} is not a party to shipment {shipment_id}",
+            "organisation {} is neither a party to shipment {shipment_id} nor the maker of a lot it carries",
             caller.org_id
         )));
     }
@@ -150,22 +189,22 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
         now_s(),
     )
     .await?;
-    let limit_u32 = u32::try_from(limit).unwrap_or(u32::MAX);
-    // Chart mode reads the whole window (bounded) and summarises it.
-    let fetch = if points.is_some() {
-        u32::try_from(MAX_CSV_PAGE).unwrap_or(u32::MAX)
-    } else {
-        limit_u32
+    // Chart mode summarises every reading of the window in the index (no row
+    // limit); the other modes read one page.
+    let rows = match points {
+        Some(_) => Vec::new(),
+        None => {
+            index
+                .readings(ReadingsQuery {
+                    shipment_id: shipment_id.clone(),
+                    from_s,
+                    to_s,
+                    after,
+                    limit: u32::try_from(limit).unwrap_or(u32::MAX),
+                })
+                .await?
+        }
     };
-    let rows = index
-        .readings(ReadingsQuery {
-            shipment_id: shipment_id.clone(),
-            from_s,
-            to_s,
-            after,
-            limit: fetch,
-        })
-        .await?;
     if csv {
         let mut response = respond(200, "text/csv; charset=utf-8", to_csv(&rows));
         if let Ok(value) = format!(
@@ -176,6 +215,16 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
         {
             response.headers_mut().insert("content-disposition", value);
         }
+        // A CSV has no place for it in the body: the block it is true at travels as headers.
+        if let Some(head) = index.head().await? {
+            let headers = response.headers_mut();
+            if let Ok(value) = head.block_id.parse() {
+                headers.insert("x-coldchain-as-of-block", value);
+            }
+            if let Ok(value) = head.block_num.to_string().parse() {
+                headers.insert("x-coldchain-as-of-block-num", value);
+            }
+        }
         return Ok(response);
     }
     let thermal = load::<ThermalRecord>(index, RecordKind::ShipmentThermal, &shipment_id).await?;
@@ -183,7 +232,8 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
         .as_ref()
         .map(|t| t.record.get_readings_chain_head().to_string())
         .unwrap_or_default();
-    let chain = check_chain(&index.readings_batches(&shipment_id).await?, &on_chain_head);
+    let batches = index.readings_batches(&shipment_id).await?;
+    let chain = check_chain(&batches, &on_chain_head);
     let profile = shipment
         .record
         .profile
@@ -196,16 +246,19 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
         .as_ref()
         .map(|t| crate::provenance::thermal_summary(&t.record));
     if let Some(points) = points {
-        let (lo, hi) = match (rows.first(), rows.last()) {
-            (Some(first), Some(last)) => (from_s.max(first.time_s), to_s.min(last.time_s)),
-            _ => (from_s, from_s),
-        };
-        let buckets = downsample(&rows, lo, hi, u32::try_from(points).unwrap_or(200));
+        let buckets = index
+            .reading_buckets(BucketQuery {
+                shipment_id: shipment_id.clone(),
+                from_s,
+                to_s,
+                layout: BucketLayout::Points(u32::try_from(points).unwrap_or(200)),
+            })
+            .await?;
         return json_answer(
             200,
             &json!({
                 "shipment_id": shipment_id, "as_of_block": as_of_block, "profile": profile, "thermal": thermal_view,
-                "chain": chain, "buckets": buckets, "truncated": rows.len() as u64 >= MAX_CSV_PAGE, "evidence": evidence,
+                "chain": chain, "buckets": buckets, "evidence": evidence,
             }),
         );
     }
@@ -215,13 +268,67 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
                 .map(|r| format!("{}:{}:{}", r.time_s, r.sequence, r.device_id))
         })
         .flatten();
-    json_answer(
-        200,
-        &json!({
-            "shipment_id": shipment_id, "as_of_block": as_of_block, "profile": profile, "thermal": thermal_view,
-            "chain": chain, "readings": rows, "next_cursor": next, "evidence": evidence,
-        }),
-    )
+    let mut answer = json!({
+        "shipment_id": shipment_id, "as_of_block": as_of_block, "profile": profile, "thermal": thermal_view,
+        "chain": chain, "readings": rows, "next_cursor": next, "evidence": evidence,
+    });
+    if verify_payloads {
+        let checks = verify_page_payloads(state, &rows, &batches).await?;
+        answer["payloads"] = json!({
+            "verified": checks.iter().all(crate::readings::PayloadCheck::ok),
+            "transactions": checks,
+        });
+    }
+    json_answer(200, &answer)
+}
+
+/// Most transactions one `verify=payloads` page fetches from the node.
+const MAX_VERIFY_TRANSACTIONS: usize = 50;
+
+/// Fetches the payload of every transaction the page's rows came from and
+/// checks it against the stored digest and the rows (one node call each).
+async fn verify_page_payloads(
+    state: &AppState,
+    rows: &[crate::index::ReadingRow],
+    batches: &[crate::index::ReadingsBatchRow],
+) -> Result<Vec<crate::readings::PayloadCheck>, ApiError> {
+    let mut by_txn: Vec<(&str, Vec<&crate::index::ReadingRow>)> = Vec::new();
+    for row in rows {
+        match by_txn.iter_mut().find(|(id, _)| *id == row.txn_id) {
+            Some((_, list)) => list.push(row),
+            None => by_txn.push((&row.txn_id, vec![row])),
+        }
+    }
+    if by_txn.len() > MAX_VERIFY_TRANSACTIONS {
+        return Err(ApiError::bad_request(
+            "too_many_transactions",
+            format!(
+                "this page's readings come from {} transactions; verify=payloads fetches at most {MAX_VERIFY_TRANSACTIONS} from the node per request: ask for a smaller limit",
+                by_txn.len()
+            ),
+        ));
+    }
+    let mut checks = Vec::with_capacity(by_txn.len());
+    for (txn_id, rows) in by_txn {
+        let stored = batches
+            .iter()
+            .find(|b| b.txn_id == txn_id)
+            .map(|b| b.payload_sha512.as_str());
+        checks.push(match state.node.transaction_payload(txn_id).await {
+            Ok(Some(payload)) => crate::readings::check_payload(txn_id, &payload, stored, &rows),
+            Ok(None) => crate::readings::PayloadCheck::unavailable(
+                txn_id,
+                rows.len(),
+                "the node does not have this transaction".into(),
+            ),
+            Err(error) => crate::readings::PayloadCheck::unavailable(
+                txn_id,
+                rows.len(),
+                format!("the node could not be asked: {error}"),
+            ),
+        });
+    }
+    Ok(checks)
 }
 
 /// `time:sequence:device` → the (time, device, sequence) to resume after.

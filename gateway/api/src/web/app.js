@@ -80,10 +80,10 @@ async function showProvenance() {
       el("strong", {}, `${h.from_org_id} → ${h.to_org_id}`), ` at GLN ${h.at_gln}, ${when(h.decided_at_s || h.proposed_at_s)} (${h.outcome}) — `,
       el("span", { class: "status-" + h.thermal_status }, h.thermal_status.replace("_", " "))));
     const t = p.thermal;
-    const summary = t ? `${t.reading_count} readings, min ${celsius(t.min_cdeg)}, max ${celsius(t.max_cdeg)}, MKT ${t.mkt_cdeg == null ? "—" : celsius(t.mkt_cdeg)}, ${Math.round(t.time_out_of_range_s / 60)} min out of range, ${t.excursions.length} excursions, ${t.gaps.length} gaps` : "no readings";
+    const summary = t ? `${t.reading_count} readings, min ${celsius(t.min_cdeg)}, max ${celsius(t.max_cdeg)}, MKT ${t.mkt_cdeg == null ? "—" : celsius(t.mkt_cdeg)}, ${Math.round(t.time_out_of_range_s / 60)} min out of range, ${t.excursions_total} excursions, ${t.gaps_total} gaps` : "no readings";
     target.replaceChildren(
       el("h3", {}, `${p.product.product_name} — lot ${p.product.lot}`),
-      el("p", {}, `Status ${p.product.status}; expires ${p.product.expiry_date}; held by ${p.product.custodian_org_id}. ${summary}.`),
+      el("p", {}, `Status ${p.product.status}; expires ${p.product.expiry_date}; held by ${p.product.holder_withheld ? "(not shown to you)" : p.product.custodian_org_id}. ${summary}.`),
       el("h3", {}, "Custody"), el("ol", { class: "timeline" }, ...items));
     for (const s of p.shipments) {
       const readings = await api(`/api/v1/shipments/${encodeURIComponent(s.shipment_id)}/readings?points=300`);

@@ -62,6 +62,8 @@ pub struct RecordedTxn {
     pub family: String,
     pub outputs: Vec<String>,
     pub payload: Vec<u8>,
+    /// The addresses it set or deleted (its receipt's state changes).
+    pub writes: Vec<String>,
 }
 
 /// One transaction to put in a block.
@@ -195,13 +197,16 @@ impl Ledger {
                 return Err(format!("{family}: {error:?}"));
             }
             let step_after = self.context.snapshot();
+            let mut writes = Vec::new();
             for (address, value) in &step_after {
                 if step_before.get(address) != Some(value) {
                     changes.insert(address.clone(), (Some(value.clone()), id.clone()));
+                    writes.push(address.clone());
                 }
             }
             for address in step_before.keys().filter(|a| !step_after.contains_key(*a)) {
                 changes.insert(address.clone(), (None, id.clone()));
+                writes.push(address.clone());
             }
             if family == SENSOR_FAMILY {
                 let position = u32::try_from(readings.len()).unwrap_or(0);
@@ -212,6 +217,7 @@ impl Ledger {
                 family: family.clone(),
                 outputs,
                 payload,
+                writes,
             });
             ids.push(id);
         }

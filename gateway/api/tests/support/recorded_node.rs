@@ -136,11 +136,39 @@ impl RecordedNode {
                 .collect();
             warp::reply::json(&json!({"data": data}))
         });
+        let for_receipts = Arc::clone(&published);
+        let receipts = warp::post()
+            .and(warp::path!("receipts"))
+            .and(warp::body::json())
+            .map(move |ids: Vec<String>| {
+                let published = for_receipts.lock().expect("lock");
+                let data: Vec<_> = ids
+                    .iter()
+                    .filter_map(|id| {
+                        published
+                            .blocks
+                            .iter()
+                            .flat_map(|(_, txns)| txns)
+                            .find(|t| &t.id == id)
+                    })
+                    .map(|t| {
+                        json!({
+                            "transaction_id": t.id,
+                            "state_changes": t.writes.iter().map(|a| json!({"address": a, "type": "SET"})).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                warp::reply::json(&json!({"data": data}))
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let rest_url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(warp::serve(block.or(head)).incoming(listener).run());
+        tokio::spawn(
+            warp::serve(receipts.or(block).or(head))
+                .incoming(listener)
+                .run(),
+        );
 
         let context = zmq::Context::new();
         let socket = context.socket(zmq::ROUTER).expect("router");

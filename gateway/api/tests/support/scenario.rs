@@ -155,10 +155,23 @@ pub fn ship_to_carrier(
     device: &str,
     at: u64,
 ) {
+    ship_to_carrier_for(ledger, p, shipment, lot, device, "pharmacy", at);
+}
+
+/// Like [`ship_to_carrier`], for a shipment bound to `destination_org`'s site.
+pub fn ship_to_carrier_for(
+    ledger: &mut impl Chain,
+    p: &Parties,
+    shipment: &str,
+    lot: &str,
+    device: &str,
+    destination_org: &str,
+    at: u64,
+) {
     let mut create = CreateShipment::new();
     create.set_shipment_id(shipment.into());
     create.set_from_gln(site("maker"));
-    create.set_to_gln(site("pharmacy"));
+    create.set_to_gln(site(destination_org));
     create.set_lots(vec![lot_ref(lot)].into());
     let mut attach = AttachDevice::new();
     attach.set_shipment_id(shipment.into());
@@ -215,10 +228,31 @@ pub fn deliver(
     at: u64,
     into_quarantine: bool,
 ) {
+    deliver_to(
+        ledger,
+        p,
+        shipment,
+        &p.pharmacy,
+        "pharmacy",
+        at,
+        into_quarantine,
+    );
+}
+
+/// Carrier hands the shipment to `receiver` (of organisation `org`) at its site.
+pub fn deliver_to(
+    ledger: &mut impl Chain,
+    p: &Parties,
+    shipment: &str,
+    receiver: &Signer,
+    org: &str,
+    at: u64,
+    into_quarantine: bool,
+) {
     let mut propose = ProposeHandoff::new();
     propose.set_shipment_id(shipment.into());
-    propose.set_to_org_id("pharmacy".into());
-    propose.set_at_gln(site("pharmacy"));
+    propose.set_to_org_id(org.into());
+    propose.set_at_gln(site(org));
     ledger
         .submit(vec![custody(&p.carrier, at, C::propose_handoff(propose))])
         .expect("delivery proposed");
@@ -226,12 +260,32 @@ pub fn deliver(
     accept.set_shipment_id(shipment.into());
     accept.set_into_quarantine(into_quarantine);
     ledger
-        .submit(vec![custody(
-            &p.pharmacy,
-            at + 60,
-            C::accept_handoff(accept),
-        )])
-        .expect("pharmacy accepts");
+        .submit(vec![custody(receiver, at + 60, C::accept_handoff(accept))])
+        .expect("receiver accepts");
+}
+
+/// The pharmacy sends `lot` straight back to the maker, who accepts it at its site.
+pub fn return_to_maker(ledger: &mut impl Chain, p: &Parties, shipment: &str, lot: &str, at: u64) {
+    let mut create = CreateShipment::new();
+    create.set_shipment_id(shipment.into());
+    create.set_from_gln(site("pharmacy"));
+    create.set_to_gln(site("maker"));
+    create.set_lots(vec![lot_ref(lot)].into());
+    let mut propose = ProposeHandoff::new();
+    propose.set_shipment_id(shipment.into());
+    propose.set_to_org_id("maker".into());
+    propose.set_at_gln(site("maker"));
+    ledger
+        .submit(vec![
+            custody(&p.pharmacy, at, C::create_shipment(create)),
+            custody(&p.pharmacy, at, C::propose_handoff(propose)),
+        ])
+        .expect("return shipment created and proposed");
+    let mut accept = AcceptHandoff::new();
+    accept.set_shipment_id(shipment.into());
+    ledger
+        .submit(vec![custody(&p.maker, at + 60, C::accept_handoff(accept))])
+        .expect("maker accepts the return");
 }
 
 pub fn change_status(
