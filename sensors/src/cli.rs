@@ -73,7 +73,9 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 args.encoding,
             )
             .await;
-            let stats = simulator.run(&mut Sink::Mqtt(&transport), duration).await?;
+            let stats = simulator
+                .run_observed(&mut Sink::Mqtt(&transport), duration, progress(duration))
+                .await?;
             // Give the client a moment to flush its in-flight publishes.
             tokio::time::sleep(Duration::from_secs(1)).await;
             stats
@@ -85,10 +87,17 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 transport.path()
             );
             simulator
-                .run(&mut Sink::Serial(&mut transport), duration)
+                .run_observed(
+                    &mut Sink::Serial(&mut transport),
+                    duration,
+                    progress(duration),
+                )
                 .await?
         }
     };
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!();
+    }
     println!(
         "sent {} readings in {} messages from {} devices in {:.1} s ({:.0} readings/s)",
         stats.readings,
@@ -98,4 +107,33 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         stats.readings as f64 / stats.elapsed.as_secs_f64().max(0.001)
     );
     Ok(())
+}
+
+/// A one-line progress bar on stderr while readings go out, when stderr is a
+/// terminal (load generation can run for hours); silent otherwise.
+fn progress(duration: Duration) -> impl FnMut(&[crate::DeviceReading]) {
+    use std::io::{IsTerminal, Write};
+    let on_terminal = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let mut sent: u64 = 0;
+    let mut shown = started;
+    move |readings| {
+        sent += readings.len() as u64;
+        if !on_terminal || shown.elapsed() < Duration::from_millis(500) {
+            return;
+        }
+        shown = std::time::Instant::now();
+        let elapsed = started.elapsed().as_secs_f64();
+        let total = duration.as_secs_f64().max(0.001);
+        let filled = ((elapsed / total).min(1.0) * 30.0) as usize;
+        let mut stderr = std::io::stderr();
+        let _ = write!(
+            stderr,
+            "\r[{}{}] {elapsed:.0}/{total:.0} s, {sent} readings ({:.0}/s)",
+            "#".repeat(filled),
+            " ".repeat(30 - filled),
+            sent as f64 / elapsed.max(0.001)
+        );
+        let _ = stderr.flush();
+    }
 }
