@@ -69,6 +69,84 @@ pub fn new_token() -> String {
     hex::encode(bytes)
 }
 
+/// Signed requests that may not be used twice (`POST /api/v1/tokens`: a
+/// replayed one would mint another token for the signer). Each is remembered,
+/// by SHA-256 of its key and signed message (not of the signature, which an
+/// attacker could re-encode), until its timestamp falls out of the
+/// [`FRESHNESS_S`] window, after which the freshness check refuses it anyway.
+/// Memory is bounded: at [`ReplayGuard::CAPACITY`] unexpired requests new ones
+/// are refused with 429 until old ones expire.
+#[derive(Default)]
+pub struct ReplayGuard {
+    seen: std::sync::Mutex<SeenRequests>,
+}
+
+#[derive(Default)]
+struct SeenRequests {
+    digests: std::collections::HashSet<[u8; 32]>,
+    /// (expiry in unix seconds, digest), oldest expiry first.
+    expiries: std::collections::BTreeSet<(u64, [u8; 32])>,
+}
+
+impl ReplayGuard {
+    /// Most signed requests remembered at once (about 100 bytes each).
+    pub const CAPACITY: usize = 100_000;
+
+    /// Accepts a signed request once: refuses (401 `replayed_request`) one
+    /// already accepted while its timestamp is still fresh.
+    pub fn admit(
+        &self,
+        key: &str,
+        message: &str,
+        timestamp_s: u64,
+        now_s: u64,
+    ) -> Result<(), ApiError> {
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(key.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(message.as_bytes())
+            .finalize()
+            .into();
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(&(expiry, old)) = seen.expiries.first() {
+            if expiry >= now_s {
+                break;
+            }
+            seen.expiries.pop_first();
+            seen.digests.remove(&old);
+        }
+        if seen.digests.contains(&digest) {
+            return Err(ApiError {
+                status: 401,
+                code: "replayed_request",
+                message: "this signed request was already used; sign a new one (a new X-Coldchain-Timestamp, or add a nonce=<any unique value> query parameter to make several in one second)".into(),
+            });
+        }
+        if seen.digests.len() >= Self::CAPACITY {
+            let wait = seen
+                .expiries
+                .first()
+                .map(|(expiry, _)| expiry.saturating_sub(now_s) + 1)
+                .unwrap_or(1);
+            return Err(ApiError {
+                status: 429,
+                code: "too_many_signed_requests",
+                message: format!(
+                    "{} signed token requests in the last {FRESHNESS_S} s; try again in {wait} s",
+                    Self::CAPACITY
+                ),
+            });
+        }
+        seen.digests.insert(digest);
+        seen.expiries
+            .insert((timestamp_s.saturating_add(FRESHNESS_S), digest));
+        Ok(())
+    }
+}
+
 /// Checks a signed request and returns the signer's public key.
 pub fn check_signature(
     credentials: &Credentials,
@@ -131,18 +209,29 @@ pub async fn authenticate(
             ))
         })?
         .record;
-    if agent.get_revoked() {
-        return Err(ApiError::forbidden(format!(
-            "agent {} was revoked: {}",
-            public_key,
-            agent.get_revoke_reason()
-        )));
-    }
-    Ok(Caller {
+    let caller = Caller {
         public_key,
         org_id: agent.get_org_id().to_string(),
         roles: agent.get_roles().to_vec(),
-    })
+    };
+    if agent.get_revoked() {
+        let refusal = ApiError::forbidden(format!(
+            "agent {} was revoked: {}",
+            caller.public_key,
+            agent.get_revoke_reason()
+        ));
+        return Err(refuse(
+            index,
+            &caller,
+            method,
+            path,
+            "agent revoked",
+            refusal,
+            now_s,
+        )
+        .await);
+    }
+    Ok(caller)
 }
 
 /// Organisations party to a shipment: custodian and both sides of every hand-off.
@@ -255,9 +344,39 @@ pub async fn audit(
             method: method.to_string(),
             path: path.to_string(),
             subject: subject.to_string(),
+            status: 200,
         })
         .await?;
     Ok(())
+}
+
+/// Records a refused read of restricted data by a registered agent (its key
+/// proven by signature or token) and returns the refusal to answer with.
+/// Refusals of unproven or unregistered keys are not written: the key they
+/// name proves nothing, and anyone could grow the log with them.
+pub async fn refuse(
+    index: &dyn IndexStore,
+    caller: &Caller,
+    method: &str,
+    path: &str,
+    subject: &str,
+    refusal: ApiError,
+    now_s: u64,
+) -> ApiError {
+    let entry = AuditEntry {
+        at_s: now_s,
+        public_key: caller.public_key.clone(),
+        org_id: caller.org_id.clone(),
+        method: method.to_string(),
+        path: path.to_string(),
+        subject: format!("refused: {subject}"),
+        status: refusal.status,
+    };
+    match index.audit(entry).await {
+        Ok(()) => refusal,
+        // A refusal that cannot be audited is still a refusal; say why.
+        Err(error) => ApiError::from(error),
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +419,39 @@ mod tests {
         assert!(check_signature(&signed(&signer, 1000), "GET", "/api/v1/x", "a=2", 1000).is_err());
         assert!(check_signature(&signed(&signer, 1000), "GET", "/api/v1/y", "a=1", 1000).is_err());
         assert!(check_signature(&Credentials::default(), "GET", "/api/v1/x", "", 1000).is_err());
+    }
+
+    #[test]
+    fn a_signed_request_is_admitted_once_while_fresh() {
+        let guard = ReplayGuard::default();
+        let message = signed_message("POST", "/api/v1/tokens", "label=a", "1000");
+        guard.admit("k1", &message, 1000, 1000).unwrap();
+        let replay = guard
+            .admit("k1", &message, 1000, 1000 + FRESHNESS_S)
+            .unwrap_err();
+        assert_eq!((replay.status, replay.code), (401, "replayed_request"));
+        // Another key or another message is another request.
+        guard.admit("k2", &message, 1000, 1000).unwrap();
+        let other = signed_message("POST", "/api/v1/tokens", "label=a&nonce=2", "1000");
+        guard.admit("k1", &other, 1000, 1000).unwrap();
+        // Once out of the window it is forgotten (the freshness check refuses it).
+        guard.admit("k9", "x", 2000, 2000).unwrap();
+        let seen = guard.seen.lock().unwrap();
+        assert_eq!(seen.digests.len(), 1);
+        assert_eq!(seen.expiries.len(), 1);
+    }
+
+    #[test]
+    fn the_replay_guard_is_bounded() {
+        let guard = ReplayGuard::default();
+        for i in 0..ReplayGuard::CAPACITY {
+            guard.admit("k", &i.to_string(), 1000, 1000).unwrap();
+        }
+        let full = guard.admit("k", "one more", 1000, 1000).unwrap_err();
+        assert_eq!(full.status, 429);
+        // When they expire there is room again.
+        guard.admit("k", "later", 1400, 1400).unwrap();
+        assert_eq!(guard.seen.lock().unwrap().digests.len(), 1);
     }
 
     #[test]

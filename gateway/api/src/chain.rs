@@ -122,6 +122,44 @@ async fn common_ancestor(
     }
 }
 
+/// The newest indexed block the node still has on its chain, found by
+/// bisection over the indexed block numbers (the indexed blocks form one
+/// chain, so if block n is on the node's chain all below it are): about
+/// log2(head) lookups. For a fork deeper than the ids the follower sends with
+/// its subscription; None when the node knows none of them (another network).
+pub async fn newest_block_on_chain(
+    index: &dyn IndexStore,
+    chain: &dyn ChainLookup,
+) -> Result<Option<BlockRef>, FollowError> {
+    let Some(head) = index.head().await? else {
+        return Ok(None);
+    };
+    let on_chain = |num: u64| async move {
+        match index.block_at(num).await? {
+            Some(block) => {
+                Ok::<_, FollowError>(chain.is_on_chain(&block.block_id).await?.then_some(block))
+            }
+            None => Ok(None),
+        }
+    };
+    if let Some(block) = on_chain(head.block_num).await? {
+        return Ok(Some(block));
+    }
+    // Invariant: `found` is on the chain (or None), every number ≥ `above` is not.
+    let (mut found, mut low, mut above) = (None, 0u64, head.block_num);
+    while low < above {
+        let mid = low + (above - low) / 2;
+        match on_chain(mid).await? {
+            Some(block) => {
+                found = Some(block);
+                low = mid + 1;
+            }
+            None => above = mid,
+        }
+    }
+    Ok(found)
+}
+
 /// The addresses each transaction of a block changed, from the node's
 /// receipts (`/receipts`); only fetched for the transactions
 /// [`ambiguous_writers`] names.

@@ -34,6 +34,11 @@ pub struct ApiArgs {
     /// Serve the index as it is, without following the chain.
     #[arg(long, env = "COLDCHAIN_API_NO_FOLLOW")]
     pub no_follow: bool,
+    /// Empty the index's chain tables before starting, so the follower
+    /// re-indexes from genesis (e.g. after "index data is corrupt"); API
+    /// tokens and the audit log are kept.
+    #[arg(long, env = "COLDCHAIN_API_REBUILD_INDEX")]
+    pub rebuild_index: bool,
 }
 
 impl ApiArgs {
@@ -50,6 +55,13 @@ impl ApiArgs {
 
 /// Starts the API and serves until Ctrl-C.
 pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
+    if args.rebuild_index {
+        crate::index::open(&args.index)
+            .await?
+            .roll_back_to_nothing()
+            .await?;
+        tracing::warn!(index = %args.index, "chain tables emptied (--rebuild-index); API tokens and the audit log kept; re-indexing from genesis");
+    }
     let handle = Api::start(args.config()).await?;
     println!("coldchain API on {} (index {})", handle.url(), args.index);
     tokio::signal::ctrl_c().await?;

@@ -21,20 +21,31 @@ use sawtooth_sdk::messages::events::{
 use sawtooth_sdk::messages::transaction_receipt::{StateChangeList, StateChange_Type};
 use sawtooth_sdk::messages::validator::{Message, Message_MessageType};
 
-use crate::chain::{ambiguous_writers, block_update, ingest, FollowError, Ingested, Receipts};
+use crate::chain::{
+    ambiguous_writers, block_update, ingest, newest_block_on_chain, FollowError, Ingested, Receipts,
+};
 use crate::index::{BlockRef, IndexStore};
 use crate::node::NodeClient;
 
 /// Sawtooth's id for "before genesis": catch-up from it replays every block.
 pub const NULL_BLOCK_ID: &str = "0000000000000000";
 
+/// How many of the newest indexed block ids a subscription sends as
+/// `last_known_block_ids`, newest first (the node resumes after the newest
+/// one on its chain, so a fork up to this deep costs no re-index). Beyond it
+/// an `UNKNOWN_BLOCK` answer makes the follower bisect the index against the
+/// node's REST API for the common ancestor before resubscribing.
+pub const CATCH_UP_IDS: u32 = 256;
+
 /// What the follower reports (for `/api/v1/status`).
 #[derive(Debug, Default)]
 pub struct FollowerStatus {
     pub connected: AtomicBool,
-    /// Newest block number the node announced (u64::MAX before any).
+    /// Newest block number the node announced or served as its head (u64::MAX before any).
     pub chain_head_num: AtomicU64,
     pub last_error: Mutex<String>,
+    /// Since when the index has been behind the chain head (None: level with it).
+    behind_since: Mutex<Option<Instant>>,
 }
 
 impl FollowerStatus {
@@ -42,6 +53,36 @@ impl FollowerStatus {
         FollowerStatus {
             chain_head_num: AtomicU64::new(u64::MAX),
             ..FollowerStatus::default()
+        }
+    }
+
+    /// Notes the chain head and the index head seen at `now`: level clears
+    /// the lag, the first sighting of a head beyond the index starts it.
+    pub fn observe(&self, chain_head: u64, index_head: Option<u64>, now: Instant) {
+        let level = index_head.is_some_and(|i| i >= chain_head);
+        if let Ok(mut since) = self.behind_since.lock() {
+            if level {
+                *since = None;
+            } else if since.is_none() {
+                *since = Some(now);
+            }
+        }
+    }
+
+    /// Seconds since the index first saw the chain head move beyond its own
+    /// (0 when level): how stale the newest answers may be.
+    pub fn lag_seconds(&self, now: Instant) -> f64 {
+        let since = self.behind_since.lock().map(|s| *s).unwrap_or(None);
+        since.map_or(0.0, |since| {
+            (now.saturating_duration_since(since).as_millis() as f64) / 1000.0
+        })
+    }
+
+    /// Raises the known chain head to `block_num` (a catch-up replays older blocks).
+    fn note_chain_head(&self, block_num: u64) {
+        let known = self.chain_head_num.load(Ordering::Relaxed);
+        if known == u64::MAX || block_num > known {
+            self.chain_head_num.store(block_num, Ordering::Relaxed);
         }
     }
 
@@ -92,9 +133,17 @@ impl Follower {
         socket.set_linger(0).map_err(zmq_error)?;
         socket.set_rcvtimeo(500).map_err(zmq_error)?;
         socket.connect(&self.component).map_err(zmq_error)?;
-        let mut known = self.runtime.block_on(self.index.recent_block_ids(20))?;
+        let mut known = self
+            .runtime
+            .block_on(self.index.recent_block_ids(CATCH_UP_IDS))?;
         if known.is_empty() {
             known.push(NULL_BLOCK_ID.to_string());
+        }
+        // The node's head now: catch-up replays older blocks, which must not
+        // make the index look level with the chain.
+        if let Ok(Some(head)) = self.runtime.block_on(self.node.head_num()) {
+            self.status.chain_head_num.store(head, Ordering::Relaxed);
+            self.observe_index(head)?;
         }
         self.subscribe(&socket, known)?;
         self.status.connected.store(true, Ordering::Relaxed);
@@ -184,10 +233,7 @@ impl Follower {
             return match response.get_status() {
                 ClientEventsSubscribeResponse_Status::OK => Ok(()),
                 ClientEventsSubscribeResponse_Status::UNKNOWN_BLOCK => {
-                    // None of our recent blocks is on the node's chain: a deep fork or a
-                    // different network. Start over from genesis rather than serve stale rows.
-                    self.runtime.block_on(self.index.roll_back_to_nothing())?;
-                    Err(FollowError::Zmq("the node knows none of the indexed blocks; index reset, catching up from genesis".into()))
+                    Err(self.roll_back_past_fork())
                 }
                 other => Err(FollowError::Zmq(format!(
                     "subscription refused ({other:?}): {}",
@@ -199,6 +245,50 @@ impl Follower {
             "no subscription response from {} within 10 s",
             self.component
         )))
+    }
+
+    /// The node knows none of the ids we sent: a fork deeper than
+    /// [`CATCH_UP_IDS`] blocks, or another network. Roll back to the newest
+    /// indexed block the node still serves and resubscribe from there; only
+    /// when it serves none, reset the chain tables (tokens and the audit log
+    /// stay) and re-index from genesis rather than serve stale rows.
+    fn roll_back_past_fork(&self) -> FollowError {
+        let rolled = self.runtime.block_on(async {
+            match newest_block_on_chain(self.index.as_ref(), &self.node).await? {
+                Some(ancestor) => {
+                    self.index.roll_back_to(ancestor.block_num).await?;
+                    Ok::<_, FollowError>(Some(ancestor))
+                }
+                None => {
+                    self.index.roll_back_to_nothing().await?;
+                    Ok(None)
+                }
+            }
+        });
+        match rolled {
+            Ok(Some(ancestor)) => FollowError::Zmq(format!(
+                "the node knows none of the {CATCH_UP_IDS} newest indexed blocks (a deep fork); \
+                 rolled the index back to the common ancestor, block {} ({}), resubscribing from it",
+                ancestor.block_num,
+                crate::identifiers::shorten(&ancestor.block_id)
+            )),
+            Ok(None) => FollowError::Zmq(
+                "the node knows none of the indexed blocks (another network?); chain tables \
+                 reset (API tokens and the audit log kept), re-indexing from genesis"
+                    .into(),
+            ),
+            Err(error) => error,
+        }
+    }
+
+    /// Feeds the index head and `chain_head` to the lag clock.
+    fn observe_index(&self, chain_head: u64) -> Result<(), FollowError> {
+        let indexed = self
+            .runtime
+            .block_on(self.index.head())?
+            .map(|b| b.block_num);
+        self.status.observe(chain_head, indexed, Instant::now());
+        Ok(())
     }
 
     fn lagging(&self) -> Result<bool, FollowError> {
@@ -256,9 +346,8 @@ impl Follower {
         let Some(block) = block else {
             return Ok(Ingested::AlreadyIndexed);
         };
-        self.status
-            .chain_head_num
-            .store(block.block_num, Ordering::Relaxed);
+        self.status.note_chain_head(block.block_num);
+        let block_num = block.block_num;
         let rest_block = self
             .runtime
             .block_on(self.node.block(&block.block_id))?
@@ -277,6 +366,34 @@ impl Follower {
             .runtime
             .block_on(ingest(self.index.as_ref(), &self.node, update))?;
         tracing::debug!(?outcome, "block indexed");
+        let chain_head = self
+            .status
+            .chain_head_num
+            .load(Ordering::Relaxed)
+            .max(block_num);
+        self.observe_index(chain_head)?;
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_seconds_count_from_when_the_chain_head_first_moved_beyond_the_index() {
+        let status = FollowerStatus::new();
+        let t0 = Instant::now();
+        status.observe(5, Some(5), t0);
+        assert_eq!(status.lag_seconds(t0 + Duration::from_secs(9)), 0.0);
+        // Head 7 seen at t0+1 s; later sightings do not restart the clock.
+        status.observe(7, Some(5), t0 + Duration::from_secs(1));
+        status.observe(8, Some(6), t0 + Duration::from_secs(2));
+        assert_eq!(status.lag_seconds(t0 + Duration::from_millis(3_500)), 2.5);
+        status.observe(8, Some(8), t0 + Duration::from_secs(4));
+        assert_eq!(status.lag_seconds(t0 + Duration::from_secs(5)), 0.0);
+        // An empty index is behind any chain.
+        status.observe(0, None, t0 + Duration::from_secs(6));
+        assert_eq!(status.lag_seconds(t0 + Duration::from_secs(7)), 1.0);
     }
 }

@@ -174,6 +174,7 @@ impl Api {
             index: Arc::clone(&index),
             node,
             status: Arc::clone(&status),
+            replay: access::ReplayGuard::default(),
         });
         let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
         let server = warp::serve(routes::filter(state))

@@ -26,6 +26,8 @@ pub struct AppState {
     pub index: Arc<dyn IndexStore>,
     pub node: NodeClient,
     pub status: Arc<FollowerStatus>,
+    /// Signed token requests already used (replays are refused).
+    pub replay: access::ReplayGuard,
 }
 
 /// A request as the router sees it.
@@ -292,6 +294,35 @@ pub(crate) async fn partner(state: &AppState, request: &Request) -> Result<Calle
     .await
 }
 
+/// Every (method, path template) the router serves, as `/openapi.json`
+/// documents them (`{name}` is one path segment). [`dispatch`] is the router;
+/// this list is its description, and `tests/openapi_routes.rs` checks it both
+/// ways: against the OpenAPI document, and against the router's answers (every
+/// route is served; methods and neighbouring paths not listed answer "no such
+/// endpoint").
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/index.html"),
+    ("GET", "/blood"),
+    ("GET", "/app.js"),
+    ("GET", "/style.css"),
+    ("GET", "/openapi.json"),
+    ("GET", "/01/{gtin}"),
+    ("GET", "/01/{gtin}/10/{lot}"),
+    ("GET", "/01/{gtin}/21/{serial}"),
+    ("GET", "/01/{gtin}/10/{lot}/21/{serial}"),
+    ("GET", "/api/v1/status"),
+    ("GET", "/api/v1/verify"),
+    ("GET", "/api/v1/lots/{gtin}/{lot}"),
+    ("GET", "/api/v1/lots/{gtin}/{lot}/epcis"),
+    ("GET", "/api/v1/shipments/{id}/readings"),
+    ("GET", "/api/v1/blood/requests"),
+    ("GET", "/api/v1/blood/units"),
+    ("POST", "/api/v1/batches"),
+    ("POST", "/api/v1/tokens"),
+    ("GET", "/api/v1/audit"),
+];
+
 const PAGE: &str = include_str!("web/index.html");
 const SCRIPT: &str = include_str!("web/app.js");
 const STYLE: &str = include_str!("web/style.css");
@@ -357,6 +388,11 @@ async fn status(state: &AppState) -> Answer {
         (Some(c), None) => Some(c + 1),
         _ => None,
     };
+    let now = std::time::Instant::now();
+    if let Some(chain_head) = chain_head {
+        state.status.observe(chain_head, index_num, now);
+    }
+    let lag_seconds = lag.map(|_| state.status.lag_seconds(now));
     let last_error = state
         .status
         .last_error
@@ -369,6 +405,8 @@ async fn status(state: &AppState) -> Answer {
             "index_head": head,
             "chain_head_num": chain_head,
             "lag_blocks": lag,
+            "lag_seconds": lag_seconds,
+            "index_rebuilt": state.index.rebuild_notice(),
             "follower_connected": state.status.connected.load(std::sync::atomic::Ordering::Relaxed),
             "follower_last_error": last_error,
         }),
@@ -428,15 +466,31 @@ async fn create_token(state: &AppState, request: &Request) -> Answer {
         bearer: None,
         ..request.credentials()
     };
+    let now = now_s();
     let caller = access::authenticate(
         state.index.as_ref(),
         &credentials,
         request.method.as_str(),
         &request.path,
         &request.raw_query,
-        now_s(),
+        now,
     )
     .await?;
+    // Authenticated, so the timestamp parses and is fresh; a replay of the
+    // same signed request within the window would mint a second token.
+    let timestamp = credentials.timestamp.unwrap_or_default();
+    let message = access::signed_message(
+        request.method.as_str(),
+        &request.path,
+        &request.raw_query,
+        &timestamp,
+    );
+    state.replay.admit(
+        &caller.public_key,
+        &message,
+        timestamp.parse().unwrap_or(now),
+        now,
+    )?;
     let label = request
         .query
         .get("label")

@@ -2,7 +2,7 @@
 //! submitted as signed batches to the node's REST API; the API follows the
 //! node over its ZeroMQ component endpoint, catches up after being down, and
 //! serves verdicts, provenance and readings whose hash chain matches the
-//! node's ThermalRecord.
+//! node's ThermalRecord. On SQLite and PostgreSQL.
 mod support;
 
 use std::sync::Arc;
@@ -19,7 +19,70 @@ use coldchain_processors::messages::coldchain::{
 use coldchain_processors::signing::{batch_list_bytes, sign_batch, sign_transaction, Signer};
 use support::http::{get, signed_get, token_for};
 use support::scenario::{self, GTIN};
-use support::{Chain, Tx};
+use support::{drop_postgres_schema, postgres_client, postgres_schema_of, postgres_url, Chain, Tx};
+
+/// The index under test, and how the test alters one of its readings chunks.
+enum Store {
+    Sqlite(std::path::PathBuf),
+    Postgres(&'static str),
+}
+
+impl Store {
+    fn url(&self) -> String {
+        match self {
+            Store::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Store::Postgres(test) => postgres_url(test),
+        }
+    }
+
+    /// The first SH-COLD chunk: (transaction id, blob).
+    async fn first_cold_chunk(&self) -> (String, Vec<u8>) {
+        const FIRST: &str = "SELECT txn_id, readings FROM reading_chunks WHERE shipment_id = 'SH-COLD' ORDER BY first_time_s LIMIT 1";
+        match self {
+            Store::Sqlite(path) => {
+                let db = rusqlite::Connection::open(path).expect("index file");
+                db.busy_timeout(Duration::from_secs(10)).expect("timeout");
+                db.query_row(FIRST, [], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .expect("a chunk")
+            }
+            Store::Postgres(test) => {
+                let client = postgres_client().await;
+                client
+                    .batch_execute(&format!("SET search_path TO {}", postgres_schema_of(test)))
+                    .await
+                    .expect("schema");
+                let row = client.query_one(FIRST, &[]).await.expect("a chunk");
+                (row.get(0), row.get(1))
+            }
+        }
+    }
+
+    async fn replace_chunk(&self, txn_id: &str, blob: Vec<u8>) {
+        const UPDATE: &str = "UPDATE reading_chunks SET readings = $1 WHERE txn_id = $2";
+        match self {
+            Store::Sqlite(path) => {
+                let db = rusqlite::Connection::open(path).expect("index file");
+                db.busy_timeout(Duration::from_secs(10)).expect("timeout");
+                db.execute(
+                    "UPDATE reading_chunks SET readings = ?1 WHERE txn_id = ?2",
+                    rusqlite::params![blob, txn_id],
+                )
+                .expect("altered");
+            }
+            Store::Postgres(test) => {
+                let client = postgres_client().await;
+                client
+                    .batch_execute(&format!("SET search_path TO {}", postgres_schema_of(test)))
+                    .await
+                    .expect("schema");
+                client
+                    .execute(UPDATE, &[&blob, &txn_id])
+                    .await
+                    .expect("altered");
+            }
+        }
+    }
+}
 
 struct LiveNode {
     rest: String,
@@ -133,17 +196,30 @@ async fn wait_until_caught_up(api: &ApiHandle, rest: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_follows_the_embedded_node_and_catches_up_after_downtime() {
+async fn sqlite_api_follows_the_embedded_node_and_catches_up_after_downtime() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::Sqlite(dir.path().join("index.db"));
+    follows_the_embedded_node(dir.path(), &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_api_follows_the_embedded_node_and_catches_up_after_downtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop_postgres_schema("node_e2e").await;
+    follows_the_embedded_node(dir.path(), &Store::Postgres("node_e2e")).await;
+    drop_postgres_schema("node_e2e").await;
+}
+
+async fn follows_the_embedded_node(dir: &std::path::Path, store: &Store) {
     let admin = Signer::generate();
-    let node = start_node(&dir.path().join("node"), &admin);
+    let node = start_node(&dir.join("node"), &admin);
     let rest = node.rest_url();
     let mut live = LiveNode {
         rest: rest.clone(),
         admin,
     };
     let parties = tokio::task::block_in_place(|| scenario::register(&mut live));
-    let index_url = format!("sqlite://{}", dir.path().join("index.db").display());
+    let index_url = store.url();
 
     let api = start_api(&node, &index_url).await;
     wait_until_caught_up(&api, &rest).await;
@@ -380,25 +456,13 @@ async fn api_follows_the_embedded_node_and_catches_up_after_downtime() {
 
     // Alter one indexed reading: the digest chain still holds (it is computed
     // from stored digests), the payload check catches the altered row.
-    let db = rusqlite::Connection::open(dir.path().join("index.db")).expect("index file");
-    db.busy_timeout(Duration::from_secs(10)).expect("timeout");
-    let (txn_id, blob): (String, Vec<u8>) = db
-        .query_row(
-            "SELECT txn_id, readings FROM reading_chunks WHERE shipment_id = 'SH-COLD' ORDER BY first_time_s LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .expect("a chunk");
+    let (txn_id, blob) = store.first_cold_chunk().await;
     let mut altered = coldchain_api::index::chunk::decode(&blob).expect("chunk");
     altered[0].temperature_cdeg -= 300;
     let blob = coldchain_api::index::chunk::encode(&altered)
         .expect("chunk")
         .blob;
-    db.execute(
-        "UPDATE reading_chunks SET readings = ?1 WHERE txn_id = ?2",
-        rusqlite::params![blob, txn_id],
-    )
-    .expect("altered");
+    store.replace_chunk(&txn_id, blob).await;
     let (status, checked) = signed_get(&base, path, &parties.carrier).await;
     assert_eq!(status, 200, "{checked}");
     assert_eq!(checked["chain"]["intact"], true, "{checked}");

@@ -175,8 +175,48 @@ async fn every_restricted_endpoint_refuses_unauthenticated_and_unauthorised_call
         let (status, body) = signed_get(&base, &path, &parties.stranger).await;
         assert_eq!(status, 403, "{path}: {body}");
     }
+    // Those refusals of a registered agent are in the audit log, with their status.
+    let audit = index
+        .audit_entries(parties.stranger.public_key(), 10)
+        .await
+        .expect("audit");
+    let refused: Vec<_> = audit.iter().filter(|e| e.status == 403).collect();
+    assert_eq!(refused.len(), 3, "{audit:?}");
+    assert!(
+        refused.iter().all(|e| e.subject.starts_with("refused: ")
+            && e.org_id == "stranger"
+            && e.method == "GET"),
+        "{audit:?}"
+    );
+    // Refusals of unproven or unregistered keys are not (anyone could write them).
+    let unproven = index
+        .audit_entries(unregistered.public_key(), 10)
+        .await
+        .expect("audit");
+    assert!(unproven.is_empty(), "{unproven:?}");
     let (status, _) = signed_get(&base, "/api/v1/blood/requests", &parties.stranger).await;
     assert_eq!(status, 200, "a registered partner reads the blood board");
+
+    // A signed token request mints one token: replayed within the freshness
+    // window it is refused (it would mint another); a new nonce is a new request.
+    let path = "/api/v1/tokens?label=replay";
+    let headers = signature_headers(maker, "POST", path, now_s());
+    let (status, first) = send(&base, "POST", path, &headers).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, replayed) = send(&base, "POST", path, &headers).await;
+    assert_eq!(status, 401, "{replayed}");
+    assert_eq!(replayed["error"], "replayed_request", "{replayed}");
+    assert!(replayed["token"].is_null(), "{replayed}");
+    let with_nonce = "/api/v1/tokens?label=replay&nonce=2";
+    let (status, second) = send(
+        &base,
+        "POST",
+        with_nonce,
+        &signature_headers(maker, "POST", with_nonce, now_s()),
+    )
+    .await;
+    assert_eq!(status, 201, "{second}");
+    assert_ne!(first["token"], second["token"]);
 
     // A revoked agent is refused everywhere, signed or with an old token.
     let token = support::http::token_for(&base, &parties.stranger).await;
@@ -217,6 +257,18 @@ async fn every_restricted_endpoint_refuses_unauthenticated_and_unauthorised_call
         .await;
         assert_eq!(status, 403, "revoked token: {method} {path}");
     }
+    let revoked = index
+        .audit_entries(parties.stranger.public_key(), 100)
+        .await
+        .expect("audit");
+    assert!(
+        revoked
+            .iter()
+            .filter(|e| e.status == 403 && e.subject == "refused: agent revoked")
+            .count()
+            >= 2 * restricted().len(),
+        "revoked attempts are audited: {revoked:?}"
+    );
     let (status, body) = get(&base, &format!("/01/{GTIN}/10/L-OK")).await;
     assert_eq!(status, 200, "verification stays public: {body}");
     api.stop().await;

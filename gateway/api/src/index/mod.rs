@@ -9,9 +9,12 @@
 //!
 //! Readings are stored one row per `RecordReadings` transaction (a "chunk",
 //! see [`chunk`] for the blob format), not one row per reading; queries decode
-//! the chunks overlapping their window. Both stores carry a schema version and
-//! refuse an index written by an incompatible version with a message saying to
-//! rebuild it (the index is derived from the chain, so that is always possible).
+//! the chunks overlapping their window. Both stores carry a schema version. An
+//! index written by an older layout has its chain tables dropped and rebuilt
+//! (the follower re-indexes from genesis: the index is derived from the chain);
+//! `api_tokens` and `audit_log` are not chain data (user data and a compliance
+//! record) and survive every rebuild and roll-back. An index written by a newer
+//! version is refused.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,7 +38,7 @@ pub enum IndexError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Schema(String),
-    #[error("index data is corrupt: {0}; the index is derived from the chain and can be rebuilt: stop the API, delete the index (SQLite file, or PostgreSQL schema) and start it again")]
+    #[error("index data is corrupt: {0}; the index is derived from the chain and can be rebuilt: restart the API with `coldchain api --rebuild-index` (it re-indexes from genesis and keeps API tokens and the audit log)")]
     Corrupt(String),
     #[error("index worker stopped: {0}")]
     Worker(String),
@@ -189,7 +192,8 @@ pub struct Bucket {
     pub last_reading_s: u64,
 }
 
-/// A read of restricted data, for the audit log.
+/// A read of restricted data, for the audit log: served (`status` 200) or
+/// refused to an authenticated key (403).
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditEntry {
     pub at_s: u64,
@@ -198,12 +202,19 @@ pub struct AuditEntry {
     pub method: String,
     pub path: String,
     pub subject: String,
+    /// The HTTP status the read was answered with.
+    pub status: u16,
 }
 
 /// The index store. Implementations promise: `apply_block` is atomic and only
 /// accepts the block following the head; `roll_back_to(n)` removes every row
-/// written by blocks above `n`; reads see only committed applies.
+/// written by blocks above `n`; reads see only committed applies; nothing but
+/// `store_token` and `audit` ever changes `api_tokens` and `audit_log` (no
+/// roll-back, reset or schema rebuild touches them).
 pub trait IndexStore: Send + Sync {
+    /// What opening the index did to an index of an older layout (its chain
+    /// tables dropped for a re-index from genesis), or None.
+    fn rebuild_notice(&self) -> Option<String>;
     /// The newest indexed block.
     fn head(&self) -> IndexFuture<'_, Option<BlockRef>>;
     /// Indexed block number `block_num`.
@@ -214,7 +225,8 @@ pub trait IndexStore: Send + Sync {
     fn apply_block(&self, update: BlockUpdate) -> IndexFuture<'_, ()>;
     /// Removes everything written by blocks numbered above `block_num`.
     fn roll_back_to(&self, block_num: u64) -> IndexFuture<'_, ()>;
-    /// Removes every block (a fork below the oldest indexed block).
+    /// Removes every block and every row derived from the chain (a fork below
+    /// the oldest indexed block, or `--rebuild-index`); keeps tokens and audit.
     fn roll_back_to_nothing(&self) -> IndexFuture<'_, ()>;
     /// The latest version of the record at `address` (None when absent or deleted).
     fn record(&self, address: &str) -> IndexFuture<'_, Option<StoredRecord>>;

@@ -8,9 +8,27 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::*;
 
-/// The schema version in `index_schema`. Indexes without that table (the
-/// layout with one `readings` row per reading) are refused.
-pub const SCHEMA_VERSION: i32 = 2;
+/// The schema version in `index_schema`. Indexes without that table had the
+/// layout with one `readings` row per reading; version 3 added
+/// `audit_log.status` (refused reads are audited too).
+pub const SCHEMA_VERSION: i32 = 3;
+
+/// The oldest schema version whose chain tables this version reads as they
+/// are; an index below it has its chain tables dropped and rebuilt.
+const CHAIN_LAYOUT_SINCE: i32 = 2;
+
+/// Tables derived from the chain, in any layout this crate ever wrote
+/// (`readings` was the one-row-per-reading table before schema version 2).
+/// `api_tokens` and `audit_log` are not among them: they are user data and a
+/// compliance record, kept across every rebuild.
+const DERIVED_TABLES: [&str; 6] = [
+    "records",
+    "lot_shipments",
+    "readings_batches",
+    "readings",
+    "reading_chunks",
+    "blocks",
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS index_schema (
@@ -42,7 +60,9 @@ CREATE TABLE IF NOT EXISTS api_tokens (
   token_sha256 TEXT PRIMARY KEY, public_key TEXT NOT NULL, label TEXT NOT NULL, created_at_s BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_log (
   id BIGSERIAL PRIMARY KEY, at_s BIGINT NOT NULL, public_key TEXT NOT NULL,
-  org_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, subject TEXT NOT NULL);
+  org_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, subject TEXT NOT NULL,
+  status INTEGER NOT NULL DEFAULT 200);
+ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS status INTEGER NOT NULL DEFAULT 200;
 ";
 
 /// Every table holding chain data (all versioned by `block_num`), children first.
@@ -111,6 +131,7 @@ FROM span, overlapping o";
 pub struct PostgresIndex {
     writer: Mutex<Writer>,
     reader: Client,
+    rebuilt: Option<String>,
 }
 
 /// The write connection with its statements prepared once.
@@ -221,18 +242,45 @@ impl PostgresIndex {
     pub async fn connect(url: &str) -> Result<PostgresIndex, IndexError> {
         let (base, schema) = split_schema(url)?;
         let writer = connect_one(&base, schema.as_deref()).await?;
-        prepare_schema(&writer, schema.as_deref()).await?;
+        let rebuilt = prepare_schema(&writer, schema.as_deref()).await?;
+        if let Some(notice) = &rebuilt {
+            tracing::warn!("{notice}");
+        }
         let reader = connect_one(&base, schema.as_deref()).await?;
         Ok(PostgresIndex {
             writer: Mutex::new(Writer::new(writer).await?),
             reader,
+            rebuilt,
         })
     }
 }
 
-/// Creates the tables in a new index, accepts one of this version and refuses
-/// any other (telling the operator to rebuild it).
-async fn prepare_schema(client: &Client, schema: Option<&str>) -> Result<(), IndexError> {
+/// Creates the tables in a new index and accepts one of this version. An
+/// index of an older layout has its chain tables dropped (the follower
+/// re-indexes from genesis) while `api_tokens` and `audit_log` are kept and
+/// brought up to date; the returned notice says what happened. An index of a
+/// newer version is refused (this version cannot know what it must keep).
+/// All of it runs in one transaction (PostgreSQL DDL is transactional).
+async fn prepare_schema(
+    client: &Client,
+    schema: Option<&str>,
+) -> Result<Option<String>, IndexError> {
+    let place = match schema {
+        Some(name) => format!("schema {name}"),
+        None => "the default schema".to_string(),
+    };
+    client.batch_execute("BEGIN").await?;
+    let result = migrate(client, &place).await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    client.batch_execute(end).await?;
+    result
+}
+
+async fn migrate(client: &Client, place: &str) -> Result<Option<String>, IndexError> {
+    // Two APIs starting on one index at once: the second waits for the first.
+    client
+        .batch_execute("SELECT pg_advisory_xact_lock(7262620331)")
+        .await?;
     let row = client
         .query_one(
             "SELECT to_regclass('index_schema') IS NOT NULL, to_regclass('blocks') IS NOT NULL",
@@ -240,41 +288,50 @@ async fn prepare_schema(client: &Client, schema: Option<&str>) -> Result<(), Ind
         )
         .await?;
     let (versioned, has_blocks): (bool, bool) = (row.try_get(0)?, row.try_get(1)?);
-    let found = if versioned {
-        let version: Option<i32> = client
+    let version: Option<i32> = if versioned {
+        client
             .query_opt("SELECT version FROM index_schema", &[])
             .await?
             .map(|row| row.try_get(0))
-            .transpose()?;
-        version
-            .filter(|v| *v != SCHEMA_VERSION)
-            .map(|v| format!("schema version {v}"))
+            .transpose()?
     } else {
-        has_blocks.then(|| "an older coldchain-api (one row per reading)".to_string())
+        None
     };
-    if let Some(found) = found {
-        let (place, drop) = match schema {
-            Some(name) => (format!("schema {name}"), format!("DROP SCHEMA {name} CASCADE")),
-            None => (
-                "the default schema".to_string(),
-                "drop its tables (index_schema, blocks, records, lot_shipments, readings_batches, readings, reading_chunks, api_tokens, audit_log)".to_string(),
-            ),
-        };
+    if let Some(v) = version.filter(|v| *v > SCHEMA_VERSION) {
         return Err(IndexError::Schema(format!(
-            "PostgreSQL index in {place} was written by {found}; this version needs schema \
-             version {SCHEMA_VERSION} (readings stored in chunks). The index is derived from the \
-             chain and can always be rebuilt: stop the API, {drop}, and start it again; the \
-             follower re-indexes from genesis"
+            "PostgreSQL index in {place} was written by a newer coldchain-api (schema version \
+             {v}); this version reads schema version {SCHEMA_VERSION} and will not change an \
+             index it does not understand: run the newer coldchain-api, or give this one another \
+             schema (--index postgres://…?schema=other)"
         )));
+    }
+    let old = match version {
+        Some(v) if v < CHAIN_LAYOUT_SINCE => Some(format!("schema version {v}")),
+        None if has_blocks => Some("an older coldchain-api (one row per reading)".to_string()),
+        _ => None,
+    };
+    let mut rebuilt = None;
+    if let Some(found) = old {
+        for table in DERIVED_TABLES {
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {table} CASCADE"))
+                .await?;
+        }
+        rebuilt = Some(format!(
+            "PostgreSQL index in {place} was written by {found}; this version needs schema \
+             version {SCHEMA_VERSION} (readings stored in chunks). Its chain tables were dropped \
+             and are rebuilt from the chain: the follower re-indexes from genesis. API tokens and \
+             the audit log were kept"
+        ));
     }
     client.batch_execute(SCHEMA).await?;
     client
         .execute(
-            "INSERT INTO index_schema (version) VALUES ($1) ON CONFLICT DO NOTHING",
+            "INSERT INTO index_schema (version) VALUES ($1) ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version",
             &[&SCHEMA_VERSION],
         )
         .await?;
-    Ok(())
+    Ok(rebuilt)
 }
 
 const HEAD: &str = "SELECT block_id, block_num, previous_block_id, state_root FROM blocks ORDER BY block_num DESC LIMIT 1";
@@ -508,6 +565,10 @@ fn feed(
 }
 
 impl IndexStore for PostgresIndex {
+    fn rebuild_notice(&self) -> Option<String> {
+        self.rebuilt.clone()
+    }
+
     fn head(&self) -> IndexFuture<'_, Option<BlockRef>> {
         Box::pin(async move {
             Ok(self
@@ -787,8 +848,8 @@ impl IndexStore for PostgresIndex {
         Box::pin(async move {
             self.reader
                 .execute(
-                    "INSERT INTO audit_log (at_s, public_key, org_id, method, path, subject) VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[&to_i64(entry.at_s), &entry.public_key, &entry.org_id, &entry.method, &entry.path, &entry.subject],
+                    "INSERT INTO audit_log (at_s, public_key, org_id, method, path, subject, status) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[&to_i64(entry.at_s), &entry.public_key, &entry.org_id, &entry.method, &entry.path, &entry.subject, &i32::from(entry.status)],
                 )
                 .await?;
             Ok(())
@@ -801,7 +862,7 @@ impl IndexStore for PostgresIndex {
             let rows = self
                 .reader
                 .query(
-                    "SELECT at_s, public_key, org_id, method, path, subject FROM audit_log WHERE ($1 = '' OR public_key = $1) ORDER BY id DESC LIMIT $2",
+                    "SELECT at_s, public_key, org_id, method, path, subject, status FROM audit_log WHERE ($1 = '' OR public_key = $1) ORDER BY id DESC LIMIT $2",
                     &[&key, &i64::from(limit)],
                 )
                 .await?;
@@ -814,6 +875,7 @@ impl IndexStore for PostgresIndex {
                     method: row.get(3),
                     path: row.get(4),
                     subject: row.get(5),
+                    status: u16::try_from(row.get::<_, i32>(6)).unwrap_or(0),
                 })
                 .collect())
         })

@@ -15,8 +15,13 @@ PRAGMA synchronous = NORMAL;
 ";
 
 /// The schema version kept in `PRAGMA user_version`. Version 0 (no version)
-/// was the layout with one `readings` row per reading.
-pub const SCHEMA_VERSION: i64 = 2;
+/// was the layout with one `readings` row per reading; version 3 added
+/// `audit_log.status` (refused reads are audited too).
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// The oldest schema version whose chain tables this version reads as they
+/// are; an index below it has its chain tables dropped and rebuilt.
+const CHAIN_LAYOUT_SINCE: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS blocks (
@@ -47,8 +52,22 @@ CREATE TABLE IF NOT EXISTS api_tokens (
   token_sha256 TEXT PRIMARY KEY, public_key TEXT NOT NULL, label TEXT NOT NULL, created_at_s INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_log (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at_s INTEGER NOT NULL, public_key TEXT NOT NULL,
-  org_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, subject TEXT NOT NULL);
+  org_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, subject TEXT NOT NULL,
+  status INTEGER NOT NULL DEFAULT 200);
 ";
+
+/// Tables derived from the chain, in any layout this crate ever wrote
+/// (`readings` was the one-row-per-reading table before schema version 2).
+/// `api_tokens` and `audit_log` are not among them: they are user data and a
+/// compliance record, kept across every rebuild.
+const DERIVED_TABLES: [&str; 6] = [
+    "records",
+    "lot_shipments",
+    "readings_batches",
+    "readings",
+    "reading_chunks",
+    "blocks",
+];
 
 /// Chunks overlapping `[?2, ?3]` in order of their first time. A chunk starting
 /// before `?2` overlaps only if it spans at least the gap, so the scan of the
@@ -93,6 +112,7 @@ pub struct SqliteIndex {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
+    rebuilt: Option<String>,
 }
 
 fn lock(conn: &Mutex<Connection>) -> Result<std::sync::MutexGuard<'_, Connection>, IndexError> {
@@ -124,7 +144,10 @@ impl SqliteIndex {
             let mut writer = Connection::open(&path)?;
             writer.busy_timeout(std::time::Duration::from_secs(10))?;
             writer.execute_batch(PRAGMAS)?;
-            prepare_schema(&mut writer, &path)?;
+            let rebuilt = prepare_schema(&mut writer, &path)?;
+            if let Some(notice) = &rebuilt {
+                tracing::warn!("{notice}");
+            }
             let mut readers = Vec::with_capacity(READERS);
             for _ in 0..READERS {
                 let reader = Connection::open(&path)?;
@@ -135,6 +158,7 @@ impl SqliteIndex {
                 writer: Arc::new(Mutex::new(writer)),
                 readers: Arc::new(readers),
                 next_reader: AtomicUsize::new(0),
+                rebuilt,
             })
         })
         .await
@@ -164,9 +188,12 @@ impl SqliteIndex {
     }
 }
 
-/// Creates the tables in a new index, accepts one of this version and refuses
-/// any other (telling the operator to rebuild it).
-fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), IndexError> {
+/// Creates the tables in a new index and accepts one of this version. An
+/// index of an older layout has its chain tables dropped (the follower
+/// re-indexes from genesis) while `api_tokens` and `audit_log` are kept and
+/// brought up to date; the returned notice says what happened. An index of a
+/// newer version is refused (this version cannot know what it must keep).
+fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<Option<String>, IndexError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let tables: i64 = tx.query_row(
@@ -174,24 +201,42 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), IndexError> 
         [],
         |row| row.get(0),
     )?;
-    if version != SCHEMA_VERSION && (version != 0 || tables > 0) {
+    if version > SCHEMA_VERSION {
+        return Err(IndexError::Schema(format!(
+            "SQLite index {} was written by a newer coldchain-api (schema version {version});              this version reads schema version {SCHEMA_VERSION} and will not change an index it              does not understand: run the newer coldchain-api, or give this one another index              (--index sqlite:///other.db)",
+            path.display()
+        )));
+    }
+    let mut rebuilt = None;
+    if version < CHAIN_LAYOUT_SINCE && tables > 0 {
         let layout = if version == 0 {
             "an older coldchain-api (one row per reading)".to_string()
         } else {
             format!("schema version {version}")
         };
-        return Err(IndexError::Schema(format!(
+        for table in DERIVED_TABLES {
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
+        }
+        rebuilt = Some(format!(
             "SQLite index {} was written by {layout}; this version needs schema version \
-             {SCHEMA_VERSION} (readings stored in chunks). The index is derived from the chain \
-             and can always be rebuilt: stop the API, delete {0} (and {0}-wal, {0}-shm) and \
-             start it again; the follower re-indexes from genesis",
+             {SCHEMA_VERSION} (readings stored in chunks). Its chain tables were dropped and are \
+             rebuilt from the chain: the follower re-indexes from genesis. API tokens and the \
+             audit log were kept",
             path.display()
-        )));
+        ));
     }
     tx.execute_batch(SCHEMA)?;
+    let has_status: i64 = tx.query_row(
+        "SELECT count(*) FROM pragma_table_info('audit_log') WHERE name = 'status'",
+        [],
+        |row| row.get(0),
+    )?;
+    if has_status == 0 {
+        tx.execute_batch("ALTER TABLE audit_log ADD COLUMN status INTEGER NOT NULL DEFAULT 200")?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
-    Ok(())
+    Ok(rebuilt)
 }
 
 fn head_of(conn: &Connection) -> Result<Option<BlockRef>, IndexError> {
@@ -304,6 +349,10 @@ fn apply(conn: &mut Connection, update: &BlockUpdate) -> Result<(), IndexError> 
 impl IndexStore for SqliteIndex {
     fn head(&self) -> IndexFuture<'_, Option<BlockRef>> {
         self.read(head_of)
+    }
+
+    fn rebuild_notice(&self) -> Option<String> {
+        self.rebuilt.clone()
     }
 
     fn block_at(&self, block_num: u64) -> IndexFuture<'_, Option<BlockRef>> {
@@ -568,8 +617,8 @@ impl IndexStore for SqliteIndex {
     fn audit(&self, entry: AuditEntry) -> IndexFuture<'_, ()> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO audit_log (at_s, public_key, org_id, method, path, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![to_i64(entry.at_s), entry.public_key, entry.org_id, entry.method, entry.path, entry.subject],
+                "INSERT INTO audit_log (at_s, public_key, org_id, method, path, subject, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![to_i64(entry.at_s), entry.public_key, entry.org_id, entry.method, entry.path, entry.subject, entry.status],
             )?;
             Ok(())
         })
@@ -579,7 +628,7 @@ impl IndexStore for SqliteIndex {
         let key = public_key.to_string();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT at_s, public_key, org_id, method, path, subject FROM audit_log WHERE (?1 = '' OR public_key = ?1) ORDER BY id DESC LIMIT ?2",
+                "SELECT at_s, public_key, org_id, method, path, subject, status FROM audit_log WHERE (?1 = '' OR public_key = ?1) ORDER BY id DESC LIMIT ?2",
             )?;
             let rows = stmt
                 .query_map(params![key, limit], |row| {
@@ -590,6 +639,7 @@ impl IndexStore for SqliteIndex {
                         method: row.get(3)?,
                         path: row.get(4)?,
                         subject: row.get(5)?,
+                        status: row.get(6)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

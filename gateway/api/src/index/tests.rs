@@ -1,6 +1,7 @@
 //! Store tests shared by SQLite and PostgreSQL: readings queries over chunks
 //! (windows, cursors and limits that cross chunk boundaries) against a brute
-//! force over the same readings, roll-back, corrupt blobs and old schemas.
+//! force over the same readings, roll-back, corrupt blobs, old schemas rebuilt
+//! (API tokens and the audit log kept) and newer schemas refused.
 use super::*;
 
 const T0: u64 = 1_700_000_000;
@@ -332,7 +333,7 @@ async fn sqlite_repeated_keys_in_one_block() {
 }
 
 #[tokio::test]
-async fn sqlite_corrupt_chunk_is_an_error_and_old_schema_is_refused() {
+async fn sqlite_corrupt_chunk_is_an_error_and_old_schema_is_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("index.db");
     let index = sqlite::SqliteIndex::open(&path).await.expect("opened");
@@ -356,21 +357,185 @@ async fn sqlite_corrupt_chunk_is_an_error_and_old_schema_is_refused() {
     conn.execute_batch(
         "CREATE TABLE blocks (block_num INTEGER PRIMARY KEY, block_id TEXT NOT NULL UNIQUE,
            previous_block_id TEXT NOT NULL, state_root TEXT NOT NULL);
-         CREATE TABLE readings (shipment_id TEXT NOT NULL);",
+         CREATE TABLE readings (shipment_id TEXT NOT NULL);
+         INSERT INTO blocks VALUES (0, 'b0', '0000000000000000', 'r0');
+         INSERT INTO readings VALUES ('S');
+         CREATE TABLE api_tokens (
+           token_sha256 TEXT PRIMARY KEY, public_key TEXT NOT NULL, label TEXT NOT NULL, created_at_s INTEGER NOT NULL);
+         CREATE TABLE audit_log (
+           id INTEGER PRIMARY KEY AUTOINCREMENT, at_s INTEGER NOT NULL, public_key TEXT NOT NULL,
+           org_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, subject TEXT NOT NULL);
+         INSERT INTO api_tokens VALUES ('t-sha', 'key-1', 'laptop', 5);
+         INSERT INTO audit_log (at_s, public_key, org_id, method, path, subject)
+           VALUES (7, 'key-1', 'org-1', 'GET', '/api/v1/lots/x/y', 'lot x/y');",
     )
     .expect("old layout");
     drop(conn);
-    let error = match sqlite::SqliteIndex::open(&old).await {
-        Ok(_) => panic!("an old index must be refused"),
-        Err(error) => error.to_string(),
-    };
+    // An old layout is no longer refused: its chain tables are rebuilt, and
+    // the notice says so (it was the refusal's message before).
+    let rebuilt = sqlite::SqliteIndex::open(&old)
+        .await
+        .expect("old index opens");
+    let error = rebuilt.rebuild_notice().expect("rebuild notice");
     assert!(error.contains("older coldchain-api"), "{error}");
     assert!(
-        error.contains("rebuilt") && error.contains("delete"),
+        error.contains("rebuilt") && error.contains("genesis"),
         "{error}"
     );
+    assert!(
+        error.contains("tokens and the audit log were kept"),
+        "{error}"
+    );
+    assert_tokens_and_audit_kept(&rebuilt).await;
+    assert!(
+        rebuilt.head().await.expect("head").is_none(),
+        "chain tables emptied"
+    );
+    let conn = rusqlite::Connection::open(&old).expect("opened");
+    let readings: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'readings'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("schema");
+    assert_eq!(readings, 0, "the old readings table is dropped");
+    drop(conn);
+    drop(rebuilt);
+    let again = sqlite::SqliteIndex::open(&old).await.expect("reopened");
+    assert!(
+        again.rebuild_notice().is_none(),
+        "rebuilt once, not at every start"
+    );
+    drop(again);
+
     // A current index reopens fine.
-    sqlite::SqliteIndex::open(&path).await.expect("reopened");
+    let current = sqlite::SqliteIndex::open(&path).await.expect("reopened");
+    assert!(current.rebuild_notice().is_none());
+    assert!(current.head().await.expect("head").is_some());
+}
+
+/// The rows [`seed_tokens_and_audit`] (or an old index) holds.
+async fn assert_tokens_and_audit_kept(index: &dyn IndexStore) {
+    assert_eq!(
+        index.token_owner("t-sha").await.expect("token").as_deref(),
+        Some("key-1"),
+        "API token kept"
+    );
+    let audit = index.audit_entries("key-1", 10).await.expect("audit");
+    assert_eq!(audit.len(), 1, "audit log kept: {audit:?}");
+    assert_eq!(
+        (audit[0].at_s, audit[0].subject.as_str(), audit[0].status),
+        (7, "lot x/y", 200)
+    );
+}
+
+async fn seed_tokens_and_audit(index: &dyn IndexStore) {
+    index
+        .store_token("t-sha", "key-1", "laptop", 5)
+        .await
+        .expect("token");
+    index
+        .audit(AuditEntry {
+            at_s: 7,
+            public_key: "key-1".into(),
+            org_id: "org-1".into(),
+            method: "GET".into(),
+            path: "/api/v1/lots/x/y".into(),
+            subject: "lot x/y".into(),
+            status: 200,
+        })
+        .await
+        .expect("audit");
+}
+
+/// A reset (UNKNOWN_BLOCK, `--rebuild-index`) and roll-backs empty the chain
+/// tables and nothing else; refused reads are audited with their status.
+async fn reset_keeps_tokens_and_audit(index: &dyn IndexStore) {
+    for update in chain().into_iter().take(3) {
+        index.apply_block(update).await.expect("applied");
+    }
+    seed_tokens_and_audit(index).await;
+    index.roll_back_to(0).await.expect("rolled back");
+    assert_tokens_and_audit_kept(index).await;
+    index.roll_back_to_nothing().await.expect("reset");
+    assert!(index.head().await.expect("head").is_none());
+    assert!(index
+        .readings(query("S", 0, u64::MAX >> 1, 10))
+        .await
+        .expect("readings")
+        .is_empty());
+    assert!(index
+        .readings_batches("S")
+        .await
+        .expect("batches")
+        .is_empty());
+    assert_tokens_and_audit_kept(index).await;
+    index
+        .audit(AuditEntry {
+            at_s: 8,
+            public_key: "key-1".into(),
+            org_id: "org-1".into(),
+            method: "GET".into(),
+            path: "/api/v1/lots/x/z".into(),
+            subject: "refused: lot x/z".into(),
+            status: 403,
+        })
+        .await
+        .expect("audit");
+    let audit = index.audit_entries("", 10).await.expect("audit");
+    assert_eq!(audit[0].status, 403);
+    // The chain is indexed again from genesis.
+    index
+        .apply_block(chain().remove(0))
+        .await
+        .expect("re-indexed");
+}
+
+#[tokio::test]
+async fn sqlite_reset_keeps_tokens_and_audit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = sqlite::SqliteIndex::open(&dir.path().join("index.db"))
+        .await
+        .expect("opened");
+    reset_keeps_tokens_and_audit(&index).await;
+}
+
+#[tokio::test]
+async fn sqlite_version_2_is_upgraded_in_place_and_newer_versions_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("index.db");
+    let index = sqlite::SqliteIndex::open(&path).await.expect("opened");
+    index.apply_block(chain().remove(0)).await.expect("applied");
+    seed_tokens_and_audit(&index).await;
+    drop(index);
+    let conn = rusqlite::Connection::open(&path).expect("opened");
+    conn.execute_batch("ALTER TABLE audit_log DROP COLUMN status; PRAGMA user_version = 2;")
+        .expect("version 2 layout");
+    drop(conn);
+    // Version 2 chain tables are current: kept, only audit_log gains `status`.
+    let index = sqlite::SqliteIndex::open(&path).await.expect("upgraded");
+    assert!(index.rebuild_notice().is_none());
+    assert_eq!(
+        index.head().await.expect("head").map(|h| h.block_num),
+        Some(0)
+    );
+    assert_tokens_and_audit_kept(&index).await;
+    drop(index);
+
+    let conn = rusqlite::Connection::open(&path).expect("opened");
+    conn.pragma_update(None, "user_version", 99).expect("newer");
+    drop(conn);
+    let error = match sqlite::SqliteIndex::open(&path).await {
+        Ok(_) => panic!("an index of a newer version must be refused"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("newer coldchain-api"), "{error}");
+    let conn = rusqlite::Connection::open(&path).expect("opened");
+    let blocks: i64 = conn
+        .query_row("SELECT count(*) FROM blocks", [], |row| row.get(0))
+        .expect("untouched");
+    assert_eq!(blocks, 1, "a refused index is left as it was");
 }
 
 /// The test database (env `COLDCHAIN_TEST_POSTGRES`, as the integration tests use).
@@ -473,24 +638,119 @@ async fn postgres_large_pages_refetch_and_corrupt_chunks_are_errors() {
 }
 
 #[tokio::test]
-async fn postgres_old_schema_is_refused() {
+async fn postgres_old_schema_is_rebuilt_keeping_tokens_and_audit() {
     drop_schema("old").await;
     let schema = postgres_schema("old");
     postgres_admin()
         .await
         .batch_execute(&format!(
-            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.blocks (block_num BIGINT PRIMARY KEY)"
+            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.blocks (block_num BIGINT PRIMARY KEY);
+             INSERT INTO {schema}.blocks VALUES (0);
+             CREATE TABLE {schema}.readings (shipment_id TEXT NOT NULL);
+             CREATE TABLE {schema}.api_tokens (
+               token_sha256 TEXT PRIMARY KEY, public_key TEXT NOT NULL, label TEXT NOT NULL, created_at_s BIGINT NOT NULL);
+             CREATE TABLE {schema}.audit_log (
+               id BIGSERIAL PRIMARY KEY, at_s BIGINT NOT NULL, public_key TEXT NOT NULL,
+               org_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, subject TEXT NOT NULL);
+             INSERT INTO {schema}.api_tokens VALUES ('t-sha', 'key-1', 'laptop', 5);
+             INSERT INTO {schema}.audit_log (at_s, public_key, org_id, method, path, subject)
+               VALUES (7, 'key-1', 'org-1', 'GET', '/api/v1/lots/x/y', 'lot x/y');"
         ))
         .await
         .expect("old layout");
     let base = postgres_base();
     let sep = if base.contains('?') { '&' } else { '?' };
-    let error = match postgres::PostgresIndex::connect(&format!("{base}{sep}schema={schema}")).await
-    {
-        Ok(_) => panic!("an old index must be refused"),
+    let url = format!("{base}{sep}schema={schema}");
+    // An old layout is no longer refused: its chain tables are rebuilt, and
+    // the notice says so (it was the refusal's message before).
+    let index = postgres::PostgresIndex::connect(&url)
+        .await
+        .expect("old index opens");
+    let error = index.rebuild_notice().expect("rebuild notice");
+    assert!(error.contains("older coldchain-api"), "{error}");
+    assert!(
+        error.contains("rebuilt") && error.contains("genesis"),
+        "{error}"
+    );
+    assert_tokens_and_audit_kept(&index).await;
+    assert!(index.head().await.expect("head").is_none());
+    index
+        .apply_block(chain().remove(0))
+        .await
+        .expect("re-indexed into the new layout");
+    drop(index);
+    let admin = postgres_admin().await;
+    let readings = admin
+        .query_one(
+            &format!("SELECT to_regclass('{schema}.readings') IS NULL"),
+            &[],
+        )
+        .await
+        .expect("catalog");
+    assert!(
+        readings.get::<_, bool>(0),
+        "the old readings table is dropped"
+    );
+
+    // Reopened: current, nothing dropped again.
+    let index = postgres::PostgresIndex::connect(&url)
+        .await
+        .expect("reopened");
+    assert!(index.rebuild_notice().is_none());
+    assert!(index.head().await.expect("head").is_some());
+    drop(index);
+
+    // A newer version is refused and left alone.
+    admin
+        .batch_execute(&format!("UPDATE {schema}.index_schema SET version = 99"))
+        .await
+        .expect("newer");
+    let error = match postgres::PostgresIndex::connect(&url).await {
+        Ok(_) => panic!("an index of a newer version must be refused"),
         Err(error) => error.to_string(),
     };
-    assert!(error.contains("older coldchain-api"), "{error}");
-    assert!(error.contains("DROP SCHEMA"), "{error}");
+    assert!(error.contains("newer coldchain-api"), "{error}");
+    let blocks = admin
+        .query_one(&format!("SELECT count(*) FROM {schema}.blocks"), &[])
+        .await
+        .expect("untouched");
+    assert_eq!(blocks.get::<_, i64>(0), 1);
     drop_schema("old").await;
+}
+
+#[tokio::test]
+async fn postgres_reset_keeps_tokens_and_audit() {
+    let index = postgres_index("reset").await;
+    reset_keeps_tokens_and_audit(&index).await;
+    drop(index);
+    drop_schema("reset").await;
+}
+
+#[tokio::test]
+async fn postgres_version_2_is_upgraded_in_place() {
+    let index = postgres_index("v2").await;
+    index.apply_block(chain().remove(0)).await.expect("applied");
+    seed_tokens_and_audit(&index).await;
+    drop(index);
+    let schema = postgres_schema("v2");
+    postgres_admin()
+        .await
+        .batch_execute(&format!(
+            "ALTER TABLE {schema}.audit_log DROP COLUMN status; UPDATE {schema}.index_schema SET version = 2"
+        ))
+        .await
+        .expect("version 2 layout");
+    let base = postgres_base();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let index = postgres::PostgresIndex::connect(&format!("{base}{sep}schema={schema}"))
+        .await
+        .expect("upgraded");
+    assert!(index.rebuild_notice().is_none());
+    assert_eq!(
+        index.head().await.expect("head").map(|h| h.block_num),
+        Some(0)
+    );
+    assert_tokens_and_audit_kept(&index).await;
+    drop(index);
+    drop_schema("v2").await;
 }

@@ -34,10 +34,20 @@ async fn visible_lot(
             ))
         })?;
     if !may_read_lot(&caller, &records) {
-        return Err(ApiError::forbidden(format!(
+        let refusal = ApiError::forbidden(format!(
             "organisation {} is neither the maker, a holder nor a counterparty of lot {lot}",
             caller.org_id
-        )));
+        ));
+        return Err(access::refuse(
+            state.index.as_ref(),
+            &caller,
+            request.method.as_str(),
+            &request.path,
+            &format!("lot {gtin}/{lot}"),
+            refusal,
+            now_s(),
+        )
+        .await);
     }
     access::audit(
         state.index.as_ref(),
@@ -175,10 +185,20 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
             ))
         })?;
     if !may_read_readings(index, &caller, &shipment.record).await? {
-        return Err(ApiError::forbidden(format!(
+        let refusal = ApiError::forbidden(format!(
             "organisation {} is neither a party to shipment {shipment_id} nor the maker of a lot it carries",
             caller.org_id
-        )));
+        ));
+        return Err(access::refuse(
+            index,
+            &caller,
+            request.method.as_str(),
+            &request.path,
+            &format!("shipment {shipment_id} readings"),
+            refusal,
+            now_s(),
+        )
+        .await);
     }
     access::audit(
         index,

@@ -288,12 +288,32 @@ pub fn gln(body: &str) -> String {
     format!("{body}{}", (10 - sum % 10) % 10)
 }
 
+/// The test database: `COLDCHAIN_TEST_POSTGRES`, by default
+/// `postgres://postgres@127.0.0.1:5432/test`.
+pub fn postgres_base() -> String {
+    std::env::var("COLDCHAIN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
 /// A PostgreSQL index URL in a schema of its own for `test`.
 pub fn postgres_url(test: &str) -> String {
-    format!(
-        "postgres://postgres@127.0.0.1:5432/test?schema={}",
-        postgres_schema(test)
-    )
+    let base = postgres_base();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}schema={}", postgres_schema(test))
+}
+
+/// A connection to the test database (for tests that look inside an index).
+pub async fn postgres_client() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&postgres_base(), tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL (COLDCHAIN_TEST_POSTGRES)");
+    tokio::spawn(connection);
+    client
+}
+
+/// The schema of `test`'s PostgreSQL index.
+pub fn postgres_schema_of(test: &str) -> String {
+    postgres_schema(test)
 }
 
 fn postgres_schema(test: &str) -> String {
@@ -302,14 +322,8 @@ fn postgres_schema(test: &str) -> String {
 
 /// Drops the schema a test's PostgreSQL index used.
 pub async fn drop_postgres_schema(test: &str) {
-    let (client, connection) = tokio_postgres::connect(
-        "postgres://postgres@127.0.0.1:5432/test",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL at 127.0.0.1:5432");
-    tokio::spawn(connection);
-    client
+    postgres_client()
+        .await
         .batch_execute(&format!(
             "DROP SCHEMA IF EXISTS {} CASCADE",
             postgres_schema(test)

@@ -27,6 +27,10 @@ pub struct Published {
     pub blocks: Vec<(BlockUpdate, Vec<RecordedTxn>)>,
     /// The `last_known_block_ids` of every subscription received.
     pub subscriptions: Vec<Vec<String>>,
+    /// Set by [`RecordedNode::fork`]: the live subscriber gets the blocks
+    /// from this position again (the new fork's), as a validator announces
+    /// the blocks of the chain it switched to.
+    rewind_to: Option<usize>,
 }
 
 pub struct RecordedNode {
@@ -184,6 +188,17 @@ impl RecordedNode {
         }
     }
 
+    /// Switches to a fork: every published block above `block_num` is
+    /// abandoned (no longer served by `GET /blocks/{id}`, unknown to new
+    /// subscriptions) and `blocks` follow it; a live subscriber gets them.
+    pub fn fork(&self, block_num: u64, blocks: Vec<(BlockUpdate, Vec<RecordedTxn>)>) {
+        let keep = usize::try_from(block_num).expect("small") + 1;
+        let mut published = self.published.lock().expect("lock");
+        published.blocks.truncate(keep);
+        published.blocks.extend(blocks);
+        published.rewind_to = Some(keep);
+    }
+
     pub fn publish(&self, update: BlockUpdate, txns: Vec<RecordedTxn>) {
         self.published
             .lock()
@@ -211,6 +226,7 @@ fn serve_events(socket: zmq::Socket, published: Arc<Mutex<Published>>, stop: Arc
                 let known = request.get_last_known_block_ids().to_vec();
                 let mut state = published.lock().expect("lock");
                 state.subscriptions.push(known.clone());
+                state.rewind_to = None;
                 let start = if known.iter().any(|k| k == NULL_BLOCK_ID) {
                     Some(0)
                 } else {
@@ -240,7 +256,10 @@ fn serve_events(socket: zmq::Socket, published: Arc<Mutex<Published>>, stop: Arc
             }
         }
         if let Some((identity, next)) = subscriber.as_mut() {
-            let state = published.lock().expect("lock");
+            let mut state = published.lock().expect("lock");
+            if let Some(rewind) = state.rewind_to.take() {
+                *next = (*next).min(rewind);
+            }
             while *next < state.blocks.len() {
                 let _ =
                     socket.send_multipart([identity.clone(), events(&state.blocks[*next].0)], 0);
