@@ -203,7 +203,12 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
         .rev()
         .find_map(|line| serde_json::from_str(line).ok())
         .unwrap_or_else(|| panic!("demo --json prints a summary:\n{stdout}"));
-    let summary_verdict = |serial: &str| summary["verdicts"][serial].as_str().unwrap_or("").to_string();
+    let summary_verdict = |serial: &str| {
+        summary["verdicts"][serial]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
 
     // The ledger again, from the demo's data directory.
     let free = || {
@@ -218,7 +223,12 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
     let node = Command::new(BIN)
         .args(["node", "--data-dir"])
         .arg(data.join("node"))
-        .args(["--rest-api", &format!("127.0.0.1:{rest}"), "--component", &component])
+        .args([
+            "--rest-api",
+            &format!("127.0.0.1:{rest}"),
+            "--component",
+            &component,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -226,9 +236,18 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
     let _node = Reaper(node);
     wait_for_port(rest);
     let api_process = Command::new(BIN)
-        .args(["api", "--bind", &format!("127.0.0.1:{api}"), "--rest-url", &rest_url])
+        .args([
+            "api",
+            "--bind",
+            &format!("127.0.0.1:{api}"),
+            "--rest-url",
+            &rest_url,
+        ])
         .args(["--component", &component, "--index"])
-        .arg(format!("sqlite://{}", dir.path().join("fresh-index.sqlite").display()))
+        .arg(format!(
+            "sqlite://{}",
+            dir.path().join("fresh-index.sqlite").display()
+        ))
         .env("COLDCHAIN_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -270,11 +289,20 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
 
     // The CLI reads the same verdict from the ledger itself (no API).
     let cli = Command::new(BIN)
-        .args(["verify", &path("VAX-2026-B", "B0001"), "--url", &rest_url, "--json"])
+        .args([
+            "verify",
+            &path("VAX-2026-B", "B0001"),
+            "--url",
+            &rest_url,
+            "--json",
+        ])
         .output()
         .expect("run coldchain verify");
     let cli_out = String::from_utf8_lossy(&cli.stdout);
-    assert!(cli_out.contains("compromised"), "coldchain verify: {cli_out}");
+    assert!(
+        cli_out.contains("compromised"),
+        "coldchain verify: {cli_out}"
+    );
 }
 
 /// Kills and reaps a child process when dropped.

@@ -183,10 +183,13 @@ mod tests {
 
         let raw = for_header_style(&request, HeaderStyle::Raw);
         assert!(!raw.has_header());
-        let decoded =
-            TpProcessRequest::parse_from_bytes(&raw.write_to_bytes().unwrap()).unwrap();
+        let decoded = TpProcessRequest::parse_from_bytes(&raw.write_to_bytes().unwrap()).unwrap();
         assert_eq!(
-            decoded.get_unknown_fields().get(5).unwrap().length_delimited,
+            decoded
+                .get_unknown_fields()
+                .get(5)
+                .unwrap()
+                .length_delimited,
             vec![signed]
         );
 
