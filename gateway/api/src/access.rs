@@ -7,12 +7,14 @@
 //! [`signed_message`]) accepted within [`FRESHNESS_S`] of the server clock, or
 //! `Authorization: Bearer <token>` with a token bound to such a key. The key
 //! must belong to an unrevoked Agent on the ledger (as indexed); the agent's
-//! organisation sees its own and its counterparties' data, inspectors and
-//! regulators see everything. This module decides; it does not serve.
+//! organisation sees its own and its counterparties' data, plus the upstream
+//! custody of goods it received ([`add_upstream`]); inspectors and regulators
+//! see everything. This module decides; it does not serve.
 use coldchain_processors::addressing::RecordKind;
 use coldchain_processors::messages::coldchain::{Agent, HandoffOutcome, Lot, Role, Shipment};
 use coldchain_processors::signing;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 
 use crate::error::ApiError;
 use crate::index::{AuditEntry, IndexStore};
@@ -267,12 +269,79 @@ pub fn may_read_shipment(caller: &Caller, shipment: &Shipment) -> bool {
     caller.sees_everything() || shipment_parties(shipment).contains(&caller.org_id.as_str())
 }
 
-/// The caller may read this shipment of a lot (its hand-offs, sites, readings
-/// and thermal record): a party to the shipment, the lot's maker, or an
-/// inspector or regulator. Being party to *another* shipment of the lot is not
-/// enough: a pharmacy that once held the lot must not see where it went next.
+/// The caller may see this shipment of a lot *directly*: a party to the
+/// shipment, the lot's maker, or an inspector or regulator. Being party to
+/// another shipment of the lot is not enough by itself: a pharmacy that once
+/// held the lot must not see where it went next. [`visible_shipments`] adds
+/// what came before.
 pub fn may_read_lot_shipment(caller: &Caller, lot: &Lot, shipment: &Shipment) -> bool {
     lot.get_manufacturer_org_id() == caller.org_id || may_read_shipment(caller, shipment)
+}
+
+/// Who sent a shipment on, and when: the sender of its first hand-off (its
+/// custodian while it has none), at its creation (or, if that is unset, its
+/// first hand-off's proposal).
+fn sent_on(shipment: &Shipment) -> (&str, u64) {
+    let first = shipment
+        .get_handoffs()
+        .first()
+        .or(shipment.pending.as_ref());
+    let org = first.map_or(shipment.get_custodian_org_id(), |h| h.get_from_org_id());
+    let at = match shipment.get_created_at_s() {
+        0 => first.map_or(0, |h| h.get_proposed_at_s()),
+        at => at,
+    };
+    (org, at)
+}
+
+/// Adds to `seen` (shipment ids) every shipment of `shipments` upstream of one
+/// already in it, and so on until nothing is left to add. U is upstream of S
+/// when one of U's hand-offs was accepted (plainly or into quarantine) by the
+/// organisation that sent S on, at or before S was created: U brought it the
+/// goods S carries on. Why: a receiver's own question is where the goods it
+/// received have been and how cold they were, and the legs that brought them
+/// to its sender are part of that answer. Legs that left the sender after S
+/// began, or went from it to someone else (siblings), are not upstream and
+/// stay hidden. A shipment counts as delivering only through an accepted
+/// hand-off: one cancelled or refused that left the goods with S's sender is
+/// not upstream.
+pub fn add_upstream(shipments: &[&Shipment], seen: &mut BTreeSet<String>) {
+    let mut todo: Vec<&Shipment> = shipments
+        .iter()
+        .copied()
+        .filter(|s| seen.contains(s.get_shipment_id()))
+        .collect();
+    while let Some(shipment) = todo.pop() {
+        let (sender, at) = sent_on(shipment);
+        for upstream in shipments {
+            let delivered_to_sender = upstream.get_handoffs().iter().any(|h| {
+                h.get_to_org_id() == sender
+                    && h.get_decided_at_s() <= at
+                    && matches!(
+                        h.get_outcome(),
+                        HandoffOutcome::ACCEPTED | HandoffOutcome::ACCEPTED_INTO_QUARANTINE
+                    )
+            });
+            if delivered_to_sender && seen.insert(upstream.get_shipment_id().to_string()) {
+                todo.push(upstream);
+            }
+        }
+    }
+}
+
+/// The ids of the lot's shipments the caller may see (hand-offs, sites,
+/// readings and thermal record): those [`may_read_lot_shipment`] allows and
+/// everything upstream of them ([`add_upstream`]).
+pub fn visible_shipments(caller: &Caller, records: &LotRecords) -> BTreeSet<String> {
+    let lot = &records.lot.record;
+    let shipments: Vec<&Shipment> = records.shipments.iter().map(|s| &s.record).collect();
+    let mut seen = shipments
+        .iter()
+        .filter(|s| may_read_lot_shipment(caller, lot, s))
+        .map(|s| s.get_shipment_id().to_string())
+        .collect();
+    add_upstream(&shipments, &mut seen);
+    seen
 }
 
 /// The shipment that brought the lot to its current holder (or carries it now).
@@ -304,10 +373,12 @@ fn holder_shipment(records: &LotRecords) -> Option<&Shipment> {
 }
 
 /// Narrows a lot the caller may read to what it may see: only the shipments
-/// [`may_read_lot_shipment`] allows, and the current holder and site only when
-/// the caller is the maker, the holder, an inspector or regulator, or a party
-/// to the shipment that brought the lot there (otherwise they are blanked and
-/// `holder_withheld` is set).
+/// [`visible_shipments`] allows (in their index order), and the current holder
+/// and site only when the caller is the maker, the holder, an inspector or
+/// regulator, or a party to the shipment that brought the lot there (otherwise
+/// they are blanked and `holder_withheld` is set). Seeing a shipment only as
+/// upstream of one's own does not reveal the holder: upstream legs are the
+/// goods' past, the holder is where they went next.
 pub fn restrict_to_caller(caller: &Caller, mut records: LotRecords) -> LotRecords {
     let org = caller.org_id.as_str();
     let lot = &records.lot.record;
@@ -315,10 +386,10 @@ pub fn restrict_to_caller(caller: &Caller, mut records: LotRecords) -> LotRecord
         || lot.get_manufacturer_org_id() == org
         || lot.get_custodian_org_id() == org
         || holder_shipment(&records).is_some_and(|s| shipment_parties(s).contains(&org));
-    let lot = records.lot.record.clone();
+    let visible = visible_shipments(caller, &records);
     records
         .shipments
-        .retain(|s| may_read_lot_shipment(caller, &lot, &s.record));
+        .retain(|s| visible.contains(s.record.get_shipment_id()));
     if !holder_visible {
         records.lot.record.clear_custodian_org_id();
         records.lot.record.clear_site_gln();
@@ -475,5 +546,62 @@ mod tests {
             roles: vec![Role::REGULATOR],
         };
         assert!(may_read_shipment(&regulator, &shipment));
+    }
+
+    fn shipment(id: &str, created: u64, legs: &[(&str, &str, u64, HandoffOutcome)]) -> Shipment {
+        let mut shipment = Shipment::new();
+        shipment.set_shipment_id(id.into());
+        shipment.set_created_at_s(created);
+        shipment.set_custodian_org_id(legs.first().map_or("pharmacy-a", |l| l.0).into());
+        for &(from, to, at, outcome) in legs {
+            let mut handoff = coldchain_processors::messages::coldchain::Handoff::new();
+            handoff.set_from_org_id(from.into());
+            handoff.set_to_org_id(to.into());
+            handoff.set_proposed_at_s(at - 5);
+            handoff.set_decided_at_s(at);
+            handoff.set_outcome(outcome);
+            shipment.mut_handoffs().push(handoff);
+        }
+        shipment
+    }
+
+    #[test]
+    fn upstream_follows_the_goods_back_not_to_siblings() {
+        use HandoffOutcome::{ACCEPTED, ACCEPTED_INTO_QUARANTINE, REJECTED};
+        let shipments = [
+            // maker → carrier → distributor (into quarantine still delivers).
+            shipment(
+                "S1",
+                100,
+                &[
+                    ("maker", "carrier", 110, ACCEPTED),
+                    ("carrier", "distributor", 200, ACCEPTED_INTO_QUARANTINE),
+                ],
+            ),
+            // Refused at the distributor's door: it delivered nothing.
+            shipment("REFUSED", 250, &[("maker", "distributor", 260, REJECTED)]),
+            // Two siblings from the distributor.
+            shipment("S2", 300, &[("distributor", "pharmacy-a", 310, ACCEPTED)]),
+            shipment("S3", 400, &[("distributor", "pharmacy-b", 410, ACCEPTED)]),
+            // A later delivery to the distributor is not upstream of S2 or S3.
+            shipment("LATER", 500, &[("maker", "distributor", 510, ACCEPTED)]),
+            // Pharmacy A sends on (transitive), and one not yet handed off.
+            shipment("S4", 600, &[("pharmacy-a", "clinic", 610, ACCEPTED)]),
+            shipment("S5", 700, &[]),
+        ];
+        let all: Vec<&Shipment> = shipments.iter().collect();
+        let upstream = |seeds: &[&str]| {
+            let mut seen = seeds.iter().map(|s| s.to_string()).collect();
+            add_upstream(&all, &mut seen);
+            seen.into_iter().collect::<Vec<_>>()
+        };
+        assert_eq!(upstream(&["S2"]), ["S1", "S2"]);
+        assert_eq!(upstream(&["S3"]), ["S1", "S3"]);
+        assert_eq!(upstream(&["S1"]), ["S1"]);
+        assert_eq!(upstream(&["S4"]), ["S1", "S2", "S4"]);
+        // No hand-off yet: sent on by its custodian (pharmacy A) at creation.
+        assert_eq!(upstream(&["S5"]), ["S1", "S2", "S5"]);
+        assert_eq!(upstream(&["S2", "S3"]), ["S1", "S2", "S3"]);
+        assert!(upstream(&[]).is_empty());
     }
 }

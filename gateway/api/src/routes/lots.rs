@@ -1,12 +1,12 @@
 //! Partner reads: lot provenance, EPCIS export, shipment readings and the
 //! blood board. Each authenticates the caller, checks visibility and writes
 //! an audit entry before answering.
-use coldchain_processors::addressing::{goods_key, RecordKind};
-use coldchain_processors::messages::coldchain::{Lot, Shipment, ThermalRecord};
+use coldchain_processors::addressing::RecordKind;
+use coldchain_processors::messages::coldchain::{Shipment, ThermalRecord};
 use serde_json::json;
 
 use super::{json_answer, now_s, partner, respond, Answer, AppState, Request};
-use crate::access::{self, may_read_lot, may_read_lot_shipment, may_read_shipment};
+use crate::access::{self, may_read_lot, may_read_shipment};
 use crate::error::ApiError;
 use crate::identifiers::{check_code, normalize_gtin};
 use crate::index::{BucketLayout, BucketQuery, ReadingsQuery};
@@ -61,7 +61,9 @@ async fn visible_lot(
     Ok(access::restrict_to_caller(&caller, records))
 }
 
-/// A party to the shipment, an inspector or regulator, or the maker of a lot it carries.
+/// A party to the shipment, an inspector or regulator, or anyone who may see
+/// it as a shipment of a lot it carries (the maker, or a party to a shipment
+/// it is upstream of: [`access::visible_shipments`]).
 async fn may_read_readings(
     index: &dyn crate::index::IndexStore,
     caller: &access::Caller,
@@ -71,9 +73,9 @@ async fn may_read_readings(
         return Ok(true);
     }
     for lot_ref in shipment.get_lots() {
-        let key = goods_key(lot_ref.get_gtin(), lot_ref.get_lot());
-        if let Some(lot) = load::<Lot>(index, RecordKind::Lot, &key).await? {
-            if may_read_lot_shipment(caller, &lot.record, shipment) {
+        // The processor stores lot references with the GTIN normalised.
+        if let Some(records) = load_lot(index, lot_ref.get_gtin(), lot_ref.get_lot()).await? {
+            if access::visible_shipments(caller, &records).contains(shipment.get_shipment_id()) {
                 return Ok(true);
             }
         }
@@ -186,7 +188,7 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
         })?;
     if !may_read_readings(index, &caller, &shipment.record).await? {
         let refusal = ApiError::forbidden(format!(
-            "organisation {} is neither a party to shipment {shipment_id} nor the maker of a lot it carries",
+            "organisation {} is neither a party to shipment {shipment_id}, nor the maker of a lot it carries, nor a party to a shipment it is upstream of",
             caller.org_id
         ));
         return Err(access::refuse(
