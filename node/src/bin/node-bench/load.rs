@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Transactions per batch in the latency phase.
     #[arg(long, default_value_t = 10)]
     pub latency_batch_size: usize,
+    /// Offered transactions/s in the latency phase (default: half the measured
+    /// peak); fix it to compare builds at the same load.
+    #[arg(long)]
+    pub latency_rate: Option<f64>,
     /// Devices (and shipments) the load is spread over.
     #[arg(long, default_value_t = 64)]
     pub devices: usize,
@@ -381,7 +385,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let tps = peak(&args, &node.url, prepared)?;
 
     // The latency phase continues every device's sequence after the peak phase.
-    let rate = (tps / 2.0).max(1.0);
+    let rate = args.latency_rate.unwrap_or(tps / 2.0).max(1.0);
     let latency_batches =
         ((rate * args.latency_seconds as f64) / args.latency_batch_size as f64).ceil() as u64;
     let per_device_done = peak_batches.div_ceil(args.devices as u64) * args.batch_size as u64;
