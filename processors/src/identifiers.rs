@@ -233,10 +233,33 @@ pub fn day_of(time_s: u64) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
 }
 
+/// Unix time `time_s` as people read it in a message: `2026-12-01 14:34:56 UTC`
+/// (integers only, so a processor may put it in state or an error).
+pub fn utc_time_text(time_s: u64) -> String {
+    let day = day_of(time_s);
+    let seconds = time_s % 86_400;
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        day / 10_000,
+        day / 100 % 100,
+        day % 100,
+        seconds / 3_600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn utc_time_text_reads_as_a_calendar_time() {
+        assert_eq!(utc_time_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time_text(1_796_104_496), "2026-12-01 05:54:56 UTC");
+        assert_eq!(utc_time_text(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
 
     #[test]
     fn known_gtins_are_accepted_and_padded() {

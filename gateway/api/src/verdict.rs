@@ -140,7 +140,7 @@ pub fn decide(input: &VerdictInput<'_>) -> Verdict {
                 "pack {} was already dispensed at GLN {} on {}",
                 pack.get_serial(),
                 pack.get_dispensed_at_gln(),
-                pack.get_dispensed_at_s()
+                coldchain_processors::identifiers::utc_time_text(pack.get_dispensed_at_s())
             )],
         );
     }
@@ -170,19 +170,9 @@ pub fn decide(input: &VerdictInput<'_>) -> Verdict {
     verdict(AuthenticInSpec, reasons)
 }
 
-/// Today's date (UTC) as YYYYMMDD, from unix seconds.
+/// Today's date (UTC) as YYYYMMDD, from unix seconds (the ledger's own rule).
 pub fn date_of(unix_s: u64) -> u32 {
-    // Civil-from-days (Howard Hinnant), exact for the proleptic Gregorian calendar.
-    let days = i64::try_from(unix_s / 86_400).unwrap_or(0) + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    u32::try_from(year * 10_000 + month * 100 + day).unwrap_or(0)
+    coldchain_processors::identifiers::day_of(unix_s)
 }
 
 #[cfg(test)]

@@ -71,9 +71,9 @@ pub(super) fn dispense_pack(
     })?;
     if pack.get_dispensed() {
         return Err(invalid(format!(
-            "pack {gtin}/{} was already dispensed at {} by organisation {} at site {}; a pack is dispensed once — report a possible counterfeit",
+            "pack {gtin}/{} was already dispensed on {} by organisation {} at site {}; a pack is dispensed once — report a possible counterfeit",
             action.get_serial(),
-            pack.get_dispensed_at_s(),
+            crate::identifiers::utc_time_text(pack.get_dispensed_at_s()),
             pack.get_dispensed_org_id(),
             pack.get_dispensed_at_gln()
         )));

@@ -68,9 +68,11 @@ pub(super) fn file_request(
     }
     if action.get_needed_by_s() < by.now {
         return Err(invalid(format!(
-            "needed_by_s {} is before the request time {}; give when the blood is needed",
+            "needed_by_s {} ({}) is before the request time {} ({}); give when the blood is needed",
             action.get_needed_by_s(),
-            by.now
+            crate::identifiers::utc_time_text(action.get_needed_by_s()),
+            by.now,
+            crate::identifiers::utc_time_text(by.now)
         )));
     }
     if action.get_priority() == Priority::PRIORITY_UNSET {

@@ -38,10 +38,10 @@ pub fn require_active_agent(
 fn refuse_revoked(agent: &Agent) -> Result<(), ApplyError> {
     if agent.get_revoked() {
         return Err(invalid(format!(
-            "agent {} of organisation {} was revoked at {} ({}); a revoked key can do nothing",
+            "agent {} of organisation {} was revoked on {} ({}); a revoked key can do nothing",
             agent.get_public_key(),
             agent.get_org_id(),
-            agent.get_revoked_at_s(),
+            crate::identifiers::utc_time_text(agent.get_revoked_at_s()),
             agent.get_revoke_reason()
         )));
     }

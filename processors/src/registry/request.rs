@@ -78,7 +78,9 @@ pub fn payload_time(timestamp_s: u64) -> Result<u64, ApplyError> {
 pub fn not_before(now: u64, earlier: u64, what: &str) -> Result<(), ApplyError> {
     if now < earlier {
         return Err(invalid(format!(
-            "timestamp_s {now} is before {what} at {earlier}; time cannot go backwards, use the real time of the action"
+            "timestamp_s {now} ({}) is before {what} at {earlier} ({}); time cannot go backwards, use the real time of the action",
+            crate::identifiers::utc_time_text(now),
+            crate::identifiers::utc_time_text(earlier)
         )));
     }
     Ok(())

@@ -207,8 +207,13 @@ pub fn check_shipment(shipment: &Shipment, batch: &RecordReadings) -> Result<(),
     };
     if first.time_s < shipment.created_at_s {
         return Err(invalid(format!(
-            "reading {} at time {} is before shipment {} was created at time {}",
-            first.sequence, first.time_s, shipment.shipment_id, shipment.created_at_s
+            "reading {} at time {} ({}) is before shipment {} was created at time {} ({})",
+            first.sequence,
+            first.time_s,
+            crate::identifiers::utc_time_text(first.time_s),
+            shipment.shipment_id,
+            shipment.created_at_s,
+            crate::identifiers::utc_time_text(shipment.created_at_s)
         )));
     }
     if shipment.closed_at_s != 0 && last.time_s > shipment.closed_at_s {
