@@ -60,33 +60,7 @@ fn simulate_and_gateway_subcommands_bring_mqtt_readings_onto_the_chain_once() {
         ("maker", &maker, "pharmaco", "manufacturer", &maker_gln),
         ("carrier", &carrier, "coldtrans", "carrier", &carrier_gln),
     ] {
-        cli.ok(
-            "admin",
-            &["org", "create", "--id", org, "--name", org, "--role", role],
-        );
-        cli.ok(
-            "admin",
-            &[
-                "org",
-                "add-agent",
-                "--org",
-                org,
-                "--public-key",
-                public,
-                "--name",
-                key,
-                "--role",
-                role,
-                "--role",
-                "admin",
-            ],
-        );
-        cli.ok(
-            key,
-            &[
-                "org", "add-site", "--org", org, "--gln", site, "--name", "main",
-            ],
-        );
+        cli.onboard(key, public, org, role, site);
     }
     cli.ok(
         "carrier",

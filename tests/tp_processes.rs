@@ -87,33 +87,7 @@ fn external_tps_reregister_after_a_node_crash_and_the_scenario_commits_through_t
         ("carrier", "coldtrans", "carrier", &carrier_gln),
         ("pharmacy", "citypharm", "pharmacy", &pharmacy_gln),
     ] {
-        cli.ok(
-            "admin",
-            &["org", "create", "--id", org, "--name", org, "--role", role],
-        );
-        cli.ok(
-            "admin",
-            &[
-                "org",
-                "add-agent",
-                "--org",
-                org,
-                "--public-key",
-                &public[key],
-                "--name",
-                key,
-                "--role",
-                role,
-                "--role",
-                "admin",
-            ],
-        );
-        cli.ok(
-            key,
-            &[
-                "org", "add-site", "--org", org, "--gln", site, "--name", "main",
-            ],
-        );
+        cli.onboard(key, &public[key], org, role, site);
     }
     cli.ok(
         "carrier",

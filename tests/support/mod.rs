@@ -181,6 +181,39 @@ impl Cli {
         stdout
     }
 
+    /// As a network admin (key `admin`): creates organisation `org` with
+    /// `role`, adds `key`'s public key as its agent with that role and admin,
+    /// then, as that agent, registers the site `gln`.
+    pub fn onboard(&self, key: &str, public_key: &str, org: &str, role: &str, gln: &str) {
+        self.ok(
+            "admin",
+            &["org", "create", "--id", org, "--name", org, "--role", role],
+        );
+        self.ok(
+            "admin",
+            &[
+                "org",
+                "add-agent",
+                "--org",
+                org,
+                "--public-key",
+                public_key,
+                "--name",
+                key,
+                "--role",
+                role,
+                "--role",
+                "admin",
+            ],
+        );
+        self.ok(
+            key,
+            &[
+                "org", "add-site", "--org", org, "--gln", gln, "--name", "main",
+            ],
+        );
+    }
+
     /// Expects a refusal by the ledger whose message contains `needle` (any case).
     pub fn refused(&self, key: &str, args: &[&str], needle: &str) -> String {
         let out = self.run(key, args);

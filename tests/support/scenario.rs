@@ -85,33 +85,7 @@ pub fn run(families: Families) {
     }
 
     for (key, org, role, site) in orgs {
-        cli.ok(
-            "admin",
-            &["org", "create", "--id", org, "--name", org, "--role", role],
-        );
-        cli.ok(
-            "admin",
-            &[
-                "org",
-                "add-agent",
-                "--org",
-                org,
-                "--public-key",
-                &public[key],
-                "--name",
-                key,
-                "--role",
-                role,
-                "--role",
-                "admin",
-            ],
-        );
-        cli.ok(
-            key,
-            &[
-                "org", "add-site", "--org", org, "--gln", site, "--name", "main",
-            ],
-        );
+        cli.onboard(key, &public[key], org, role, site);
     }
     // A wrong GLN check digit is caught before anything is signed.
     let bad = cli.run(
