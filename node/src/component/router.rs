@@ -344,20 +344,31 @@ impl Router {
         }
     }
 
-    fn register(&mut self, identity: &[u8], correlation_id: &str, content: &[u8]) {
+    /// Answers a TP_REGISTER_REQUEST with ERROR (and the highest protocol
+    /// version known, when that is why).
+    fn refuse_registration(
+        &mut self,
+        identity: &[u8],
+        correlation_id: &str,
+        protocol_version: u32,
+    ) {
         let mut response = TpRegisterResponse::new();
+        response.set_status(TpRegisterResponse_Status::ERROR);
+        set_response_protocol_version(&mut response, protocol_version);
+        self.reply(
+            identity,
+            Type::TP_REGISTER_RESPONSE,
+            correlation_id,
+            &response,
+        );
+    }
+
+    fn register(&mut self, identity: &[u8], correlation_id: &str, content: &[u8]) {
         let request = TpRegisterRequest::parse_from_bytes(content)
             .ok()
             .filter(|r| !r.get_family().is_empty());
         let Some(request) = request else {
-            response.set_status(TpRegisterResponse_Status::ERROR);
-            self.reply(
-                identity,
-                Type::TP_REGISTER_RESPONSE,
-                correlation_id,
-                &response,
-            );
-            return;
+            return self.refuse_registration(identity, correlation_id, 0);
         };
         let terms = match registration_terms(&request) {
             Ok(terms) => terms,
@@ -368,17 +379,10 @@ impl Router {
                     ?refusal,
                     "transaction processor registration refused: it asks for a protocol this node does not speak"
                 );
-                response.set_status(TpRegisterResponse_Status::ERROR);
-                set_response_protocol_version(&mut response, MAX_PROTOCOL_VERSION);
-                self.reply(
-                    identity,
-                    Type::TP_REGISTER_RESPONSE,
-                    correlation_id,
-                    &response,
-                );
-                return;
+                return self.refuse_registration(identity, correlation_id, MAX_PROTOCOL_VERSION);
             }
         };
+        let mut response = TpRegisterResponse::new();
         let processor = RemoteProcessor {
             family: request.get_family().to_string(),
             version: request.get_version().to_string(),

@@ -192,6 +192,40 @@ fn tp_register_and_unregister_requests_add_and_remove_the_route() {
     assert!(!registry.has_external("coldchain-custody", "1.0"));
 }
 
+/// Sawtooth's rule: a TP asking for a registration protocol newer than the
+/// validator's is refused and told the highest version known; an older or
+/// equal one is echoed back (the SDKs check the echo).
+#[test]
+fn registration_protocol_versions_are_echoed_or_refused_with_the_highest_known() {
+    let registry = HandlerRegistry::new();
+    let endpoint =
+        ComponentEndpoint::start("tcp://127.0.0.1:*", registry.clone(), MemoryFeed::new())
+            .expect("endpoint starts");
+    let client = Client::connect(&endpoint.endpoint());
+    let register = |version: u64| {
+        let mut request = TpRegisterRequest::new();
+        request.set_family("intkey".into());
+        request.set_version("1.0".into());
+        request.mut_unknown_fields().add_varint(6, version);
+        let reply = client.request(
+            Type::TP_REGISTER_REQUEST,
+            &request,
+            Type::TP_REGISTER_RESPONSE,
+        );
+        let reply = TpRegisterResponse::parse_from_bytes(&reply).expect("decodes");
+        let echoed = reply
+            .get_unknown_fields()
+            .get(2)
+            .and_then(|v| v.varint.last().copied())
+            .unwrap_or(0);
+        (reply.get_status(), echoed)
+    };
+    assert_eq!(register(2), (TpRegisterResponse_Status::ERROR, 1));
+    assert!(!registry.has_external("intkey", "1.0"));
+    assert_eq!(register(1), (TpRegisterResponse_Status::OK, 1));
+    assert!(registry.has_external("intkey", "1.0"));
+}
+
 #[test]
 fn the_endpoint_answers_pings_and_pings_idle_peers() {
     let endpoint = ComponentEndpoint::start_with(
