@@ -52,6 +52,18 @@ pub struct ChunkError {
     pub len: usize,
 }
 
+/// The index error for a chunk row that does not decode, naming where it is.
+pub fn corrupt_chunk(
+    shipment_id: &str,
+    txn_id: &str,
+    block_num: u64,
+    error: ChunkError,
+) -> super::IndexError {
+    super::IndexError::Corrupt(format!(
+        "shipment {shipment_id} chunk of transaction {txn_id} (block {block_num}): {error}"
+    ))
+}
+
 /// A chunk ready to store: its key columns and its blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedChunk {

@@ -555,11 +555,7 @@ fn feed(
                 count: u64::try_from(count).unwrap_or(u64::MAX),
                 blob: row.try_get(6)?,
             })
-            .map_err(|e| {
-                IndexError::Corrupt(format!(
-                    "shipment {shipment} chunk of transaction {txn_id} (block {block_num}): {e}"
-                ))
-            })?;
+            .map_err(|e| chunk::corrupt_chunk(shipment, txn_id, block_num, e))?;
     }
     Ok(false)
 }
@@ -770,12 +766,9 @@ impl IndexStore for PostgresIndex {
                     count: u64::try_from(count).unwrap_or(u64::MAX),
                     blob: row.try_get(8)?,
                 };
-                buckets.add_chunk(&chunk).map_err(|e| {
-                    IndexError::Corrupt(format!(
-                        "shipment {} chunk of transaction {txn_id} (block {block_num}): {e}",
-                        query.shipment_id
-                    ))
-                })?;
+                buckets
+                    .add_chunk(&chunk)
+                    .map_err(|e| chunk::corrupt_chunk(&query.shipment_id, txn_id, block_num, e))?;
             }
             Ok(buckets.map(chunk::Buckets::finish).unwrap_or_default())
         })

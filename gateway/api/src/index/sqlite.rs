@@ -504,12 +504,7 @@ impl IndexStore for SqliteIndex {
                         count: to_u64(row.get(5)?),
                         blob,
                     })
-                    .map_err(|e| {
-                        IndexError::Corrupt(format!(
-                            "shipment {} chunk of transaction {txn_id} (block {block_num}): {e}",
-                            query.shipment_id
-                        ))
-                    })?;
+                    .map_err(|e| chunk::corrupt_chunk(&query.shipment_id, &txn_id, block_num, e))?;
             }
             Ok(collector.finish())
         })
@@ -549,12 +544,9 @@ impl IndexStore for SqliteIndex {
                     count: to_u64(row.get(7)?),
                     blob,
                 };
-                buckets.add_chunk(&chunk).map_err(|e| {
-                    IndexError::Corrupt(format!(
-                        "shipment {} chunk of transaction {txn_id} (block {block_num}): {e}",
-                        query.shipment_id
-                    ))
-                })?;
+                buckets
+                    .add_chunk(&chunk)
+                    .map_err(|e| chunk::corrupt_chunk(&query.shipment_id, &txn_id, block_num, e))?;
             }
             Ok(buckets.map(chunk::Buckets::finish).unwrap_or_default())
         })
