@@ -96,21 +96,9 @@ pub fn for_header_style(request: &TpProcessRequest, style: HeaderStyle) -> TpPro
     let mut outgoing = request.clone();
     match style {
         HeaderStyle::Expanded => outgoing.mut_unknown_fields().remove(PROCESS_HEADER_BYTES),
-        HeaderStyle::Raw => {
-            let has_bytes = outgoing
-                .get_unknown_fields()
-                .get(PROCESS_HEADER_BYTES)
-                .is_some_and(|values| !values.length_delimited.is_empty());
-            if !has_bytes {
-                // Only reached for requests built without the signed bytes
-                // (tests); protobuf 2 writes fields in number order, as the
-                // SDKs that sign headers do.
-                if let Ok(bytes) = outgoing.get_header().write_to_bytes() {
-                    attach_header_bytes(&mut outgoing, &bytes);
-                }
-            }
-            outgoing.clear_header();
-        }
+        // The executor attached the signed bytes (`attach_header_bytes`);
+        // re-serialising the parsed header could differ from what was signed.
+        HeaderStyle::Raw => outgoing.clear_header(),
     }
     outgoing
 }
