@@ -1,12 +1,15 @@
 //! End to end: `coldchain demo` as a real process (embedded node, embedded
 //! MQTT broker, gateway, MQTT and serial loggers, API), then the story's
 //! outcome checked from outside through the provenance API.
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_coldchain");
+use support::{free_port, wait_for_port, Reaper, BIN};
+
 const GTIN: &str = "09501101530003";
 
 fn verdict(http: &str, path: &str) -> serde_json::Value {
@@ -211,13 +214,7 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
     };
 
     // The ledger again, from the demo's data directory.
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap()
-    };
-    let (rest, component, api) = (free(), free(), free());
+    let (rest, component, api) = (free_port(), free_port(), free_port());
     let rest_url = format!("http://127.0.0.1:{rest}");
     let component = format!("tcp://127.0.0.1:{component}");
     let node = Command::new(BIN)
@@ -303,25 +300,4 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
         cli_out.contains("compromised"),
         "coldchain verify: {cli_out}"
     );
-}
-
-/// Kills and reaps a child process when dropped.
-struct Reaper(std::process::Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing listens on 127.0.0.1:{port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -7,24 +7,15 @@
 //! of this test's own.
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coldchain_processors::addressing::RecordKind;
 use coldchain_processors::messages::coldchain::ThermalRecord;
 
-use support::{free_port, gln, keygen, start_node, state, Cli, Families, BIN};
+use support::{free_port, gln, keygen, start_node, state, Cli, Families, Reaper, BIN};
 
 const GTIN: &str = "09501101530003";
-
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn broker() -> (String, u16) {
     let address = std::env::var("COLDCHAIN_TEST_MQTT").unwrap_or_else(|_| "127.0.0.1:1883".into());
