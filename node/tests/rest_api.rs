@@ -286,14 +286,22 @@ fn bad_submissions_get_sawtooth_error_json_with_4xx() {
 
     for (path, status, code) in [
         ("/nowhere", 404, 404),
-        ("/blocks?limit=0", 400, 54),
-        ("/blocks?limit=1001", 400, 54),
-        ("/blocks?limit=abc", 400, 54),
+        // As Sawtooth: a limit that is not a positive integer is code 53;
+        // one above 1 000 is clamped (see the side-by-side test in
+        // tests/real_sawtooth.rs).
+        ("/blocks?limit=0", 400, 53),
+        ("/blocks?limit=abc", 400, 53),
+        ("/blocks?start=nowhere", 400, 54),
         ("/blocks/not-an-id", 400, 60),
         ("/state/xyz", 400, 62),
         ("/state?address=ZZ", 400, 62),
         ("/batch_statuses", 400, 66),
-        ("/batch_statuses?id=a&wait=soon", 400, 67),
+        ("/batch_statuses?id=a", 400, 60),
+        (
+            &format!("/batch_statuses?id={}&wait=soon", "0".repeat(128)),
+            400,
+            67,
+        ),
         ("/receipts", 400, 83),
         (&format!("/blocks/{}", "0".repeat(128)), 404, 70),
         (&format!("/batches/{}", "0".repeat(128)), 404, 71),
@@ -447,5 +455,105 @@ fn submission_larger_than_the_free_queue_gets_429_and_nothing_is_queued() {
     let reply = submit(&node, vec![first, second]);
     assert_eq!((reply.status, error_code(&reply)), (429, 31));
     assert_eq!(status(&node, &first_id)["status"], "UNKNOWN");
+    node.shutdown();
+}
+
+/// The shapes Sawtooth 1.2.6's REST API gives that clients read (checked
+/// against a real validator in tests/real_sawtooth.rs): receipts keyed by
+/// `id` and without empty strings, POST answers without `link`, `paging`
+/// with `limit` and `start` as given (`null` when absent), block positions
+/// as `0x` + 16 hex digits, `limit` above 1 000 clamped, `id` filters on
+/// lists, and `/status` and `/peers`.
+#[test]
+fn answers_have_sawtooth_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path());
+    let url = node.rest_url();
+    let signer = Signer::generate();
+    let mut txn_ids = Vec::new();
+    for i in 0..3 {
+        let name = format!("shape-{i}");
+        let batch = probe_batch(&signer, &[(&name, b"v")], &[]);
+        txn_ids.push(
+            batch.get_transactions()[0]
+                .get_header_signature()
+                .to_string(),
+        );
+        let id = batch.get_header_signature().to_string();
+        assert_eq!(submit(&node, vec![batch]).status, 202);
+        assert_eq!(status(&node, &id)["status"], "COMMITTED");
+    }
+
+    let body = serde_json::to_vec(&txn_ids[..1]).unwrap();
+    let posted = http::request(&url, "POST", "/receipts", Some("application/json"), &body)
+        .unwrap()
+        .json();
+    assert!(posted.get("link").is_none(), "{posted}");
+    let receipt = &posted["data"][0];
+    assert_eq!(receipt["id"], txn_ids[0].as_str(), "{posted}");
+    assert!(receipt.get("transaction_id").is_none(), "{posted}");
+    assert_eq!(receipt["state_changes"][0]["type"], "SET");
+    let fetched = http::get(&url, &format!("/receipts?id={}", txn_ids[0]))
+        .unwrap()
+        .json();
+    assert!(fetched["link"].is_string(), "{fetched}");
+
+    let statuses = http::request(
+        &url,
+        "POST",
+        "/batch_statuses",
+        Some("application/json"),
+        format!("[\"{}\"]", "0".repeat(128)).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        statuses.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&statuses.body)
+    );
+    assert!(statuses.json().get("link").is_none());
+
+    let first = http::get(&url, "/blocks").unwrap().json();
+    assert_eq!(first["paging"]["limit"], Value::Null, "{}", first["paging"]);
+    assert_eq!(first["paging"]["start"], Value::Null);
+    let page = http::get(&url, "/blocks?limit=2").unwrap().json();
+    assert_eq!(page["paging"]["limit"], 2);
+    assert_eq!(page["paging"]["next_position"], "0x0000000000000001");
+    assert!(page["link"]
+        .as_str()
+        .unwrap()
+        .contains("start=0x0000000000000003&limit=2"));
+    let next = http::get(&url, "/blocks?limit=2&start=0x0000000000000001")
+        .unwrap()
+        .json();
+    assert_eq!(next["data"].as_array().unwrap().len(), 2);
+    assert_eq!(next["paging"]["start"], "0x0000000000000001");
+    assert!(next["paging"].get("next").is_none());
+    let clamped = http::get(&url, "/blocks?limit=5000").unwrap();
+    assert_eq!(clamped.status, 200);
+    assert_eq!(clamped.json()["paging"]["limit"], 5000);
+
+    let filtered = http::get(
+        &url,
+        &format!("/transactions?id={},{}", txn_ids[2], txn_ids[0]),
+    )
+    .unwrap()
+    .json();
+    let ids: Vec<&str> = filtered["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["header_signature"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [txn_ids[2].as_str(), txn_ids[0].as_str()]);
+
+    let status_reply = http::get(&url, "/status").unwrap();
+    assert_eq!(status_reply.status, 200);
+    assert_eq!(status_reply.json()["data"]["peers"], serde_json::json!([]));
+    assert_eq!(status_reply.json()["data"]["endpoint"], "");
+    let peers = http::get(&url, "/peers").unwrap();
+    assert_eq!(peers.status, 200);
+    assert_eq!(peers.json()["data"], serde_json::json!([]));
     node.shutdown();
 }

@@ -18,21 +18,52 @@ fn as_refs(args: &[String]) -> Vec<&str> {
 
 pub fn run(families: Families) {
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    let names = [
-        "admin",
-        "maker",
-        "carrier",
-        "pharmacy",
-        "regulator",
-        "bank",
-        "hospital",
-        "gateway",
-        "stranger",
-    ];
-    let public: std::collections::BTreeMap<&str, String> =
-        names.iter().map(|n| (*n, keygen(&keys, n))).collect();
+    let public = cast_keys(dir.path());
     let node = start_node(dir.path(), &public["admin"], families);
+    play(
+        &Ledger {
+            url: node.url.clone(),
+            component: node.component.clone(),
+        },
+        dir.path(),
+        &public,
+    );
+}
+
+/// The key names the scenario signs with.
+pub const CAST: [&str; 9] = [
+    "admin",
+    "maker",
+    "carrier",
+    "pharmacy",
+    "regulator",
+    "bank",
+    "hospital",
+    "gateway",
+    "stranger",
+];
+
+/// Makes the cast's keys in `dir/keys`; returns name → public key. The
+/// ledger the scenario plays on must name `admin` in `coldchain.admins`.
+pub fn cast_keys(dir: &std::path::Path) -> std::collections::BTreeMap<&'static str, String> {
+    let keys = dir.join("keys");
+    CAST.iter().map(|n| (*n, keygen(&keys, n))).collect()
+}
+
+/// Where the scenario plays: any Sawtooth REST API and component endpoint.
+pub struct Ledger {
+    pub url: String,
+    pub component: String,
+}
+
+/// Plays the whole scenario on `node`, signing with the keys of [`cast_keys`]
+/// in `dir/keys`; asserts every outcome, refusal reason and verdict.
+pub fn play(
+    node: &Ledger,
+    dir: &std::path::Path,
+    public: &std::collections::BTreeMap<&'static str, String>,
+) {
+    let keys = dir.join("keys");
     let cli = Cli {
         url: node.url.clone(),
         keys: keys.clone(),
@@ -168,7 +199,7 @@ pub fn run(families: Families) {
     cli.ok("maker", &as_refs(&lot("L5", &["W1"], &maker_gln)));
 
     // Bulk import from CSV.
-    let csv = dir.path().join("lots.csv");
+    let csv = dir.join("lots.csv");
     std::fs::write(
         &csv,
         format!("gtin,lot,expiry,quantity,profile,site_gln,product_name,serials\n{GTIN},L3,20281231,2,refrigerated,{maker_gln},Vaccine,U1;U2\n{GTIN},L4,20281231,1,frozen,{maker_gln},Plasma,V1\n"),
@@ -777,7 +808,7 @@ pub fn run(families: Families) {
         ],
         "manufacturer",
     );
-    let foreign_csv = dir.path().join("foreign-lots.csv");
+    let foreign_csv = dir.join("foreign-lots.csv");
     std::fs::write(
         &foreign_csv,
         format!("gtin,lot,expiry,quantity,profile,site_gln,product_name,serials\n{GTIN},L9,20281231,1,refrigerated,{carrier_gln},Vaccine,Z1\n"),

@@ -85,9 +85,13 @@ impl ApiError {
             ),
         )
     }
+    pub fn count_invalid(value: &str) -> ApiError {
+        ApiError::new(400, 53, "Invalid Count Query",
+            format!("The 'limit' query parameter must be a positive, non-zero integer (at most 1000 items are returned); got {value:?}."))
+    }
     pub fn paging_invalid(detail: impl std::fmt::Display) -> ApiError {
         ApiError::new(400, 54, "Invalid Paging Query",
-            format!("Paging request failed as written: {detail}. 'limit' must be an integer from 1 to 1000 and 'start' a position returned in 'paging.next_position'."))
+            format!("Paging request failed as written: {detail}. 'start' must be a position returned in 'paging.next_position'."))
     }
     pub fn invalid_id(id: &str) -> ApiError {
         ApiError::new(400, 60, "Invalid Resource Id",
@@ -155,7 +159,7 @@ impl ApiError {
     }
     pub fn not_found(path: &str) -> ApiError {
         ApiError::new(404, 404, "Not Found",
-            format!("There is no resource at {path}. Paths: /batches, /batch_statuses, /state, /blocks, /transactions, /receipts."))
+            format!("There is no resource at {path}. Paths: /batches, /batch_statuses, /state, /blocks, /transactions, /receipts, /peers, /status."))
     }
     pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
         ApiError::new(

@@ -66,6 +66,22 @@ pub fn block(block: &Block) -> Value {
     })
 }
 
+/// Drops object keys whose value is the empty string, at every depth, as
+/// the Sawtooth REST API does to receipts and batch statuses
+/// (`_drop_empty_props`: an empty `bytes` or `string` field is left out).
+pub fn drop_empty_strings(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| v.as_str() != Some(""))
+                .map(|(k, v)| (k, drop_empty_strings(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(drop_empty_strings).collect()),
+        other => other,
+    }
+}
+
 pub fn event(event: &Event) -> Value {
     json!({
         "event_type": event.get_event_type(),
@@ -76,9 +92,13 @@ pub fn event(event: &Event) -> Value {
     })
 }
 
+/// A receipt as `/receipts` shows it: Sawtooth 1.2's REST API renames every
+/// key ending in `id` to `id` (`_drop_id_prefixes`), so the transaction's id
+/// is `id`, and leaves out empty strings (a DELETE's `value`, an event
+/// without `data`).
 pub fn receipt(receipt: &TransactionReceipt) -> Value {
-    json!({
-        "transaction_id": receipt.get_transaction_id(),
+    drop_empty_strings(json!({
+        "id": receipt.get_transaction_id(),
         "state_changes": receipt.get_state_changes().iter().map(|c| json!({
             "address": c.get_address(),
             "value": b64(c.get_value()),
@@ -90,5 +110,5 @@ pub fn receipt(receipt: &TransactionReceipt) -> Value {
         })).collect::<Vec<_>>(),
         "events": receipt.get_events().iter().map(event).collect::<Vec<_>>(),
         "data": receipt.get_data().iter().map(|d| b64(d)).collect::<Vec<_>>(),
-    })
+    }))
 }

@@ -8,7 +8,9 @@
 //! status. The API never writes state; it queues validated batches.
 //!
 //! - [`submit`]: `POST /batches`, `/batch_statuses`.
-//! - [`reads`]: blocks, batches, transactions, state, receipts.
+//! - [`reads`]: blocks, batches, transactions, state, receipts, and the
+//!   validator's `/peers` and `/status` (a one-node network: no peers, no
+//!   network endpoint).
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -237,6 +239,8 @@ async fn route(context: Arc<RestContext>, request: Request) -> Result<Response, 
         (["state", address], true, _) => {
             reads::get_state(context, request, address.to_string()).await
         }
+        (["peers"], true, _) => Ok(reads::peers(&request)),
+        (["status"], true, _) => Ok(reads::status(&request)),
         (
             ["batches"]
             | ["batch_statuses"]
@@ -247,7 +251,9 @@ async fn route(context: Arc<RestContext>, request: Request) -> Result<Response, 
             | ["transactions"]
             | ["transactions", _]
             | ["state"]
-            | ["state", _],
+            | ["state", _]
+            | ["peers"]
+            | ["status"],
             _,
             _,
         ) => Err(ApiError::method_not_allowed(

@@ -104,7 +104,9 @@ fn status_json(id: &str, status: &BatchStatus) -> Value {
                 .collect(),
         ),
     };
-    json!({"id": id, "status": name, "invalid_transactions": invalid})
+    super::json::drop_empty_strings(
+        json!({"id": id, "status": name, "invalid_transactions": invalid}),
+    )
 }
 
 fn parse_wait(request: &Request) -> Result<Option<Duration>, ApiError> {
@@ -147,6 +149,10 @@ pub async fn batch_statuses(
         }
         ids
     };
+    // As Sawtooth: every id must be a 128-hex id (code 60).
+    if let Some(bad) = ids.iter().find(|id| !super::is_id(id)) {
+        return Err(ApiError::invalid_id(bad));
+    }
     let wait = parse_wait(&request)?;
     let deadline = wait.map(|w| Instant::now() + w);
     let mut settled = context.intake.watch_settled();
@@ -190,7 +196,12 @@ pub async fn batch_statuses(
                     .zip(&statuses)
                     .map(|(id, s)| status_json(id, s))
                     .collect();
-                let body = json!({"data": data, "link": request.link()});
+                // Sawtooth answers a POST without `link`.
+                let body = if request.method == warp::http::Method::POST {
+                    json!({ "data": data })
+                } else {
+                    json!({"data": data, "link": request.link()})
+                };
                 return Ok(warp::reply::json(&body).into_response());
             }
         }
