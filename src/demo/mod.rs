@@ -4,6 +4,11 @@
 //! serial pseudo-terminal) and the provenance API with its web page; then plays
 //! the story in `story.rs` and keeps everything running until Ctrl-C (or stops
 //! when the story ends with `--exit`).
+//!
+//! With `--url`, `--component` and `--admin-key` it starts no node and plays
+//! the same story on an existing Sawtooth network (a real validator with the
+//! three `coldchain tp` processes registered, whose `coldchain.admins` names
+//! the admin key): the way a partner rehearses on a test network.
 mod loggers;
 mod services;
 mod story;
@@ -42,6 +47,18 @@ pub struct DemoArgs {
     /// Print a JSON summary of the outcome at the end.
     #[arg(long)]
     pub json: bool,
+    /// Play on an existing Sawtooth network through this REST API instead of
+    /// an embedded node (needs --component and --admin-key).
+    #[arg(long, env = "COLDCHAIN_DEMO_URL", requires_all = ["component", "admin_key"])]
+    pub url: Option<String>,
+    /// The existing network's component endpoint (tcp://host:4004), for the
+    /// provenance API's event subscription (with --url).
+    #[arg(long, env = "COLDCHAIN_DEMO_COMPONENT", requires = "url")]
+    pub component: Option<String>,
+    /// A key named in the network's `coldchain.admins` setting (with --url):
+    /// it onboards the story's organisations.
+    #[arg(long, env = "COLDCHAIN_DEMO_ADMIN_KEY", requires = "url")]
+    pub admin_key: Option<PathBuf>,
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
@@ -67,11 +84,24 @@ async fn play(args: DemoArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     println!("coldchain demo — data in {}", data_dir.display());
 
-    let admin = Signer::generate();
+    let admin = match &args.admin_key {
+        Some(path) => Signer::from_file(path).with_context(|| {
+            format!(
+                "--admin-key {}: cannot read a Sawtooth private key (64 hex) from it",
+                path.display()
+            )
+        })?,
+        None => Signer::generate(),
+    };
     let gateway_key = Signer::generate();
     let cast = Cast::new(admin.clone(), gateway_key.clone());
     let mut world = services::World::start(&args, &data_dir, &admin).await?;
-    println!("  node REST API      {}", world.rest_url);
+    let where_ = if args.url.is_some() {
+        "network"
+    } else {
+        "node"
+    };
+    println!("  {where_} REST API   {}", world.rest_url);
     println!("  component endpoint {}", world.component);
     println!("  MQTT broker        {}", world.mqtt);
     println!("  provenance API     {}", world.api_url);
@@ -106,6 +136,9 @@ async fn tell(
     data_dir: &std::path::Path,
 ) -> Result<serde_json::Value> {
     let client = LedgerClient::new(&world.rest_url, Duration::from_secs(30))?;
+    if world.remote {
+        story::check_fresh_network(&client).await?;
+    }
     let start = crate::ledger_commands::now_s().saturating_sub(20 * HOUR);
     let mut n = Narrator {
         client,

@@ -22,6 +22,8 @@ use super::DemoArgs;
 /// Everything the demo started.
 pub struct World {
     pub rest_url: String,
+    /// Playing on an existing network (`--url`), not an embedded node.
+    pub remote: bool,
     pub component: String,
     pub mqtt: String,
     pub api_url: String,
@@ -52,21 +54,19 @@ fn write_key(path: &Path, signer: &Signer) -> Result<()> {
 
 impl World {
     pub async fn start(args: &DemoArgs, data_dir: &Path, admin: &Signer) -> Result<World> {
-        let rest_port = port(args.rest_port)?;
-        let component_port = port(args.component_port)?;
-        let mut config = NodeConfig::new(data_dir.join("node"));
-        config.rest_api = SocketAddr::from(([127, 0, 0, 1], rest_port));
-        config.component = format!("tcp://127.0.0.1:{component_port}");
-        let mut settings = std::collections::BTreeMap::new();
-        settings.insert(ADMINS_SETTING.to_string(), admin.public_key().to_string());
-        config.genesis = GenesisSettings(settings);
-        config.handlers = coldchain_processors::family_handlers();
-        let node = tokio::task::spawn_blocking(move || Node::start(config))
-            .await
-            .context("node start task failed")?
-            .context("cannot start the embedded node")?;
-        let rest_url = node.rest_url();
-        let component = node.component_endpoint().to_string();
+        let (node, rest_url, component) = match (&args.url, &args.component) {
+            (Some(url), Some(component)) => (
+                None,
+                url.trim_end_matches('/').to_string(),
+                component.clone(),
+            ),
+            _ => {
+                let node = start_node(args, data_dir, admin).await?;
+                let rest_url = node.rest_url();
+                let component = node.component_endpoint().to_string();
+                (Some(node), rest_url, component)
+            }
+        };
 
         let (mqtt_host, mqtt_port, broker_thread) = match &args.mqtt {
             Some(address) => {
@@ -98,11 +98,12 @@ impl World {
             .context("cannot start the provenance API")?;
         let api_url = api.url();
         Ok(World {
+            remote: node.is_none(),
             rest_url,
             component,
             mqtt: format!("{mqtt_host}:{mqtt_port}"),
             api_url,
-            node: Some(node),
+            node,
             api: Some(api),
             gateway: None,
             broker_thread,
@@ -301,6 +302,23 @@ max_cdeg = 800
         // The embedded broker thread ends with the process.
         drop(self.broker_thread.take());
     }
+}
+
+/// The embedded node with the three families; `admin` is the network admin.
+async fn start_node(args: &DemoArgs, data_dir: &Path, admin: &Signer) -> Result<NodeHandle> {
+    let rest_port = port(args.rest_port)?;
+    let component_port = port(args.component_port)?;
+    let mut config = NodeConfig::new(data_dir.join("node"));
+    config.rest_api = SocketAddr::from(([127, 0, 0, 1], rest_port));
+    config.component = format!("tcp://127.0.0.1:{component_port}");
+    let mut settings = std::collections::BTreeMap::new();
+    settings.insert(ADMINS_SETTING.to_string(), admin.public_key().to_string());
+    config.genesis = GenesisSettings(settings);
+    config.handlers = coldchain_processors::family_handlers();
+    tokio::task::spawn_blocking(move || Node::start(config))
+        .await
+        .context("node start task failed")?
+        .context("cannot start the embedded node")
 }
 
 /// Opens a pseudo-terminal pair: (the logger's end, the path the gateway opens).

@@ -199,6 +199,24 @@ impl Narrator {
     }
 }
 
+/// Refuses to play on a network that already holds the story's first
+/// organisation (an earlier run): every step would be refused as a duplicate.
+pub async fn check_fresh_network(client: &LedgerClient) -> Result<()> {
+    let first = "pharmaco";
+    if client
+        .state(&RecordKind::Organization.address(first))
+        .await?
+        .is_some()
+    {
+        bail!(
+            "this network already holds organisation {first:?} from an earlier demo run; \
+             the story creates its organisations, lots and shipments afresh, so play it on a \
+             new network (scripts/sawtooth.sh single gives one in a minute)"
+        );
+    }
+    Ok(())
+}
+
 /// Registers organisations, sites, agents, loggers and the gateway grant.
 pub async fn onboard(n: &mut Narrator, cast: &Cast) -> Result<()> {
     n.say("The network admin onboards seven organisations, their sites and agents");

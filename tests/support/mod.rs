@@ -3,6 +3,7 @@
 //! keys, run participant commands, submit signed readings.
 #![allow(dead_code)]
 
+pub mod sawtooth;
 pub mod scenario;
 
 use std::net::TcpListener;
