@@ -249,11 +249,20 @@ pub fn ambiguous_writers(
         .collect())
 }
 
-/// Reads `/receipts` data (`[{transaction_id, state_changes: [{address, ..}]}]`).
+/// Reads `/receipts` data: `[{id, state_changes: [{address, type, value}]}]`.
+///
+/// A Sawtooth REST API renames every key ending in `id` to `id`
+/// (`_drop_id_prefixes`) and drops keys whose value is `""`
+/// (`_drop_empty_props`, so a DELETE has no `value`); `transaction_id` is
+/// still read for nodes that answer the protobuf field name. Only the
+/// addresses matter here.
 pub fn parse_receipts(data: &Value) -> Receipts {
     let mut receipts = Receipts::new();
     for receipt in data.as_array().into_iter().flatten() {
-        let Some(id) = receipt.get("transaction_id").and_then(Value::as_str) else {
+        let Some(id) = ["id", "transaction_id"]
+            .iter()
+            .find_map(|key| receipt.get(*key).and_then(Value::as_str))
+        else {
             continue;
         };
         let addresses = receipt
@@ -411,8 +420,8 @@ mod tests {
         let ambiguous = ambiguous_writers("b1", &changes, &rest).expect("block");
         assert_eq!(ambiguous, vec!["recall".to_string(), "readings".into()]);
         let receipts = parse_receipts(&json!([
-            {"transaction_id": "recall", "state_changes": [{"address": "aaaaaa01lot", "type": "SET"}]},
-            {"transaction_id": "readings", "state_changes": [{"address": "aaaaaa02thermal", "type": "SET"}]},
+            {"data": [], "events": [], "id": "recall", "state_changes": [{"address": "aaaaaa01lot", "type": "SET", "value": "AQ=="}]},
+            {"data": [], "events": [], "id": "readings", "state_changes": [{"address": "aaaaaa02thermal", "type": "SET", "value": "Ag=="}]},
         ]));
         let update = block_update(block(), changes.clone(), &rest, &receipts).expect("update");
         let credited: Vec<&str> = update.changes.iter().map(|c| c.txn_id.as_str()).collect();
@@ -430,5 +439,44 @@ mod tests {
             .is_empty());
         let update = block_update(block(), changes, &rest, &Receipts::new()).expect("update");
         assert_eq!(update.changes[0].txn_id, "readings");
+    }
+
+    /// `POST /receipts` as a Sawtooth 1.2.6 REST API answers it: ids renamed
+    /// to `id`, empty values dropped, no `link` key.
+    #[test]
+    fn receipts_are_read_in_the_shape_real_sawtooth_answers() {
+        let txn_a = "7043".repeat(32);
+        let txn_b = "ab".repeat(64);
+        let lot = format!("5a7526{}", "01".repeat(32));
+        let thermal = format!("5a7526{}", "0b".repeat(32));
+        let body: Value = serde_json::from_str(&format!(
+            r#"{{"data":[{{"data":[],"events":[],"id":"{txn_a}","state_changes":[{{"address":"{lot}","type":"SET","value":"CgNMLTE="}}]}},{{"data":[],"events":[],"id":"{txn_b}","state_changes":[{{"address":"{thermal}","type":"DELETE"}},{{"address":"{lot}","type":"SET","value":"CgNMLTI="}}]}}]}}"#
+        ))
+        .expect("JSON");
+        let receipts = parse_receipts(&body["data"]);
+        assert_eq!(receipts.len(), 2, "{receipts:?}");
+        assert_eq!(receipts[&txn_a], BTreeSet::from([lot.clone()]));
+        // A DELETE has no `value` key (dropped as empty) and still counts.
+        assert_eq!(receipts[&txn_b], BTreeSet::from([thermal, lot]));
+    }
+
+    #[test]
+    fn receipts_with_the_protobuf_field_name_are_still_read() {
+        let receipts = parse_receipts(&json!([
+            {"transaction_id": "t1", "state_changes": [{"address": "aa", "type": "SET", "value": "AQ=="}]},
+        ]));
+        assert_eq!(receipts["t1"], BTreeSet::from(["aa".to_string()]));
+    }
+
+    #[test]
+    fn receipts_without_an_id_or_changes_are_skipped_or_empty() {
+        let receipts = parse_receipts(&json!([
+            {"state_changes": [{"address": "aa"}]},
+            {"id": "t2", "data": [], "events": []},
+            "not an object",
+        ]));
+        assert_eq!(receipts.len(), 1, "{receipts:?}");
+        assert!(receipts["t2"].is_empty());
+        assert!(parse_receipts(&json!({"id": "x"})).is_empty());
     }
 }

@@ -4,9 +4,11 @@
 //! block (plus its transactions from `GET /blocks/{id}`) to [`crate::chain::ingest`].
 //!
 //! Runs on its own thread (ZeroMQ is blocking) and reconnects forever with
-//! backoff. It never writes to the chain.
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+//! backoff. It never writes to the chain. What it sees (chain head, contact
+//! with the node, blocks it keeps failing on) goes to [`FollowerStatus`],
+//! from which [`crate::freshness`] decides whether verdicts may be given.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coldchain_processors::addressing::{namespace, CUSTODY_FAMILY, REGISTRY_FAMILY, SENSOR_FAMILY};
@@ -24,6 +26,7 @@ use sawtooth_sdk::messages::validator::{Message, Message_MessageType};
 use crate::chain::{
     ambiguous_writers, block_update, ingest, newest_block_on_chain, FollowError, Ingested, Receipts,
 };
+pub use crate::freshness::FollowerStatus;
 use crate::index::{BlockRef, IndexStore};
 use crate::node::NodeClient;
 
@@ -37,63 +40,10 @@ pub const NULL_BLOCK_ID: &str = "0000000000000000";
 /// node's REST API for the common ancestor before resubscribing.
 pub const CATCH_UP_IDS: u32 = 256;
 
-/// What the follower reports (for `/api/v1/status`).
-#[derive(Debug, Default)]
-pub struct FollowerStatus {
-    pub connected: AtomicBool,
-    /// Newest block number the node announced or served as its head (u64::MAX before any).
-    pub chain_head_num: AtomicU64,
-    pub last_error: Mutex<String>,
-    /// Since when the index has been behind the chain head (None: level with it).
-    behind_since: Mutex<Option<Instant>>,
-}
-
-impl FollowerStatus {
-    pub fn new() -> FollowerStatus {
-        FollowerStatus {
-            chain_head_num: AtomicU64::new(u64::MAX),
-            ..FollowerStatus::default()
-        }
-    }
-
-    /// Notes the chain head and the index head seen at `now`: level clears
-    /// the lag, the first sighting of a head beyond the index starts it.
-    pub fn observe(&self, chain_head: u64, index_head: Option<u64>, now: Instant) {
-        let level = index_head.is_some_and(|i| i >= chain_head);
-        if let Ok(mut since) = self.behind_since.lock() {
-            if level {
-                *since = None;
-            } else if since.is_none() {
-                *since = Some(now);
-            }
-        }
-    }
-
-    /// Seconds since the index first saw the chain head move beyond its own
-    /// (0 when level): how stale the newest answers may be.
-    pub fn lag_seconds(&self, now: Instant) -> f64 {
-        let since = self.behind_since.lock().map(|s| *s).unwrap_or(None);
-        since.map_or(0.0, |since| {
-            (now.saturating_duration_since(since).as_millis() as f64) / 1000.0
-        })
-    }
-
-    /// Raises the known chain head to `block_num` (a catch-up replays older blocks).
-    fn note_chain_head(&self, block_num: u64) {
-        let known = self.chain_head_num.load(Ordering::Relaxed);
-        if known == u64::MAX || block_num > known {
-            self.chain_head_num.store(block_num, Ordering::Relaxed);
-        }
-    }
-
-    fn fail(&self, error: &FollowError) {
-        tracing::warn!(%error, "chain follower");
-        self.connected.store(false, Ordering::Relaxed);
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = error.to_string();
-        }
-    }
-}
+/// After this long without an event the follower asks the node for its chain
+/// head (`GET /blocks?limit=1`), so a quiet chain is known to be quiet and a
+/// dead subscription is noticed within the freshness limits.
+pub const HEAD_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Everything the follower thread needs.
 pub struct Follower {
@@ -119,7 +69,10 @@ impl Follower {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(error) => {
                     self.status.fail(&error);
-                    std::thread::sleep(backoff);
+                    let until = Instant::now() + backoff;
+                    while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -140,24 +93,32 @@ impl Follower {
             known.push(NULL_BLOCK_ID.to_string());
         }
         // The node's head now: catch-up replays older blocks, which must not
-        // make the index look level with the chain.
+        // make the index look level with the chain. (Not yet contact: that
+        // needs a working subscription.)
         if let Ok(Some(head)) = self.runtime.block_on(self.node.head_num()) {
-            self.status.chain_head_num.store(head, Ordering::Relaxed);
-            self.observe_index(head)?;
+            self.chain_head_served(head)?;
         }
         self.subscribe(&socket, known)?;
         self.status.connected.store(true, Ordering::Relaxed);
+        self.status.contact(Instant::now());
         tracing::info!(endpoint = %self.component, "following the chain");
         let mut last_event = Instant::now();
+        let mut last_poll = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let bytes = match socket.recv_bytes(0) {
                 Ok(bytes) => bytes,
                 Err(zmq::Error::EAGAIN) => {
-                    if last_event.elapsed() > Duration::from_secs(15) && self.lagging()? {
-                        return Err(FollowError::Zmq(
-                            "no events for 15 s while the index lags the chain; resubscribing"
-                                .into(),
-                        ));
+                    if last_event.elapsed() >= HEAD_POLL_INTERVAL
+                        && last_poll.elapsed() >= HEAD_POLL_INTERVAL
+                    {
+                        last_poll = Instant::now();
+                        let lagging = self.poll_head()?;
+                        if lagging && last_event.elapsed() > Duration::from_secs(15) {
+                            return Err(FollowError::Zmq(
+                                "no events for 15 s while the index lags the chain; resubscribing"
+                                    .into(),
+                            ));
+                        }
                     }
                     continue;
                 }
@@ -175,6 +136,7 @@ impl Follower {
                 }
                 Message_MessageType::CLIENT_EVENTS => {
                     last_event = Instant::now();
+                    self.status.contact(last_event);
                     let events =
                         EventList::parse_from_bytes(message.get_content()).map_err(zmq_error)?;
                     if let Ingested::NeedsCatchUp { to } = self.on_events(events)? {
@@ -281,27 +243,41 @@ impl Follower {
         }
     }
 
-    /// Feeds the index head and `chain_head` to the lag clock.
-    fn observe_index(&self, chain_head: u64) -> Result<(), FollowError> {
-        let indexed = self
+    /// The newest indexed block number.
+    fn index_head(&self) -> Result<Option<u64>, FollowError> {
+        Ok(self
             .runtime
             .block_on(self.index.head())?
-            .map(|b| b.block_num);
-        self.status.observe(chain_head, indexed, Instant::now());
+            .map(|b| b.block_num))
+    }
+
+    /// Records `head` as the node's chain head and feeds the lag clock.
+    fn chain_head_served(&self, head: u64) -> Result<(), FollowError> {
+        let indexed = self.index_head()?;
+        self.status.chain_head_served(head, indexed, Instant::now());
         Ok(())
     }
 
-    fn lagging(&self) -> Result<bool, FollowError> {
-        let chain = self.runtime.block_on(self.node.head_num())?;
-        let indexed = self
-            .runtime
-            .block_on(self.index.head())?
-            .map(|b| b.block_num);
-        Ok(match (chain, indexed) {
-            (Some(c), Some(i)) => c > i,
-            (Some(_), None) => true,
-            _ => false,
-        })
+    /// Asks the node for its chain head (a quiet spell: no events). Success
+    /// is contact; a failure is logged and left to the freshness limits
+    /// (after `max_lag` without contact verification refuses). Returns
+    /// whether the index lags the head.
+    fn poll_head(&self) -> Result<bool, FollowError> {
+        match self.runtime.block_on(self.node.head_num()) {
+            Ok(Some(head)) => {
+                self.chain_head_served(head)?;
+                self.status.contact(Instant::now());
+                Ok(self.index_head()?.is_none_or(|i| i < head))
+            }
+            Ok(None) => Ok(false),
+            Err(error) => {
+                tracing::debug!(%error, "chain head poll failed");
+                if let Ok(mut last) = self.status.last_error.lock() {
+                    *last = error.to_string();
+                }
+                Ok(false)
+            }
+        }
     }
 
     fn on_events(&self, events: EventList) -> Result<Ingested, FollowError> {
@@ -346,7 +322,30 @@ impl Follower {
         let Some(block) = block else {
             return Ok(Ingested::AlreadyIndexed);
         };
-        self.status.note_chain_head(block.block_num);
+        self.status.block_announced(block.block_num);
+        let (block_num, block_id) = (block.block_num, block.block_id.clone());
+        match self.index_block(block, changes) {
+            Ok(outcome) => {
+                if !matches!(outcome, Ingested::NeedsCatchUp { .. }) {
+                    self.status.block_indexed(block_num);
+                }
+                Ok(outcome)
+            }
+            Err(error) => {
+                self.status
+                    .block_failed(block_num, &block_id, &error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    /// Fetches what the events do not carry (the block's transactions, the
+    /// receipts of ambiguous writers) and hands the update to [`ingest`].
+    fn index_block(
+        &self,
+        block: BlockRef,
+        changes: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<Ingested, FollowError> {
         let block_num = block.block_num;
         let rest_block = self
             .runtime
@@ -366,34 +365,9 @@ impl Follower {
             .runtime
             .block_on(ingest(self.index.as_ref(), &self.node, update))?;
         tracing::debug!(?outcome, "block indexed");
-        let chain_head = self
-            .status
-            .chain_head_num
-            .load(Ordering::Relaxed)
-            .max(block_num);
-        self.observe_index(chain_head)?;
+        let chain_head = self.status.chain_head().unwrap_or(block_num).max(block_num);
+        let indexed = self.index_head()?;
+        self.status.observe(chain_head, indexed, Instant::now());
         Ok(outcome)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lag_seconds_count_from_when_the_chain_head_first_moved_beyond_the_index() {
-        let status = FollowerStatus::new();
-        let t0 = Instant::now();
-        status.observe(5, Some(5), t0);
-        assert_eq!(status.lag_seconds(t0 + Duration::from_secs(9)), 0.0);
-        // Head 7 seen at t0+1 s; later sightings do not restart the clock.
-        status.observe(7, Some(5), t0 + Duration::from_secs(1));
-        status.observe(8, Some(6), t0 + Duration::from_secs(2));
-        assert_eq!(status.lag_seconds(t0 + Duration::from_millis(3_500)), 2.5);
-        status.observe(8, Some(8), t0 + Duration::from_secs(4));
-        assert_eq!(status.lag_seconds(t0 + Duration::from_secs(5)), 0.0);
-        // An empty index is behind any chain.
-        status.observe(0, None, t0 + Duration::from_secs(6));
-        assert_eq!(status.lag_seconds(t0 + Duration::from_secs(7)), 1.0);
     }
 }

@@ -10,6 +10,8 @@
 //! - [`index`]: the index store trait and its SQLite and PostgreSQL implementations.
 //! - [`chain`]: block updates from node data, and fork handling ([`chain::ingest`]).
 //! - [`follower`]: the ZeroMQ event subscription (block-commit, state-delta, catch-up).
+//! - [`freshness`]: whether the index is current enough to give verdicts
+//!   (lag, contact with the node, the stuck-follower alarm).
 //! - [`node`]: the node's REST API (blocks, chain head, batches).
 //! - [`records`]: typed reads of ledger records with their evidence.
 //! - [`verdict`]: the verification verdict (pure).
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod epcis;
 pub mod error;
 pub mod follower;
+pub mod freshness;
 pub mod identifiers;
 pub mod index;
 pub mod node;
@@ -91,7 +94,7 @@ impl ApiHandle {
     pub fn index(&self) -> Arc<dyn index::IndexStore> {
         Arc::clone(&self.index)
     }
-    /// The follower's status (connected, chain head).
+    /// The follower's status (connected, chain head, contact, stuck alarm).
     pub fn follower_status(&self) -> Arc<follower::FollowerStatus> {
         Arc::clone(&self.status)
     }
@@ -133,8 +136,18 @@ impl Drop for ApiHandle {
 pub struct Api;
 
 impl Api {
-    /// Opens the index, starts the chain follower (when `config.follow`) and serves HTTP.
+    /// Opens the index, starts the chain follower (when `config.follow`) and
+    /// serves HTTP, with the default [`freshness::FreshnessLimits`].
     pub async fn start(config: ApiConfig) -> Result<ApiHandle, StartError> {
+        Api::start_with(config, freshness::FreshnessLimits::default()).await
+    }
+
+    /// [`Api::start`] with the freshness limits beyond which verification
+    /// answers 503 instead of a verdict (`--max-lag-blocks`, `--max-lag-seconds`).
+    pub async fn start_with(
+        config: ApiConfig,
+        limits: freshness::FreshnessLimits,
+    ) -> Result<ApiHandle, StartError> {
         let index = index::open(&config.index_url).await?;
         let node = node::NodeClient::new(&config.rest_url)?;
         let status = Arc::new(follower::FollowerStatus::new());
@@ -175,6 +188,8 @@ impl Api {
             node,
             status: Arc::clone(&status),
             replay: access::ReplayGuard::default(),
+            following: config.follow,
+            limits,
         });
         let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
         let server = warp::serve(routes::filter(state))
@@ -183,7 +198,13 @@ impl Api {
                 let _ = on_shutdown.await;
             });
         let server = tokio::spawn(server.run());
-        tracing::info!(%addr, index = %config.index_url, "API listening");
+        tracing::info!(
+            %addr,
+            index = %config.index_url,
+            max_lag_blocks = limits.max_lag_blocks,
+            max_lag_seconds = limits.max_lag.as_secs_f64(),
+            "API listening"
+        );
         Ok(ApiHandle {
             addr,
             index,

@@ -64,10 +64,10 @@ fn op(summary: &str, access: Access, params: Value, success: Value, errors: &[u1
     statuses.dedup();
     for status in statuses {
         let (name, _) = error_response(status);
-        responses.insert(
-            status.to_string(),
-            json!({"$ref": format!("#/components/responses/{name}")}),
-        );
+        // An operation's own answer for a status (verification's 503) wins.
+        responses
+            .entry(status.to_string())
+            .or_insert_with(|| json!({"$ref": format!("#/components/responses/{name}")}));
     }
     let mut operation = json!({"summary": summary, "parameters": params, "responses": responses});
     match access {
@@ -193,7 +193,59 @@ fn schemas() -> Value {
         "lag_seconds": {"type": "number", "nullable": true, "description": "since the chain head was first seen beyond the index head; 0 when level"},
         "index_rebuilt": {"type": "string", "nullable": true, "description": "what opening the index rebuilt, or null"},
         "follower_connected": boolean(),
-        "follower_last_error": {"type": "string", "description": "empty when none"}}),
+        "follower_last_error": {"type": "string", "description": "empty when none"},
+        "fresh": {"type": "boolean", "description": "the index is known to be current: verification gives verdicts (never with --no-follow, where the index is served as it is)"},
+        "stale_reason": {"type": "string", "nullable": true, "description": "why the index is not known to be current; null when fresh"}}),
+        ),
+    );
+    let lag_fields = || {
+        json!({
+        "index_head": {"type": "integer", "nullable": true, "description": "the newest indexed block number; null when the index is empty"},
+        "chain_head_num": {"type": "integer", "nullable": true, "description": "the node's chain head as the follower last saw it; null before any"},
+        "lag_blocks": {"type": "integer", "nullable": true, "description": "blocks the index is behind the chain head; null when the head is unknown"},
+        "lag_seconds": {"type": "number", "description": "since the oldest block the index misses was first seen; 0 when level (a quiet chain is not lag)"},
+        "seconds_since_contact": {"type": "number", "nullable": true, "description": "since the chain follower last heard from the node; null when never"}})
+    };
+    let with_lag = |extra: Value| {
+        let mut properties = lag_fields();
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            properties[k] = v;
+        }
+        properties
+    };
+    let states = ["behind", "stuck", "no_contact", "empty"];
+    add(
+        "CannotVerifyNow",
+        object(
+            "503 instead of a verdict: the index cannot be trusted to be current (this is not a counterfeit signal)",
+            with_lag(json!({
+        "error": strings(&["cannot_verify_now"]),
+        "message": {"type": "string", "description": "for the pharmacist: the ledger cannot be checked right now, this is not a counterfeit warning, how far behind, try again"},
+        "state": strings(&states),
+        "reason": {"type": "string", "description": "for the operator: what is wrong"},
+        "retry_after_s": {"type": "integer", "description": "also in the Retry-After header"}})),
+        ),
+    );
+    add(
+        "StuckBlock",
+        object(
+            "the block the chain follower failed on 3 times or more in a row",
+            json!({
+        "block_num": integer(), "block_id": string(), "failures": integer(), "reason": string()}),
+        ),
+    );
+    let mut health_states = vec!["ok"];
+    health_states.extend(states);
+    add(
+        "Health",
+        object(
+            "whether verification gives verdicts now (200 ok) or not (503) and why",
+            with_lag(json!({
+        "status": strings(&health_states),
+        "reason": {"type": "string", "nullable": true, "description": "why not ok; null when ok"},
+        "following": {"type": "boolean", "description": "false with --no-follow (the index is served as it is, verdicts are given)"},
+        "stuck_block": nullable("StuckBlock"),
+        "max_lag_blocks": integer(), "max_lag_seconds": {"type": "number"}})),
         ),
     );
     add(
@@ -217,6 +269,7 @@ fn schemas() -> Value {
         "serial": nullable_of("string"),
         "lot_record": nullable("LotSummary"),
         "as_of_block": nullable("BlockRef"),
+        "index_lag_blocks": {"type": "integer", "nullable": true, "description": "blocks the index was behind the chain head (at most max_lag_blocks); null with --no-follow"},
         "evidence": array(schema("Evidence")),
         "lot_versions": array(schema("RecordVersion"))}),
         ),
@@ -575,7 +628,13 @@ pub fn document() -> Value {
     let lot = param("lot", "path", true, "lot (batch) number");
     let serial = param("serial", "path", true, "serial");
     let expiry = param("17", "query", false, "printed expiry YYMMDD");
-    let verdict = || json!({"200": answer("the verdict, naming the block it is true at (as_of_block)", "application/json", "Verification")});
+    // 503: cannot_verify_now (the index is not current) or the Error body (index_unavailable).
+    let verdict = || {
+        json!({"200": answer("the verdict, naming the block it is true at (as_of_block)", "application/json", "Verification"),
+        "503": {"description": "no verdict: the index cannot be trusted to be current (cannot_verify_now, not a counterfeit signal; try again) or cannot answer (index_unavailable)",
+            "headers": {"Retry-After": {"description": "with cannot_verify_now: seconds to wait before asking again", "schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": {"oneOf": [schema("CannotVerifyNow"), schema("Error")]}}}}})
+    };
     let link = |summary: &str, params: Value| {
         let mut ok = verdict();
         ok["200"]["content"]["text/html"] = json!({"schema": {"type": "string"}});
@@ -610,7 +669,7 @@ pub fn document() -> Value {
         "paths": {
             "/api/v1/status": {"get": op("index head, chain head, lag in blocks and seconds, follower state, and whether opening the index rebuilt it", Access::Public, json!([]),
                 json!({"200": answer("index and follower state", "application/json", "Status")}), &[])},
-            "/api/v1/verify": {"get": op("verify a pack or lot", Access::Public, json!([
+            "/api/v1/verify": {"get": op("verify a pack or lot; 503 cannot_verify_now instead of a verdict while the index is not current", Access::Public, json!([
                 param("gtin", "query", true, "GTIN"), param("lot", "query", false, "lot"),
                 param("serial", "query", false, "serial"), param("exp", "query", false, "printed expiry YYMMDD")]), verdict(), &[])},
             "/": asset("the web page: verify a pack (paste a Digital Link or type GTIN/lot/serial)", "text/html"),
@@ -618,6 +677,11 @@ pub fn document() -> Value {
             "/blood": asset("the web page's emergency blood board", "text/html"),
             "/app.js": asset("the web page's script", "text/javascript"),
             "/style.css": asset("the web page's style sheet", "text/css"),
+            "/health": {"get": {"summary": "whether verification gives verdicts now: 200 ok, or 503 behind / stuck / no_contact / empty with the reason and the lag (for load balancers and monitoring)", "parameters": [],
+                "responses": {"200": answer("verdicts are given: the index is current (or --no-follow)", "application/json", "Health"),
+                    "503": answer("verdicts are refused (cannot_verify_now) until the index is current again", "application/json", "Health")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics: index and chain heads, lag in blocks and seconds, follower connected / stuck / failures, refused verifications", "parameters": [],
+                "responses": {"200": {"description": "Prometheus text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "this document", "parameters": [],
                 "responses": {"200": {"description": "this document", "content": {"application/json": {"schema": {"type": "object", "additionalProperties": true}}}}}}},
             // A GTIN alone names no pack or lot: JSON callers get 400 missing_lot_or_serial.

@@ -15,9 +15,11 @@ use warp::Filter;
 use crate::access::{self, Caller, Credentials};
 use crate::error::ApiError;
 use crate::follower::FollowerStatus;
+use crate::freshness::FreshnessLimits;
 use crate::index::IndexStore;
 use crate::node::NodeClient;
 
+mod health;
 mod lots;
 mod verify;
 
@@ -28,6 +30,10 @@ pub struct AppState {
     pub status: Arc<FollowerStatus>,
     /// Signed token requests already used (replays are refused).
     pub replay: access::ReplayGuard,
+    /// Whether a chain follower keeps the index current (false: `--no-follow`).
+    pub following: bool,
+    /// Beyond these verification answers 503 instead of a verdict.
+    pub limits: FreshnessLimits,
 }
 
 /// A request as the router sees it.
@@ -307,6 +313,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/app.js"),
     ("GET", "/style.css"),
     ("GET", "/openapi.json"),
+    ("GET", "/health"),
+    ("GET", "/metrics"),
     ("GET", "/01/{gtin}"),
     ("GET", "/01/{gtin}/10/{lot}"),
     ("GET", "/01/{gtin}/21/{serial}"),
@@ -337,6 +345,8 @@ async fn dispatch(state: &AppState, request: &Request) -> Answer {
         (["app.js"], true) => Ok(respond(200, "text/javascript; charset=utf-8", SCRIPT)),
         (["style.css"], true) => Ok(respond(200, "text/css; charset=utf-8", STYLE)),
         (["openapi.json"], true) => json_answer(200, &crate::openapi::document()),
+        (["health"], true) => health::health(state).await,
+        (["metrics"], true) => health::metrics(state).await,
         (["01", ..], true) if request.wants_html() => {
             Ok(respond(200, "text/html; charset=utf-8", PAGE))
         }
@@ -353,7 +363,7 @@ async fn dispatch(state: &AppState, request: &Request) -> Answer {
 async fn api_v1(state: &AppState, request: &Request, rest: &[&str]) -> Answer {
     let method = &request.method;
     match (rest, method) {
-        (["status"], &Method::GET) => status(state).await,
+        (["status"], &Method::GET) => health::status(state).await,
         (["verify"], &Method::GET) => verify::by_query(state, request).await,
         (["lots", gtin, lot], &Method::GET) => lots::provenance(state, request, gtin, lot).await,
         (["lots", gtin, lot, "epcis"], &Method::GET) => {
@@ -370,47 +380,6 @@ async fn api_v1(state: &AppState, request: &Request, rest: &[&str]) -> Answer {
             crate::identifiers::shorten(&request.path)
         ))),
     }
-}
-
-async fn status(state: &AppState) -> Answer {
-    let head = state.index.head().await?;
-    let announced = state
-        .status
-        .chain_head_num
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let chain_head = match state.node.head_num().await {
-        Ok(num) => num,
-        Err(_) => (announced != u64::MAX).then_some(announced),
-    };
-    let index_num = head.as_ref().map(|h| h.block_num);
-    let lag = match (chain_head, index_num) {
-        (Some(c), Some(i)) => Some(c.saturating_sub(i)),
-        (Some(c), None) => Some(c + 1),
-        _ => None,
-    };
-    let now = std::time::Instant::now();
-    if let Some(chain_head) = chain_head {
-        state.status.observe(chain_head, index_num, now);
-    }
-    let lag_seconds = lag.map(|_| state.status.lag_seconds(now));
-    let last_error = state
-        .status
-        .last_error
-        .lock()
-        .map(|e| e.clone())
-        .unwrap_or_default();
-    json_answer(
-        200,
-        &json!({
-            "index_head": head,
-            "chain_head_num": chain_head,
-            "lag_blocks": lag,
-            "lag_seconds": lag_seconds,
-            "index_rebuilt": state.index.rebuild_notice(),
-            "follower_connected": state.status.connected.load(std::sync::atomic::Ordering::Relaxed),
-            "follower_last_error": last_error,
-        }),
-    )
 }
 
 async fn submit_batches(state: &AppState, request: &Request) -> Answer {

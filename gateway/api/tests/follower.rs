@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use coldchain_api::{Api, ApiConfig, ApiHandle};
-use support::http::get;
+use support::http::{get, wait_until_fresh};
 use support::recorded_node::RecordedNode;
 use support::scenario::{self, GTIN};
 use support::{drop_postgres_schema, postgres_url, Ledger, NULL_BLOCK_ID};
@@ -35,6 +35,8 @@ async fn wait_for_head(api: &ApiHandle, block_id: &str) {
             .expect("head")
             .is_some_and(|h| h.block_id == block_id)
         {
+            // Verdicts are given once the API knows its index is current.
+            wait_until_fresh(&api.url(), 15).await;
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -3,23 +3,24 @@
 //! node over its ZeroMQ component endpoint, catches up after being down, and
 //! serves verdicts, provenance and readings whose hash chain matches the
 //! node's ThermalRecord. On SQLite and PostgreSQL.
+#[path = "support/live_node.rs"]
+mod live_node;
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use coldchain_api::access::signed_message;
 use coldchain_api::{Api, ApiConfig, ApiHandle};
-use coldchain_node::genesis::GenesisSettings;
-use coldchain_node::node::{Node, NodeConfig, NodeHandle};
+use coldchain_node::node::NodeHandle;
 use coldchain_node::testing::http;
 use coldchain_processors::messages::coldchain::{
     CustodyPayload_oneof_action, DispensePack, LotStatus,
 };
 use coldchain_processors::signing::{batch_list_bytes, sign_batch, sign_transaction, Signer};
-use support::http::{get, signed_get, token_for};
+use live_node::{start_node, LiveNode};
+use support::http::{get, signed_get, token_for, wait_until_fresh};
 use support::scenario::{self, GTIN};
-use support::{drop_postgres_schema, postgres_client, postgres_schema_of, postgres_url, Chain, Tx};
+use support::{drop_postgres_schema, postgres_client, postgres_schema_of, postgres_url};
 
 /// The index under test, and how the test alters one of its readings chunks.
 enum Store {
@@ -84,80 +85,6 @@ impl Store {
     }
 }
 
-struct LiveNode {
-    rest: String,
-    admin: Signer,
-}
-
-impl Chain for LiveNode {
-    fn admin(&self) -> Signer {
-        self.admin.clone()
-    }
-
-    fn submit(&mut self, txns: Vec<Tx<'_>>) -> Result<(), String> {
-        self.submit_ids(txns).map(|_| ())
-    }
-}
-
-impl LiveNode {
-    /// Commits the transactions as one batch and returns their ids.
-    fn submit_ids(&mut self, txns: Vec<Tx<'_>>) -> Result<Vec<String>, String> {
-        let transactions = txns
-            .into_iter()
-            .map(|tx| {
-                sign_transaction(tx.spec, tx.signer, self.admin.public_key())
-                    .map_err(|e| e.to_string())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let ids: Vec<String> = transactions
-            .iter()
-            .map(|t| t.get_header_signature().to_string())
-            .collect();
-        let batch = sign_batch(transactions, &self.admin).map_err(|e| e.to_string())?;
-        let id = batch.get_header_signature().to_string();
-        let body = batch_list_bytes(vec![batch]).map_err(|e| e.to_string())?;
-        let reply = http::post_batches(&self.rest, &body).map_err(|e| e.to_string())?;
-        if reply.status != 202 {
-            return Err(format!(
-                "POST /batches answered {}: {}",
-                reply.status,
-                reply.json()
-            ));
-        }
-        for _ in 0..50 {
-            let reply = http::get(&self.rest, &format!("/batch_statuses?id={id}&wait=5"))
-                .map_err(|e| e.to_string())?;
-            let status = reply.json();
-            match status["data"][0]["status"].as_str() {
-                Some("COMMITTED") => return Ok(ids),
-                Some("INVALID") => return Err(format!("batch invalid: {status}")),
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        Err(format!("batch {id} not committed in time"))
-    }
-}
-
-fn start_node(dir: &std::path::Path, admin: &Signer) -> NodeHandle {
-    let mut config = NodeConfig::new(dir);
-    config.rest_api = "127.0.0.1:0".parse().expect("addr");
-    config.component = "tcp://127.0.0.1:*".into();
-    config.genesis = GenesisSettings(
-        [(
-            "coldchain.admins".to_string(),
-            admin.public_key().to_string(),
-        )]
-        .into_iter()
-        .collect(),
-    );
-    config.handlers = vec![
-        Arc::new(coldchain_processors::registry::RegistryHandler::new()),
-        Arc::new(coldchain_processors::custody::CustodyHandler::new()),
-        Arc::new(coldchain_processors::sensor::SensorHandler::new()),
-    ];
-    Node::start(config).expect("node starts")
-}
-
 async fn start_api(node: &NodeHandle, index_url: &str) -> ApiHandle {
     Api::start(ApiConfig {
         bind: "127.0.0.1:0".parse().expect("addr"),
@@ -187,6 +114,8 @@ async fn wait_until_caught_up(api: &ApiHandle, rest: &str) {
             .expect("index")
             .is_some_and(|h| h.block_id == head)
         {
+            // Verdicts are given once the API knows its index is current.
+            wait_until_fresh(&api.url(), 15).await;
             return;
         }
         last = get(&api.url(), "/api/v1/status").await.1;

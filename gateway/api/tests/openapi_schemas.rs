@@ -642,16 +642,22 @@ async fn feed(index: &Arc<dyn IndexStore>, ledger: &Ledger) {
     }
 }
 
-async fn start(index_url: &str, rest_url: &str) -> ApiHandle {
-    Api::start(ApiConfig {
+/// An API on `index_url` serving the index as it is (no follower); nothing
+/// listens at its component endpoint.
+fn config(index_url: &str, rest_url: &str) -> ApiConfig {
+    ApiConfig {
         bind: "127.0.0.1:0".parse().expect("addr"),
         rest_url: rest_url.into(),
         component: "tcp://127.0.0.1:9".into(),
         index_url: index_url.into(),
         follow: false,
-    })
-    .await
-    .expect("API starts")
+    }
+}
+
+async fn start(index_url: &str, rest_url: &str) -> ApiHandle {
+    Api::start(config(index_url, rest_url))
+        .await
+        .expect("API starts")
 }
 
 async fn every_answer_matches_the_document(index_url: &str) {
@@ -768,6 +774,58 @@ async fn every_answer_matches_the_document(index_url: &str) {
         .check("GET", "/api/v1/verify", "/api/v1/verify?lot=L-OK", None)
         .await;
     assert_eq!(answer.status, 400);
+
+    // Health and metrics of this API (--no-follow: verdicts are given).
+    let health = c.check("GET", "/health", "/health", None).await;
+    assert_eq!(health.status, 200, "{}", health.text);
+    assert_eq!(health.json()["following"], false, "{}", health.text);
+    let metrics = c.check("GET", "/metrics", "/metrics", None).await;
+    assert!(
+        metrics
+            .text
+            .contains("# TYPE coldchain_api_verify_refused_total counter"),
+        "{}",
+        metrics.text
+    );
+
+    // An API on the same index whose follower cannot reach the node:
+    // verification answers 503 cannot_verify_now, as documented.
+    let stale_api = Api::start(ApiConfig {
+        follow: true,
+        ..config(index_url, &node.url)
+    })
+    .await
+    .expect("API starts");
+    let mut stale = Checker {
+        base: stale_api.url(),
+        document: c.document.clone(),
+        seen: BTreeSet::new(),
+    };
+    for (template, path) in [
+        (
+            "/api/v1/verify",
+            format!("/api/v1/verify?gtin={GTIN}&lot=L-OK"),
+        ),
+        ("/01/{gtin}/10/{lot}", format!("/01/{GTIN}/10/L-OK")),
+        ("/01/{gtin}/21/{serial}", format!("/01/{GTIN}/21/L-OK-S1")),
+        (
+            "/01/{gtin}/10/{lot}/21/{serial}",
+            format!("/01/{GTIN}/10/L-OK/21/L-OK-S1"),
+        ),
+    ] {
+        let answer = stale.check("GET", template, &path, None).await;
+        assert_eq!(answer.status, 503, "{path}: {}", answer.text);
+        assert_eq!(
+            answer.json()["error"],
+            "cannot_verify_now",
+            "{}",
+            answer.text
+        );
+        assert!(answer.headers.contains_key("retry-after"), "{path}");
+    }
+    let health = stale.check("GET", "/health", "/health", None).await;
+    assert_eq!(health.status, 503, "{}", health.text);
+    stale_api.stop().await;
 
     // Provenance and EPCIS, for callers who see different parts.
     let lots = "/api/v1/lots/{gtin}/{lot}";
@@ -1029,7 +1087,7 @@ fn the_validator_refuses_what_the_schema_does_not_allow() {
     let block =
         json!({"block_id": "ab", "block_num": 3, "previous_block_id": "aa", "state_root": "r"});
     let valid = json!({"verdict": "unknown", "reasons": ["no lot"], "gtin": GTIN, "lot": null, "serial": null,
-        "lot_record": null, "as_of_block": block, "evidence": [], "lot_versions": []});
+        "lot_record": null, "as_of_block": block, "index_lag_blocks": 0, "evidence": [], "lot_versions": []});
     let schema = json!({"$ref": "#/components/schemas/Verification"});
     let errors = |value: &Value| {
         let mut found = Vec::new();
@@ -1052,6 +1110,23 @@ fn the_validator_refuses_what_the_schema_does_not_allow() {
     assert!(!broken(&|v| v["evidence"] = Value::Null).is_empty());
     assert!(!broken(&|v| v["as_of_block"]["block_num"] = json!(1.5)).is_empty());
     assert!(!broken(&|v| v["as_of_block"]["extra"] = json!("x")).is_empty());
+    // A refusal is not an Error body (it has the lag fields), nor a verdict.
+    let refusals = json!({"oneOf": [{"$ref": "#/components/schemas/CannotVerifyNow"}, {"$ref": "#/components/schemas/Error"}]});
+    let refusal = json!({"error": "cannot_verify_now", "message": "m", "state": "stuck", "reason": "r", "retry_after_s": 5,
+        "index_head": 67, "chain_head_num": 135, "lag_blocks": 68, "lag_seconds": 40.5, "seconds_since_contact": 0.2});
+    for (body, valid) in [
+        (refusal.clone(), true),
+        (json!({"error": "index_unavailable", "message": "m"}), true),
+        (
+            json!({"error": "cannot_verify_now", "message": "m", "state": "stuck"}),
+            false,
+        ),
+        (json!({"verdict": "unknown"}), false),
+    ] {
+        let mut found = Vec::new();
+        doc.validate(&refusals, &body, "$", &mut found);
+        assert_eq!(found.is_empty(), valid, "{body}: {found:?}");
+    }
     // oneOf: a readings page is not also a chart.
     let readings = json!({"oneOf": [{"$ref": "#/components/schemas/ReadingsPage"}, {"$ref": "#/components/schemas/ReadingsChart"}]});
     let chain = json!({"batches": 0, "recomputed_head": "", "on_chain_head": "", "intact": true});

@@ -1,12 +1,15 @@
 //! The web page in headless Chromium: a Digital Link opens the page, which
 //! shows the verdict, the custody timeline and a temperature chart with the
-//! allowed band shaded and the excursion marked (checked on a screenshot).
+//! allowed band shaded and the excursion marked (checked on a screenshot);
+//! and, when the API cannot verify now (503), a distinct "cannot be checked
+//! right now" state with a retry button, on a 390 px wide phone screen.
 mod support;
 
 use std::path::Path;
 use std::process::Command;
 
 use coldchain_api::chain::ingest;
+use coldchain_api::freshness::FreshnessLimits;
 use coldchain_api::{Api, ApiConfig};
 use support::http::token_for;
 use support::scenario::{self, GTIN};
@@ -114,5 +117,106 @@ async fn digital_link_page_shows_verdict_timeline_and_chart_with_band_and_excurs
     assert!(band > 5_000, "allowed band not drawn ({band} px)");
     assert!(line > 200, "temperature line not drawn ({line} px)");
     assert!(excursion > 30, "excursion not marked ({excursion} px)");
+    api.stop().await;
+}
+
+/// Decodes a PNG screenshot: (pixels, channels, width).
+fn screenshot_pixels(path: &Path) -> (Vec<u8>, usize, u32) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).expect("screenshot written"),
+    ));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut pixels).expect("png frame");
+    pixels.truncate(frame.buffer_size());
+    (pixels, frame.color_type.samples(), frame.width)
+}
+
+/// The API's index holds the story but its follower cannot reach the node:
+/// the page says the ledger cannot be checked right now, that this is not a
+/// counterfeit warning, and offers to try again — no verdict, not "unknown".
+#[tokio::test]
+async fn digital_link_page_says_the_ledger_cannot_be_checked_when_verification_is_refused() {
+    if !Path::new(CHROMIUM).exists() {
+        panic!("this test needs Debian's chromium at {CHROMIUM}");
+    }
+    let mut ledger = Ledger::new();
+    scenario::full_story(&mut ledger);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index_url = format!("sqlite://{}", dir.path().join("index.db").display());
+    let index = coldchain_api::index::open(&index_url).await.expect("index");
+    let lookup = ledger.lookup();
+    for block in &ledger.blocks {
+        ingest(index.as_ref(), &lookup, block.clone())
+            .await
+            .expect("ingested");
+    }
+    drop(index);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let api = Api::start_with(
+        ApiConfig {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            rest_url: format!("http://127.0.0.1:{closed}"),
+            component: format!("tcp://127.0.0.1:{closed}"),
+            index_url,
+            follow: true,
+        },
+        FreshnessLimits::default(),
+    )
+    .await
+    .expect("API starts");
+    let url = format!("{}/01/{GTIN}/10/L-HOT", api.url());
+
+    let dom_profile = tempfile::tempdir().expect("profile");
+    let dom_url = url.clone();
+    let dom = tokio::task::spawn_blocking(move || {
+        chromium(
+            dom_profile.path(),
+            &["--window-size=390,844", "--dump-dom", &dom_url],
+        )
+    })
+    .await
+    .expect("join");
+    let html = String::from_utf8_lossy(&dom.stdout);
+    for expected in [
+        "verdict unavailable",
+        "The ledger cannot be checked right now",
+        "This is not a counterfeit warning",
+        "The service has not reached the ledger yet.",
+        "Try again</button>",
+    ] {
+        assert!(html.contains(expected), "{expected:?} missing: {html}");
+    }
+    for verdict in ["Compromised", "Unknown", "Authentic", "Cannot verify"] {
+        assert!(!html.contains(verdict), "{verdict:?} shown: {html}");
+    }
+
+    // On a phone: the state's colour fills its box, and nothing is wider than the screen.
+    let shot_profile = tempfile::tempdir().expect("profile");
+    let shot = dir.path().join("phone.png");
+    let shot_arg = format!("--screenshot={}", shot.display());
+    let output = tokio::task::spawn_blocking(move || {
+        chromium(
+            shot_profile.path(),
+            &[&shot_arg, "--window-size=390,844", &url],
+        )
+        .status
+    })
+    .await
+    .expect("join");
+    assert!(output.success(), "chromium screenshot failed");
+    if let Ok(keep) = std::env::var("COLDCHAIN_KEEP_SCREENSHOT_UNAVAILABLE") {
+        std::fs::copy(&shot, keep).expect("screenshot copied");
+    }
+    let (pixels, channels, width) = screenshot_pixels(&shot);
+    assert_eq!(width, 390);
+    let state = count_colour(&pixels, channels, [0x00, 0x50, 0x7a]);
+    assert!(
+        state > 20_000,
+        "the cannot-check state is not shown ({state} px)"
+    );
     api.stop().await;
 }

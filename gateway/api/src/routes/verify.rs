@@ -1,9 +1,12 @@
 //! Public verification: by query (`/api/v1/verify?gtin=&lot=&serial=&exp=`)
 //! or by GS1 Digital Link path (`/01/{gtin}/10/{lot}/21/{serial}?17=YYMMDD`).
+//! Both answer 503 `cannot_verify_now` instead of a verdict while the index
+//! is not known to be current (see [`crate::freshness`]).
 use coldchain_processors::addressing::{goods_key, RecordKind};
 use coldchain_processors::messages::coldchain::{Lot, Pack, ThermalRecord};
 use serde_json::json;
 
+use super::health::{assess, refuse_unless_fresh};
 use super::{json_answer, now_s, Answer, AppState, Request};
 use crate::error::ApiError;
 use crate::identifiers::{check_code, expiry_from_yymmdd, normalize_gtin, parse_digital_link};
@@ -60,6 +63,12 @@ async fn verify(
     }
     let index = state.index.as_ref();
     let as_of_block = index.head().await?;
+    // A verdict never comes silently from the past: refuse (503) unless the
+    // index is current. No node call here; the follower keeps the head fresh.
+    let freshness = assess(state, as_of_block.as_ref().map(|b| b.block_num));
+    if let Some(refusal) = refuse_unless_fresh(state, &freshness) {
+        return refusal;
+    }
     let pack = match &serial {
         Some(serial) => load::<Pack>(index, RecordKind::Pack, &goods_key(&gtin, serial)).await?,
         None => None,
@@ -111,6 +120,7 @@ async fn verify(
             "serial": serial,
             "lot_record": lot_view,
             "as_of_block": as_of_block,
+            "index_lag_blocks": freshness.following.then_some(freshness.lag_blocks).flatten(),
             "evidence": evidence,
             "lot_versions": status_history,
         }),

@@ -29,7 +29,12 @@ async function api(path) {
   if (token()) headers.Authorization = "Bearer " + token();
   const response = await fetch(path, { headers });
   const body = await response.json().catch(() => ({ error: "bad_response", message: "the API sent no JSON" }));
-  if (!response.ok) throw new Error(body.message || response.statusText);
+  if (!response.ok) {
+    const error = new Error(body.message || response.statusText);
+    error.status = response.status;
+    error.body = body;
+    throw error;
+  }
   return body;
 }
 
@@ -54,6 +59,43 @@ function showVerdict(result) {
   );
 }
 
+// "12 blocks / 40 s" from a cannot_verify_now answer.
+function behind(r) {
+  const parts = [];
+  if (r.lag_blocks > 0) parts.push(`${r.lag_blocks} block${r.lag_blocks === 1 ? "" : "s"}`);
+  if (r.lag_blocks > 0 || r.lag_seconds > 0) parts.push(`${Math.round(r.lag_seconds || 0)} s`);
+  return parts.join(" / ");
+}
+
+function unavailableDetail(r) {
+  const lag = behind(r);
+  const by = lag ? ` It is ${lag} behind the ledger.` : "";
+  switch (r.state) {
+    case "empty": return "The service is still reading the ledger (it is starting or rebuilding its copy).";
+    case "stuck": return `The service has stopped reading the ledger.${by}`;
+    case "no_contact": return r.seconds_since_contact == null
+      ? "The service has not reached the ledger yet."
+      : `The service lost contact with the ledger ${Math.round(r.seconds_since_contact)} s ago.${by}`;
+    default: return lag ? `The service is ${lag} behind the ledger.` : "The service is behind the ledger.";
+  }
+}
+
+// 503 cannot_verify_now: no verdict, and no alarm either — the answer would be out of date.
+function showUnavailable(r, path) {
+  const box = $("verdict");
+  box.hidden = false;
+  box.className = "verdict unavailable";
+  const retry = el("button", { type: "button", class: "retry" }, "Try again");
+  retry.addEventListener("click", () => { retry.disabled = true; verify(path); });
+  box.replaceChildren(
+    el("p", { class: "word" }, "The ledger cannot be checked right now"),
+    el("p", { class: "reassure" }, "This is not a counterfeit warning: nothing is known to be wrong with this pack. The service cannot give an up-to-date answer, so it gives none."),
+    el("p", { class: "behind" }, unavailableDetail(r)),
+    retry,
+    el("small", {}, "Try again in a minute. If this keeps happening, tell the operator of this service."),
+  );
+}
+
 async function verify(path) {
   try {
     const result = await api(path);
@@ -61,6 +103,12 @@ async function verify(path) {
     lastLot = result.lot && result.gtin ? { gtin: result.gtin, lot: result.lot } : null;
     await showProvenance();
   } catch (error) {
+    if (error.status === 503 && error.body && error.body.error === "cannot_verify_now") {
+      lastLot = null;
+      showUnavailable(error.body, path);
+      $("provenance").replaceChildren();
+      return;
+    }
     const box = $("verdict");
     box.hidden = false;
     box.className = "verdict error";

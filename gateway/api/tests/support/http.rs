@@ -66,3 +66,42 @@ pub async fn token_for(base: &str, signer: &Signer) -> String {
     let body: serde_json::Value = response.json().await.expect("json");
     body["token"].as_str().expect("token").to_string()
 }
+
+/// Waits until `/health` answers 200 (verification gives verdicts: the index
+/// is current), panicking with the last answer after `seconds`.
+pub async fn wait_until_fresh(base: &str, seconds: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let (status, body) = get(base, "/health").await;
+        if status == 200 {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!("the API did not become fresh within {seconds} s: {status} {body}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `path_and_query` until `done` accepts the answer, panicking with the
+/// last answer after `seconds`.
+pub async fn wait_for(
+    base: &str,
+    path_and_query: &str,
+    seconds: u64,
+    done: impl Fn(u16, &serde_json::Value) -> bool,
+) -> (u16, serde_json::Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let (status, body) = get(base, path_and_query).await;
+        if done(status, &body) {
+            return (status, body);
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "{path_and_query} never answered as expected within {seconds} s: {status} {body}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -31,6 +31,9 @@ pub struct Published {
     /// from this position again (the new fork's), as a validator announces
     /// the blocks of the chain it switched to.
     rewind_to: Option<usize>,
+    /// Set by [`RecordedNode::withhold_events`]: blocks from this position on
+    /// are served over REST (the chain head moves) but not announced.
+    withhold_from: Option<usize>,
 }
 
 pub struct RecordedNode {
@@ -155,10 +158,14 @@ impl RecordedNode {
                             .flat_map(|(_, txns)| txns)
                             .find(|t| &t.id == id)
                     })
+                    // As a Sawtooth 1.2 REST API answers: `transaction_id`
+                    // renamed to `id`, empty values dropped.
                     .map(|t| {
                         json!({
-                            "transaction_id": t.id,
-                            "state_changes": t.writes.iter().map(|a| json!({"address": a, "type": "SET"})).collect::<Vec<_>>(),
+                            "data": [],
+                            "events": [],
+                            "id": t.id,
+                            "state_changes": t.writes.iter().map(|a| json!({"address": a, "type": "SET", "value": "AQ=="})).collect::<Vec<_>>(),
                         })
                     })
                     .collect();
@@ -197,6 +204,18 @@ impl RecordedNode {
         published.blocks.truncate(keep);
         published.blocks.extend(blocks);
         published.rewind_to = Some(keep);
+    }
+
+    /// Blocks published from now on move the chain head (`GET /blocks`)
+    /// but are not announced to the subscriber until [`RecordedNode::release_events`].
+    pub fn withhold_events(&self) {
+        let mut published = self.published.lock().expect("lock");
+        published.withhold_from = Some(published.blocks.len());
+    }
+
+    /// Announces the withheld blocks.
+    pub fn release_events(&self) {
+        self.published.lock().expect("lock").withhold_from = None;
     }
 
     pub fn publish(&self, update: BlockUpdate, txns: Vec<RecordedTxn>) {
@@ -260,7 +279,8 @@ fn serve_events(socket: zmq::Socket, published: Arc<Mutex<Published>>, stop: Arc
             if let Some(rewind) = state.rewind_to.take() {
                 *next = (*next).min(rewind);
             }
-            while *next < state.blocks.len() {
+            let announced = state.withhold_from.unwrap_or(usize::MAX);
+            while *next < state.blocks.len().min(announced) {
                 let _ =
                     socket.send_multipart([identity.clone(), events(&state.blocks[*next].0)], 0);
                 *next += 1;
