@@ -217,7 +217,8 @@ where
 async fn route(context: Arc<RestContext>, request: Request) -> Result<Response, ApiError> {
     let path = request.path.trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let get = request.method == Method::GET;
+    // HEAD is answered as GET (hyper sends no body), as aiohttp does for Sawtooth.
+    let get = request.method == Method::GET || request.method == Method::HEAD;
     let post = request.method == Method::POST;
     match (segments.as_slice(), get, post) {
         (["batches"], _, true) => submit::post_batches(context, request).await,
