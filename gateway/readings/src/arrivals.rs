@@ -1,10 +1,11 @@
-//! Turning bytes from a serial line or an MQTT message into [`Arrival`]s:
-//! parse, then route each reading to its organisation and shipment.
+//! Turning bytes from a serial line or an MQTT message into an [`Arrival`]:
+//! parse, then route its readings to their organisation and shipment. The
+//! bytes are kept as received, so a refusal can be replayed from them.
 //!
 //! Pure: the device directory is passed in as a function, so the same code
 //! serves live ingestion and dead-letter replay.
 use crate::protocol::{mqtt_payload, serial_line, ParseError};
-use crate::queue::{Arrival, Route};
+use crate::queue::{Arrival, RawForm, Route};
 use crate::validation::{Reason, Rejection};
 
 fn parse_rejection(error: &ParseError) -> Rejection {
@@ -21,6 +22,10 @@ fn unknown(device: &str) -> Rejection {
         format!("device {device:?} is not in the gateway config nor attached to a shipment on the ledger; add it under [devices] or attach it"),
     )
 }
+
+/// Bytes of an MQTT payload over the size limit kept in its dead letter:
+/// enough to see which logger sent what, not the whole (possibly huge) thing.
+pub const TOO_LARGE_KEEP_BYTES: usize = 64 * 1024;
 
 /// One serial line. `allowed` lists the devices wired to this port (empty: any).
 pub fn from_serial_line(
@@ -42,65 +47,119 @@ pub fn from_serial_line(
                 ));
             }
             let route = directory(&reading.device_id).ok_or_else(|| unknown(&reading.device_id))?;
-            Ok((reading, route))
+            Ok((vec![reading], route))
         });
-    let raw = match &outcome {
-        Ok((reading, _)) => serial_line::format_line(reading).into_bytes(),
-        Err(_) => line.to_vec(),
-    };
     Arrival {
         source: source.to_string(),
-        raw,
+        raw: line.to_vec(),
+        form: RawForm::SerialLine,
+        size: line.len() as u64,
         outcome,
     }
 }
 
-/// One MQTT message: one arrival per reading, or one refusal for the whole message.
+/// The route of `device` for a message on a topic naming `org`.
+fn route_on_topic(
+    org: &str,
+    device: &str,
+    directory: &dyn Fn(&str) -> Option<Route>,
+) -> Result<Route, Rejection> {
+    match directory(device) {
+        Some(route) if route.org == org => Ok(route),
+        Some(route) => Err(Rejection::new(
+            Reason::WrongOrg,
+            format!(
+                "topic names org {org:?} but device {device:?} belongs to {:?}; publish on the device's organisation's topic",
+                route.org
+            ),
+        )),
+        None => Err(unknown(device)),
+    }
+}
+
+/// One MQTT message: all its readings, or one refusal for the whole message.
+/// The payload is kept whole (a dead letter is replayed from it).
 pub fn from_mqtt_message(
     prefix: &str,
     topic: &str,
     payload: &[u8],
     directory: &dyn Fn(&str) -> Option<Route>,
-) -> Vec<Arrival> {
-    let source = format!("mqtt:{topic}");
-    let refuse = |rejection: Rejection| {
-        vec![Arrival {
-            source: source.clone(),
-            raw: payload.to_vec(),
-            outcome: Err(rejection),
-        }]
-    };
-    let Some((org, device)) = mqtt_payload::parse_topic(prefix, topic) else {
-        return refuse(Rejection::new(
+) -> Arrival {
+    let outcome = match mqtt_payload::parse_topic(prefix, topic) {
+        None => Err(Rejection::new(
             Reason::Malformed,
             format!("topic {topic:?} is not {prefix}/<org>/<device>/readings"),
-        ));
+        )),
+        Some((org, device)) => mqtt_payload::parse_payload(device, payload)
+            .map_err(|e| parse_rejection(&e))
+            .and_then(|readings| Ok((readings, route_on_topic(org, device, directory)?))),
     };
-    let readings = match mqtt_payload::parse_payload(device, payload) {
-        Ok(readings) => readings,
-        Err(e) => return refuse(parse_rejection(&e)),
-    };
-    let route = match directory(device) {
-        Some(route) if route.org == org => route,
-        Some(route) => {
-            return refuse(Rejection::new(
-                Reason::WrongOrg,
-                format!(
-                    "topic names org {org:?} but device {device:?} belongs to {:?}",
-                    route.org
-                ),
-            ))
-        }
-        None => return refuse(unknown(device)),
-    };
-    readings
-        .into_iter()
-        .map(|reading| Arrival {
-            source: source.clone(),
-            raw: serial_line::format_line(&reading).into_bytes(),
-            outcome: Ok((reading, route.clone())),
-        })
-        .collect()
+    Arrival {
+        source: format!("mqtt:{topic}"),
+        raw: payload.to_vec(),
+        form: RawForm::MqttPayload,
+        size: payload.len() as u64,
+        outcome,
+    }
+}
+
+/// One MQTT message as it came off the broker: over `max_message_bytes` it
+/// is refused unread as `too_large`, keeping its first
+/// [`TOO_LARGE_KEEP_BYTES`] and its true size.
+pub fn from_mqtt_publish(
+    prefix: &str,
+    topic: &str,
+    payload: &[u8],
+    max_message_bytes: u64,
+    directory: &dyn Fn(&str) -> Option<Route>,
+) -> Arrival {
+    let size = payload.len() as u64;
+    if size <= max_message_bytes {
+        return from_mqtt_message(prefix, topic, payload, directory);
+    }
+    let kept = payload.len().min(TOO_LARGE_KEEP_BYTES);
+    Arrival {
+        source: format!("mqtt:{topic}"),
+        raw: payload[..kept].to_vec(),
+        form: RawForm::MqttPayloadCut,
+        size,
+        outcome: Err(Rejection::new(
+            Reason::TooLarge,
+            format!(
+                "message of {size} bytes is over the limit of {max_message_bytes} bytes ([[mqtt]] max_message_bytes); \
+                 its first {kept} bytes are kept. Have the logger send fewer readings per message, or raise the limit"
+            ),
+        )),
+    }
+}
+
+/// A `$CCR` line the gateway rebuilt from a reading it had parsed (dead
+/// letters of older gateways): parsed again and, for an MQTT source, routed
+/// with the topic's organisation checked as on arrival.
+pub fn from_reading_line(
+    source: &str,
+    line: &[u8],
+    directory: &dyn Fn(&str) -> Option<Route>,
+) -> Arrival {
+    let topic = source
+        .strip_prefix("mqtt:")
+        .and_then(mqtt_payload::split_topic);
+    let outcome = serial_line::parse_line(line)
+        .map_err(|e| parse_rejection(&e))
+        .and_then(|reading| {
+            let route = match topic {
+                Some((_, org, _)) => route_on_topic(org, &reading.device_id, directory)?,
+                None => directory(&reading.device_id).ok_or_else(|| unknown(&reading.device_id))?,
+            };
+            Ok((vec![reading], route))
+        });
+    Arrival {
+        source: source.to_string(),
+        raw: line.to_vec(),
+        form: RawForm::ReadingLine,
+        size: line.len() as u64,
+        outcome,
+    }
 }
 
 #[cfg(test)]
@@ -154,17 +213,14 @@ mod tests {
             &payload,
             &directory,
         );
-        assert!(good[0].outcome.is_ok());
+        assert!(good.outcome.is_ok());
         let bad = from_mqtt_message(
             "coldchain",
             "coldchain/evil/D1/readings",
             &payload,
             &directory,
         );
-        assert_eq!(
-            bad[0].outcome.as_ref().unwrap_err().reason,
-            Reason::WrongOrg
-        );
+        assert_eq!(bad.outcome.as_ref().unwrap_err().reason, Reason::WrongOrg);
     }
 
     #[test]
@@ -175,11 +231,27 @@ mod tests {
             b"{nope",
             &directory,
         );
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].raw, b"{nope");
+        assert_eq!(out.raw, b"{nope");
+        assert_eq!(out.form, RawForm::MqttPayload);
+        assert_eq!(out.outcome.as_ref().unwrap_err().reason, Reason::Malformed);
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_too_large_and_keeps_its_head_and_size() {
+        let topic = "coldchain/acme/D1/readings";
+        let payload = vec![b'x'; TOO_LARGE_KEEP_BYTES * 3];
+        let out = from_mqtt_publish("coldchain", topic, &payload, 1000, &directory);
+        assert_eq!(out.outcome.as_ref().unwrap_err().reason, Reason::TooLarge);
         assert_eq!(
-            out[0].outcome.as_ref().unwrap_err().reason,
-            Reason::Malformed
+            (out.raw.len(), out.size, out.form),
+            (
+                TOO_LARGE_KEEP_BYTES,
+                payload.len() as u64,
+                RawForm::MqttPayloadCut
+            )
         );
+        let small = mqtt_payload::encode_json(&[reading("D1")]);
+        let fits = from_mqtt_publish("coldchain", topic, &small, small.len() as u64, &directory);
+        assert!(fits.outcome.is_ok());
     }
 }

@@ -1,13 +1,15 @@
 //! `coldchain gateway`: run the gateway, or inspect and replay its dead letters.
 use crate::config::GatewayConfig;
-use crate::validation::Plausibility;
+use crate::dead_letter::ReplayOutcome;
+use crate::validation::{Plausibility, Reason};
 use std::path::PathBuf;
 
 /// Arguments of `coldchain gateway`.
 #[derive(Debug, clap::Args)]
 pub struct GatewayArgs {
     /// Gateway config (TOML). Keys can be overridden by COLDCHAIN_GATEWAY_KEY_FILE,
-    /// _REST_URL, _QUEUE_PATH, _QUEUE_DISK_CAP_BYTES, _METRICS_BIND, _CLOCK_SKEW_TOLERANCE_S.
+    /// _REST_URL, _QUEUE_PATH, _QUEUE_DISK_CAP_BYTES, _METRICS_BIND, _CLOCK_SKEW_TOLERANCE_S,
+    /// _MQTT_MAX_MESSAGE_BYTES.
     #[arg(long, env = "COLDCHAIN_GATEWAY_CONFIG", default_value = "gateway.toml")]
     pub config: PathBuf,
     #[command(subcommand)]
@@ -28,9 +30,9 @@ pub enum GatewayCommand {
 pub enum DeadLetterAction {
     /// Lists dead letters as JSON lines, oldest first.
     List {
-        /// Only this reason (e.g. unknown_device, bad_checksum, ledger_invalid).
-        #[arg(long)]
-        reason: Option<String>,
+        /// Only this reason (e.g. unknown_device, bad_checksum, too_large, ledger_invalid).
+        #[arg(long, value_parser = parse_reason)]
+        reason: Option<Reason>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -40,9 +42,15 @@ pub enum DeadLetterAction {
         ids: Vec<i64>,
         #[arg(long)]
         all: bool,
-        #[arg(long)]
-        reason: Option<String>,
+        /// With --all: only entries of this reason.
+        #[arg(long, value_parser = parse_reason)]
+        reason: Option<Reason>,
     },
+}
+
+/// `--reason`: a refusal label; an unknown one is refused with the valid ones listed.
+fn parse_reason(label: &str) -> Result<Reason, String> {
+    Reason::parse(label).map_err(|e| e.to_string())
 }
 
 /// Runs `coldchain gateway …`.
@@ -64,21 +72,24 @@ fn dead_letters(config: GatewayConfig, action: DeadLetterAction) -> anyhow::Resu
     let mut queue = crate::queue::Queue::open(&config.queue_path)?;
     match action {
         DeadLetterAction::List { reason, limit } => {
-            for entry in queue.dead_letters(reason.as_deref(), limit)? {
+            for entry in queue.dead_letters(reason.map(Reason::label), limit)? {
                 println!("{}", serde_json::to_string(&entry)?);
             }
         }
         DeadLetterAction::Replay { ids, all, reason } => {
+            if reason.is_some() && !all {
+                anyhow::bail!("--reason selects entries for --all; pass --all too, or name ids");
+            }
             let ids: Vec<i64> = if all {
                 queue
-                    .dead_letters(reason.as_deref(), usize::MAX >> 1)?
+                    .dead_letters(reason.map(Reason::label), usize::MAX)?
                     .into_iter()
                     .map(|e| e.id)
                     .collect()
             } else {
                 ids
             };
-            if ids.is_empty() {
+            if ids.is_empty() && !all {
                 anyhow::bail!("name dead-letter ids to replay, or pass --all");
             }
             let directory = crate::directory::Directory::new(&config, None);
@@ -86,21 +97,31 @@ fn dead_letters(config: GatewayConfig, action: DeadLetterAction) -> anyhow::Resu
                 clock_skew_tolerance_s: config.clock_skew_tolerance_s,
                 max_backlog_age_s: config.max_backlog_age_s,
             };
-            let prefix = config
-                .mqtt
-                .first()
-                .map(|m| m.topic_prefix.clone())
-                .unwrap_or_else(|| "coldchain".into());
-            for id in ids {
+            let mut missing = 0;
+            let (mut queued, mut refused, mut kept) = (0, 0, 0);
+            for &id in &ids {
                 let outcome = queue.replay_dead_letter(
                     id,
                     &|d| directory.route(d),
-                    &prefix,
                     crate::submission::now_ms(),
                     limits,
                     config.queue_disk_cap_bytes,
                 )?;
-                println!("{id}: {outcome:?}");
+                match outcome {
+                    ReplayOutcome::Queued { .. } => queued += 1,
+                    ReplayOutcome::RefusedAgain { .. } => refused += 1,
+                    ReplayOutcome::NotReplayable(_) => kept += 1,
+                    ReplayOutcome::Missing => missing += 1,
+                }
+                println!("{id}: {outcome}");
+            }
+            let entries = if ids.len() == 1 { "entry" } else { "entries" };
+            eprintln!(
+                "{} {entries} replayed: {queued} queued (the next gateway run sends them), {refused} refused again, {kept} kept, {missing} not found",
+                ids.len()
+            );
+            if missing > 0 {
+                anyhow::bail!("{missing} of the ids named are not in the dead-letter store; list them with `dead-letters list`");
             }
         }
     }

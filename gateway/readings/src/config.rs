@@ -143,7 +143,18 @@ pub struct MqttBrokerConfig {
     /// First topic level; readings arrive on `<prefix>/<org>/<device>/readings`.
     #[serde(default = "default_topic_prefix")]
     pub topic_prefix: String,
+    /// Largest message payload taken, in bytes; a larger message is refused as
+    /// `too_large` (its head kept as a dead letter), acknowledged, and the
+    /// messages behind it flow on. The MQTT client itself accepts any packet
+    /// MQTT allows, so an oversized message never costs the connection.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
 }
+
+/// Largest packet MQTT 3.1.1 can carry (its remaining-length field's maximum,
+/// 256 MiB): the MQTT client's incoming limit, so it never drops a connection
+/// over a packet's size and the gateway judges the size itself.
+pub const MQTT_MAX_PACKET_BYTES: u64 = 268_435_455;
 
 impl MqttBrokerConfig {
     /// The TLS settings for rumqttc, with the CA and client files read; `None`
@@ -248,6 +259,9 @@ fn default_mqtt_port() -> u16 {
 fn default_topic_prefix() -> String {
     "coldchain".into()
 }
+fn default_max_message_bytes() -> u64 {
+    1 << 20
+}
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -291,7 +305,8 @@ impl GatewayConfig {
     }
 
     /// Applies `COLDCHAIN_GATEWAY_{KEY_FILE,REST_URL,QUEUE_PATH,QUEUE_DISK_CAP_BYTES,
-    /// METRICS_BIND,CLOCK_SKEW_TOLERANCE_S}` from `lookup`.
+    /// METRICS_BIND,CLOCK_SKEW_TOLERANCE_S,MQTT_MAX_MESSAGE_BYTES}` from `lookup`
+    /// (the last for every `[[mqtt]]` broker).
     pub fn apply_env(
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,
@@ -321,6 +336,12 @@ impl GatewayConfig {
         if let Some(v) = lookup("COLDCHAIN_GATEWAY_CLOCK_SKEW_TOLERANCE_S") {
             self.clock_skew_tolerance_s = number("COLDCHAIN_GATEWAY_CLOCK_SKEW_TOLERANCE_S", &v)?;
         }
+        if let Some(v) = lookup("COLDCHAIN_GATEWAY_MQTT_MAX_MESSAGE_BYTES") {
+            let limit = number("COLDCHAIN_GATEWAY_MQTT_MAX_MESSAGE_BYTES", &v)?;
+            for broker in &mut self.mqtt {
+                broker.max_message_bytes = limit;
+            }
+        }
         Ok(())
     }
 
@@ -347,6 +368,12 @@ impl GatewayConfig {
                 return invalid(format!(
                     "MQTT broker {}:{} needs a client_id",
                     broker.host, broker.port
+                ));
+            }
+            if !(1..=MQTT_MAX_PACKET_BYTES).contains(&broker.max_message_bytes) {
+                return invalid(format!(
+                    "MQTT broker {}:{}: max_message_bytes {} must be between 1 and {MQTT_MAX_PACKET_BYTES} (MQTT's largest packet); the default is 1048576",
+                    broker.host, broker.port, broker.max_message_bytes
                 ));
             }
         }
@@ -388,6 +415,7 @@ max_cdeg = 800
         assert_eq!(config.batching.max_readings, 10);
         assert_eq!(config.batching.max_age_ms, 5_000);
         assert_eq!(config.mqtt[0].port, 1883);
+        assert_eq!(config.mqtt[0].max_message_bytes, 1 << 20);
         assert_eq!(config.devices["TRK-1"].shipment, "S-1");
         assert!(config.check().is_ok());
     }
@@ -405,6 +433,24 @@ max_cdeg = 800
             (name == "COLDCHAIN_GATEWAY_QUEUE_DISK_CAP_BYTES").then(|| "lots".into())
         });
         assert!(matches!(bad, Err(ConfigError::Env { .. })));
+        config
+            .apply_env(|name| {
+                (name == "COLDCHAIN_GATEWAY_MQTT_MAX_MESSAGE_BYTES").then(|| "65536".into())
+            })
+            .unwrap();
+        assert_eq!(config.mqtt[0].max_message_bytes, 65_536);
+    }
+
+    #[test]
+    fn message_size_limit_is_checked() {
+        let mut config = GatewayConfig::from_toml(SAMPLE).unwrap();
+        config.mqtt[0].max_message_bytes = 0;
+        let message = config.check().unwrap_err().to_string();
+        assert!(message.contains("max_message_bytes 0"), "{message}");
+        config.mqtt[0].max_message_bytes = MQTT_MAX_PACKET_BYTES + 1;
+        assert!(config.check().is_err());
+        config.mqtt[0].max_message_bytes = MQTT_MAX_PACKET_BYTES;
+        assert!(config.check().is_ok());
     }
 
     #[test]

@@ -47,18 +47,30 @@ pub(crate) async fn run_ingest(shared: Arc<Shared>, mut inbound: mpsc::Receiver<
                 Err(_) => break,
             }
         }
-        let count = arrivals.len() as u64;
         let sources: Vec<String> = arrivals.iter().map(|a| a.source.clone()).collect();
         let admissions = store_until_done(&shared, Arc::new(arrivals), limits, cap).await;
-        shared.metrics.received.fetch_add(count, Relaxed);
         let mut urgent = false;
         for (admission, source) in admissions.iter().zip(&sources) {
-            match admission {
-                Admission::Queued { urgent: u } => urgent |= u,
-                Admission::Refused(r) => {
-                    shared.metrics.reject(r.reason);
-                    tracing::info!(reason = r.reason.label(), detail = %r.detail, source = %source, "reading refused");
+            // Received: readings queued, plus one per refusal (a refused
+            // message counts once, as it is one dead letter).
+            let (queued, refusal) = match admission {
+                Admission::Queued {
+                    readings,
+                    urgent: u,
+                    skipped,
+                } => {
+                    urgent |= u;
+                    (*readings as u64, skipped.as_ref())
                 }
+                Admission::Refused(r) => (0, Some(r)),
+            };
+            shared
+                .metrics
+                .received
+                .fetch_add(queued + refusal.is_some() as u64, Relaxed);
+            if let Some(r) = refusal {
+                shared.metrics.reject(r.reason);
+                tracing::info!(reason = r.reason.label(), detail = %r.detail, source = %source, "refused");
             }
         }
         if urgent {

@@ -9,7 +9,8 @@
 //! - [`protocol`]: the serial line and MQTT payload formats (parsing only).
 //! - [`config`]: the TOML configuration with environment overrides.
 //! - [`validation`]: may a reading enter the queue (pure rules, reasons).
-//! - [`arrivals`]: bytes from a source → routed readings or refusals (pure).
+//! - [`arrivals`]: a serial line or MQTT message → its routed readings or a refusal (pure).
+//! - [`admission`]: judging an arrival and storing it — a message is all or nothing.
 //! - [`directory`]: which org/shipment a device reports for (config or ledger state).
 //! - [`queue`]: the SQLite store-and-forward queue; [`dead_letter`]: refusals, listed and replayed.
 //! - [`batching`]: readings → signed transactions and batches (pure).
@@ -17,7 +18,7 @@
 //! - [`submission`]: batching loop, sending, following and settling batches.
 //! - [`ingest`]: the single writer that stores arrivals in groups.
 //! - [`sources`]: serial and MQTT adapters.
-//! - [`metrics`]: Prometheus counters and `/metrics`.
+//! - [`metrics`]: Prometheus counters, `/metrics` and `/health`.
 //! - [`cli`]: `coldchain gateway` arguments and entry point.
 //!
 //! ## Boundaries
@@ -32,6 +33,7 @@
 //! already recorded (its sequence ≤ the device's `last_sequence` on chain).
 //! Batches are stored before sending and re-sent byte for byte, and a device is
 //! in at most one open batch, so the ledger sees its sequences in order.
+pub mod admission;
 pub mod arrivals;
 pub mod batching;
 pub mod cli;

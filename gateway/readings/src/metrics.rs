@@ -1,4 +1,5 @@
-//! Prometheus metrics: counters the gateway bumps and a text endpoint.
+//! Prometheus metrics: counters the gateway bumps, a text endpoint
+//! (`/metrics`) and a health endpoint (`/health`).
 //!
 //! Lock-free counters on the hot path; the queue gauges are refreshed by the
 //! batcher on each tick. Reading only: nothing here changes the queue.
@@ -37,6 +38,92 @@ impl ExcursionCommit {
     pub fn latency_ms(&self) -> u64 {
         self.committed_at_ms.saturating_sub(self.received_at_ms)
     }
+}
+
+/// Connection failures in a row after which `/health` reports a broker as failing.
+pub const FAILING_AFTER: u64 = 3;
+
+/// The state of one MQTT broker connection, for `/metrics` and `/health`.
+///
+/// "In a row" is counted until the connection proves itself by carrying a
+/// packet after its CONNACK (a message, the subscription's answer, a
+/// keep-alive answer): a connection that is accepted and then dies at once,
+/// over and over, keeps counting instead of looking fine at every CONNACK.
+pub struct BrokerHealth {
+    /// `host:port`.
+    pub broker: String,
+    connected: AtomicBool,
+    failures_total: AtomicU64,
+    consecutive_failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl BrokerHealth {
+    fn new(broker: String) -> BrokerHealth {
+        BrokerHealth {
+            broker,
+            connected: AtomicBool::new(false),
+            failures_total: AtomicU64::new(0),
+            consecutive_failures: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// The broker accepted the connection (CONNACK).
+    pub fn connected(&self) {
+        self.connected.store(true, Relaxed);
+    }
+
+    /// The connection carried a packet after its CONNACK: it works.
+    pub fn proven(&self) {
+        self.consecutive_failures.store(0, Relaxed);
+    }
+
+    /// The connection failed or could not be made; returns the failures in a row.
+    pub fn failed(&self, error: &str) -> u64 {
+        self.connected.store(false, Relaxed);
+        self.failures_total.fetch_add(1, Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error.to_string());
+        }
+        self.consecutive_failures.fetch_add(1, Relaxed) + 1
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Relaxed)
+    }
+
+    pub fn consecutive_failures(&self) -> u64 {
+        self.consecutive_failures.load(Relaxed)
+    }
+
+    pub fn failures_total(&self) -> u64 {
+        self.failures_total.load(Relaxed)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// What is wrong with this connection, if it keeps failing.
+    pub fn problem(&self) -> Option<String> {
+        let failures = self.consecutive_failures();
+        (failures >= FAILING_AFTER).then(|| {
+            format!(
+                "MQTT broker {}: {failures} connection failures in a row, last: {}; check that the broker is up and reachable, and the [[mqtt]] credentials and TLS settings",
+                self.broker,
+                self.last_error().unwrap_or_else(|| "unknown".into())
+            )
+        })
+    }
+}
+
+/// A label value in the Prometheus text format.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A latency histogram with fixed upper bounds (ms), Prometheus style.
@@ -116,6 +203,7 @@ pub struct Metrics {
     excursion_latency: LatencyHistogram<{ EXCURSION_LATENCY_BUCKETS_MS.len() }>,
     keep_excursion_log: AtomicBool,
     excursion_log: Mutex<Vec<ExcursionCommit>>,
+    brokers: Mutex<Vec<std::sync::Arc<BrokerHealth>>>,
 }
 
 impl Default for Metrics {
@@ -138,6 +226,7 @@ impl Default for Metrics {
             excursion_latency: LatencyHistogram::new(EXCURSION_LATENCY_BUCKETS_MS),
             keep_excursion_log: AtomicBool::new(false),
             excursion_log: Mutex::new(Vec::new()),
+            brokers: Mutex::new(Vec::new()),
         }
     }
 }
@@ -154,6 +243,47 @@ impl Metrics {
             .iter()
             .position(|r| *r == reason)
             .map_or(0, |i| self.rejected[i].load(Relaxed))
+    }
+
+    /// The health record of MQTT broker `broker` (`host:port`), created on first use.
+    pub fn broker(&self, broker: &str) -> std::sync::Arc<BrokerHealth> {
+        let mut brokers = self.brokers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = brokers.iter().find(|b| b.broker == broker) {
+            return known.clone();
+        }
+        let health = std::sync::Arc::new(BrokerHealth::new(broker.to_string()));
+        brokers.push(health.clone());
+        health
+    }
+
+    fn brokers(&self) -> Vec<std::sync::Arc<BrokerHealth>> {
+        self.brokers.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// `/health`: `ok`, or `failing` with what is wrong (an MQTT broker
+    /// connection that failed [`FAILING_AFTER`] times in a row), and each
+    /// broker's connection state.
+    pub fn health(&self) -> (bool, serde_json::Value) {
+        let brokers = self.brokers();
+        let problems: Vec<String> = brokers.iter().filter_map(|b| b.problem()).collect();
+        let mqtt: Vec<serde_json::Value> = brokers
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "broker": b.broker,
+                    "connected": b.is_connected(),
+                    "consecutive_failures": b.consecutive_failures(),
+                    "connection_failures_total": b.failures_total(),
+                    "last_error": b.last_error(),
+                })
+            })
+            .collect();
+        let ok = problems.is_empty();
+        let status = if ok { "ok" } else { "failing" };
+        (
+            ok,
+            serde_json::json!({ "status": status, "problems": problems, "mqtt": mqtt }),
+        )
     }
 
     /// Records one committed reading that the gateway received `latency_ms` ago.
@@ -295,6 +425,7 @@ impl Metrics {
                 self.rejected[i].load(Relaxed)
             );
         }
+        self.render_brokers(&mut out);
         self.latency.render(
             &mut out,
             "coldchain_gateway_commit_latency_ms",
@@ -309,7 +440,52 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `bind` until the task is dropped. Returns the bound address.
+/// One per-broker series: name, help, type, value.
+type BrokerSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&BrokerHealth) -> u64,
+);
+
+impl Metrics {
+    fn render_brokers(&self, out: &mut String) {
+        let brokers = self.brokers();
+        let series: [BrokerSeries; 3] = [
+            (
+                "coldchain_gateway_mqtt_connected",
+                "1 while the connection to the MQTT broker is up.",
+                "gauge",
+                |b| b.is_connected() as u64,
+            ),
+            (
+                "coldchain_gateway_mqtt_connection_failures_total",
+                "MQTT connections lost or not made (each is retried with backoff).",
+                "counter",
+                BrokerHealth::failures_total,
+            ),
+            (
+                "coldchain_gateway_mqtt_consecutive_failures",
+                "MQTT connection failures in a row; 0 once a connection carries a packet.",
+                "gauge",
+                BrokerHealth::consecutive_failures,
+            ),
+        ];
+        for (name, help, kind, value) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for broker in &brokers {
+                let _ = writeln!(
+                    out,
+                    "{name}{{broker=\"{}\"}} {}",
+                    label_value(&broker.broker),
+                    value(broker)
+                );
+            }
+        }
+    }
+}
+
+/// Serves `GET /metrics` and `GET /health` on `bind` until the task is dropped. Returns the bound address.
 pub async fn serve(
     bind: &str,
     metrics: std::sync::Arc<Metrics>,
@@ -318,7 +494,8 @@ pub async fn serve(
     let address: std::net::SocketAddr = bind
         .parse()
         .map_err(|e| anyhow::anyhow!("metrics_bind {bind:?} is not host:port: {e}"))?;
-    let route = warp::path!("metrics").map(move || {
+    let for_health = metrics.clone();
+    let page = warp::path!("metrics").map(move || {
         let mut response = warp::http::Response::new(metrics.render());
         response.headers_mut().insert(
             warp::http::header::CONTENT_TYPE,
@@ -326,6 +503,16 @@ pub async fn serve(
         );
         response
     });
+    let health = warp::path!("health").map(move || {
+        let (ok, body) = for_health.health();
+        let status = if ok {
+            warp::http::StatusCode::OK
+        } else {
+            warp::http::StatusCode::SERVICE_UNAVAILABLE
+        };
+        warp::reply::with_status(warp::reply::json(&body), status)
+    });
+    let route = warp::get().and(page.or(health));
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen for metrics on {bind}: {e}; pick a free port in metrics_bind"
@@ -350,6 +537,48 @@ mod tests {
             text.contains("coldchain_gateway_readings_rejected_total{reason=\"bad_checksum\"} 2")
         );
         assert!(text.contains("coldchain_gateway_readings_rejected_total{reason=\"malformed\"} 0"));
+    }
+
+    #[test]
+    fn a_broker_failing_in_a_row_is_unhealthy_until_a_connection_carries_a_packet() {
+        let metrics = Metrics::default();
+        let broker = metrics.broker("mq.example:1883");
+        assert!(metrics.health().0, "no failure yet");
+        for _ in 0..FAILING_AFTER {
+            // Accepted, then dropped at once: still failing in a row.
+            broker.connected();
+            broker.failed("I/O: connection reset");
+        }
+        let (ok, body) = metrics.health();
+        assert!(!ok);
+        assert_eq!(body["status"], "failing");
+        let problem = body["problems"][0].as_str().unwrap();
+        assert!(
+            problem.contains(
+                "mq.example:1883: 3 connection failures in a row, last: I/O: connection reset"
+            ),
+            "{problem}"
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "coldchain_gateway_mqtt_consecutive_failures{broker=\"mq.example:1883\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "coldchain_gateway_mqtt_connection_failures_total{broker=\"mq.example:1883\"} 3"
+        ));
+        broker.connected();
+        broker.proven();
+        assert!(metrics.health().0);
+        assert!(metrics
+            .render()
+            .contains("coldchain_gateway_mqtt_connected{broker=\"mq.example:1883\"} 1"));
+        assert!(std::sync::Arc::ptr_eq(
+            &broker,
+            &metrics.broker("mq.example:1883")
+        ));
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //!
 //! Storage only: no network, no clocks (callers pass `now`).
 use crate::config::ShipmentRange;
+pub use crate::dead_letter::RawForm;
 use crate::protocol::{serial_line, DeviceReading, Door};
-use crate::validation::{in_range, judge_reading, DeviceProgress, Plausibility, Reason, Rejection};
+use crate::validation::{DeviceProgress, Reason, Rejection};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -31,6 +32,8 @@ pub enum QueueError {
     Sql(#[from] rusqlite::Error),
     #[error("could not sign a batch: {0}")]
     Signing(String),
+    #[error(transparent)]
+    UnknownReason(#[from] crate::validation::UnknownReason),
 }
 
 /// Where an accepted reading goes on the ledger.
@@ -42,20 +45,34 @@ pub struct Route {
     pub range: Option<ShipmentRange>,
 }
 
-/// A reading (or refusal) on its way into the queue.
+/// One serial line or one MQTT message on its way into the queue: its
+/// readings (all for one device) and their route, or why it was refused
+/// before judging.
 #[derive(Clone, Debug)]
 pub struct Arrival {
     /// `serial:<path>` or `mqtt:<topic>`.
     pub source: String,
-    /// The bytes as received (for refusals) or the canonical line (for readings).
+    /// The bytes as received (for a payload over the size limit, its first bytes).
     pub raw: Vec<u8>,
-    pub outcome: Result<(DeviceReading, Route), Rejection>,
+    pub form: RawForm,
+    /// Bytes that arrived; more than `raw.len()` only for [`RawForm::MqttPayloadCut`].
+    pub size: u64,
+    pub outcome: Result<(Vec<DeviceReading>, Route), Rejection>,
 }
 
-/// What became of one arrival.
+/// What became of one arrival. A message is all or nothing: either its new
+/// readings are queued, or none of them is and the message is one dead letter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admission {
-    Queued { urgent: bool },
+    /// `readings` new readings were queued. `skipped`: the message also held
+    /// readings the gateway already had (a resend); they were left out and
+    /// noted as one dead letter.
+    Queued {
+        readings: usize,
+        urgent: bool,
+        skipped: Option<Rejection>,
+    },
+    /// Nothing was queued; the arrival is one dead letter.
     Refused(Rejection),
 }
 
@@ -150,7 +167,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     sequence INTEGER,
     org_id TEXT,
     shipment_id TEXT,
-    raw BLOB NOT NULL
+    raw BLOB NOT NULL,
+    -- What raw is (RawForm label) and how many bytes arrived (raw may be cut).
+    raw_form TEXT NOT NULL DEFAULT 'reading_line',
+    raw_size INTEGER
 );
 ";
 
@@ -161,7 +181,7 @@ impl Queue {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open(path).map_err(open_error)?;
+        let mut conn = Connection::open(path).map_err(open_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_error)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -169,6 +189,7 @@ impl Queue {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_error)?;
         conn.execute_batch(SCHEMA).map_err(open_error)?;
+        crate::dead_letter::migrate(&mut conn).map_err(open_error)?;
         Ok(Queue { conn })
     }
 
@@ -189,76 +210,6 @@ impl Queue {
             .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
         let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         Ok((pages.saturating_sub(free).max(0) * page_size) as u64)
-    }
-
-    /// Judges and stores a group of arrivals in one transaction (one fsync).
-    /// Refused arrivals go to the dead-letter store. Returns one admission per arrival.
-    pub fn admit(
-        &mut self,
-        arrivals: &[Arrival],
-        now_ms: u64,
-        limits: Plausibility,
-        disk_cap_bytes: u64,
-    ) -> Result<Vec<Admission>, QueueError> {
-        let full = self.disk_bytes()? >= disk_cap_bytes;
-        let tx = self.conn.transaction()?;
-        let mut admissions = Vec::with_capacity(arrivals.len());
-        for arrival in arrivals {
-            let judged = match &arrival.outcome {
-                Err(rejection) => Err(rejection.clone()),
-                Ok(_) if full => Err(Rejection::new(
-                    Reason::QueueFull,
-                    format!("queue is at its disk cap of {disk_cap_bytes} bytes"),
-                )),
-                Ok((reading, route)) => {
-                    let progress = device_progress(&tx, &reading.device_id)?;
-                    judge_reading(reading, progress.0, now_ms / 1000, limits)
-                        .map(|()| (reading, route, progress.1))
-                }
-            };
-            match judged {
-                Ok((reading, route, previous_edge)) => {
-                    let now_in_range = route.range.map(|r| in_range(reading.temperature_cdeg, r));
-                    let urgent = match (previous_edge, now_in_range) {
-                        (Some((shipment, was)), Some(is)) => {
-                            shipment == route.shipment && was != is
-                        }
-                        (None, Some(is)) => !is,
-                        _ => false,
-                    };
-                    insert_reading(&tx, reading, route, now_ms, urgent)?;
-                    tx.execute(
-                        "INSERT INTO devices (device_id, last_sequence, last_time_s, last_shipment_id, last_in_range,
-                             unsent, oldest_unsent_ms, urgent)
-                         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
-                         ON CONFLICT (device_id) DO UPDATE SET last_sequence = ?2, last_time_s = ?3,
-                             last_shipment_id = ?4, last_in_range = ?5, unsent = unsent + 1,
-                             oldest_unsent_ms = COALESCE(oldest_unsent_ms, ?6), urgent = MAX(urgent, ?7)",
-                        params![reading.device_id, reading.sequence as i64, reading.time_s as i64, route.shipment, now_in_range, now_ms as i64, urgent],
-                    )?;
-                    admissions.push(Admission::Queued { urgent });
-                }
-                Err(rejection) => {
-                    let (device, sequence, org, shipment) = match &arrival.outcome {
-                        Ok((r, route)) => (
-                            Some(r.device_id.clone()),
-                            Some(r.sequence as i64),
-                            Some(route.org.clone()),
-                            Some(route.shipment.clone()),
-                        ),
-                        Err(_) => (None, None, None, None),
-                    };
-                    tx.execute(
-                        "INSERT INTO dead_letters (received_at_ms, source, reason, detail, device_id, sequence, org_id, shipment_id, raw)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        params![now_ms as i64, arrival.source, rejection.reason.label(), rejection.detail, device, sequence, org, shipment, &arrival.raw[..arrival.raw.len().min(4096)]],
-                    )?;
-                    admissions.push(Admission::Refused(rejection));
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(admissions)
     }
 
     /// Devices with readings due for sending: not already in a batch awaiting
@@ -473,7 +424,7 @@ impl Queue {
     }
 }
 
-fn device_progress(
+pub(crate) fn device_progress(
     tx: &rusqlite::Transaction<'_>,
     device_id: &str,
 ) -> Result<(DeviceProgress, Option<(String, bool)>), QueueError> {
@@ -590,8 +541,9 @@ fn dead_letter_reading(
         },
     )?;
     tx.execute(
-        "INSERT INTO dead_letters (received_at_ms, source, reason, detail, device_id, sequence, org_id, shipment_id, raw)
-         VALUES (?1, 'ledger', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO dead_letters (received_at_ms, source, reason, detail, device_id, sequence, org_id, shipment_id,
+             raw, raw_form, raw_size)
+         VALUES (?1, 'ledger', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, length(?8))",
         params![
             now_ms as i64,
             Reason::LedgerInvalid.label(),
@@ -600,7 +552,8 @@ fn dead_letter_reading(
             reading.sequence as i64,
             org,
             shipment,
-            serial_line::format_line(&reading).into_bytes()
+            serial_line::format_line(&reading).into_bytes(),
+            RawForm::ReadingLine.label(),
         ],
     )?;
     tx.execute("DELETE FROM readings WHERE id = ?1", params![id])?;

@@ -22,11 +22,12 @@ pub enum Reason {
     TimeRegressed,
     QueueFull,
     LedgerInvalid,
+    TooLarge,
 }
 
 impl Reason {
     /// Every reason, for metrics that list zero counts too.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Malformed,
         Reason::BadChecksum,
         Reason::UnknownDevice,
@@ -40,6 +41,7 @@ impl Reason {
         Reason::TimeRegressed,
         Reason::QueueFull,
         Reason::LedgerInvalid,
+        Reason::TooLarge,
     ];
 
     /// Stable label for metrics, logs and the dead-letter store.
@@ -58,6 +60,7 @@ impl Reason {
             Reason::TimeRegressed => "time_regressed",
             Reason::QueueFull => "queue_full",
             Reason::LedgerInvalid => "ledger_invalid",
+            Reason::TooLarge => "too_large",
         }
     }
 
@@ -65,7 +68,24 @@ impl Reason {
     pub fn from_label(label: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|r| r.label() == label)
     }
+
+    /// [`Reason::from_label`] for input from people (a `--reason` option):
+    /// an unknown label is an error that lists the valid ones.
+    pub fn parse(label: &str) -> Result<Reason, UnknownReason> {
+        Reason::from_label(label).ok_or_else(|| UnknownReason(label.to_string()))
+    }
+
+    /// True for refusals of readings the gateway already holds (a resend): not
+    /// a fault of the message that carries them.
+    pub fn is_resend(self) -> bool {
+        matches!(self, Reason::Duplicate | Reason::OutOfOrder)
+    }
 }
+
+/// A reason label that does not exist.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a refusal reason; use one of: {list}", list = Reason::ALL.map(Reason::label).join(", "))]
+pub struct UnknownReason(pub String);
 
 /// A refusal with the offending detail, for logs and the dead-letter store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -293,6 +313,11 @@ mod tests {
         for r in Reason::ALL {
             assert_eq!(Reason::from_label(r.label()), Some(r));
         }
+        let unknown = Reason::parse("bogus").unwrap_err().to_string();
+        assert!(unknown.starts_with(
+            "\"bogus\" is not a refusal reason; use one of: malformed, bad_checksum,"
+        ));
+        assert!(unknown.ends_with("ledger_invalid, too_large"), "{unknown}");
     }
 
     proptest! {

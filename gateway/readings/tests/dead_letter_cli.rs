@@ -213,16 +213,21 @@ async fn dead_letters_are_listed_as_json_and_replayed_after_the_config_is_fixed(
     let outcomes = String::from_utf8(replay.stdout).unwrap();
     let lines: Vec<&str> = outcomes.lines().collect();
     assert_eq!(lines.len(), 4, "{outcomes}");
+    // Plain words, one line per entry.
     assert_eq!(
-        lines.iter().filter(|l| l.ends_with(": Queued")).count(),
+        lines.iter().filter(|l| l.contains(": queued ")).count(),
         3,
         "{outcomes}"
     );
     assert_eq!(
-        lines.iter().filter(|l| l.contains("RefusedAgain")).count(),
+        lines
+            .iter()
+            .filter(|l| l.contains(": refused again: malformed"))
+            .count(),
         1,
         "{outcomes}"
     );
+    assert!(!outcomes.contains("RefusedAgain"), "{outcomes}");
     // Only the malformed message stays a dead letter.
     let left = json_lines(&dead_letters(&config, &["list"]));
     assert_eq!(left.len(), 1, "{left:?}");
@@ -249,4 +254,39 @@ async fn dead_letters_are_listed_as_json_and_replayed_after_the_config_is_fixed(
         (0, 0, 1),
         "{stats:?}"
     );
+}
+
+#[test]
+fn an_unknown_reason_is_refused_with_the_valid_reasons_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("gateway.priv");
+    std::fs::write(&key, Signer::generate().private_hex()).unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            &key,
+            "http://127.0.0.1:9",
+            &dir.path().join("queue.sqlite"),
+            "",
+            1883,
+            "cc",
+            &[],
+        ),
+    )
+    .unwrap();
+    for args in [
+        &["list", "--reason", "bogus"][..],
+        &["replay", "--all", "--reason", "bogus"][..],
+    ] {
+        let output = dead_letters(&config, args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded: {output:?}");
+        assert!(
+            stderr.contains("bogus")
+                && stderr.contains("unknown_device")
+                && stderr.contains("ledger_invalid"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

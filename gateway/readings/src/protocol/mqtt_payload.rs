@@ -3,14 +3,13 @@
 //! JSON: one object or an array of objects
 //! `{"seq":1,"time_s":1790000000,"temp_cdeg":525,"humidity_permille":650,"door":"open",
 //! "lat_udeg":52520008,"lon_udeg":13404954}` (integers only, so no float rounding).
-//! An optional `"device"` must equal the topic's device.
+//! An optional `"device"` must equal the topic's device; any other key is refused.
 //!
 //! Binary (first byte `0xCC`): `0xCC, version 0x01, count: u16 BE`, then `count` records of
 //! 29 bytes: `seq u64 BE, time_s u64 BE, temp_cdeg i16 BE, flags u8
 //! (bit0 humidity, bit1 door known, bit2 door open, bit3 location), humidity u16 BE,
 //! lat_udeg i32 BE, lon_udeg i32 BE`. Parsing only; no I/O.
 use super::{DeviceReading, Door, ParseError};
-use serde::Deserialize;
 
 /// First byte of the binary form.
 pub const BINARY_MAGIC: u8 = 0xCC;
@@ -31,78 +30,152 @@ pub fn parse_topic<'a>(prefix: &str, topic: &'a str) -> Option<(&'a str, &'a str
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonReading {
-    device: Option<String>,
-    seq: u64,
-    time_s: u64,
-    temp_cdeg: i32,
-    humidity_permille: Option<u32>,
-    door: Option<JsonDoor>,
-    lat_udeg: Option<i32>,
-    lon_udeg: Option<i32>,
+/// The prefix, `<org>` and `<device>` of any readings topic
+/// (`<prefix>/<org>/<device>/readings`, the prefix possibly with levels of its own).
+pub fn split_topic(topic: &str) -> Option<(&str, &str, &str)> {
+    let mut levels = topic.rsplitn(4, '/');
+    let (readings, device, org, prefix) = (
+        levels.next()?,
+        levels.next()?,
+        levels.next()?,
+        levels.next()?,
+    );
+    (readings == "readings" && !org.is_empty() && !device.is_empty() && !prefix.is_empty())
+        .then_some((prefix, org, device))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum JsonDoor {
-    Open,
-    Closed,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum JsonBody {
-    One(JsonReading),
-    Many(Vec<JsonReading>),
-}
+/// The keys a JSON reading may carry; any other key refuses the message
+/// (a typo would otherwise drop data silently).
+pub const JSON_KEYS: [&str; 8] = [
+    "device",
+    "seq",
+    "time_s",
+    "temp_cdeg",
+    "humidity_permille",
+    "door",
+    "lat_udeg",
+    "lon_udeg",
+];
 
 /// Parses a payload (JSON or binary) for `device_id` (taken from the topic).
-/// One bad element rejects the whole message: a logger that produces it is broken.
+/// A message holds at least one reading; one bad element refuses the whole
+/// message, and the error names the element (from 1) and what is wrong with it.
 pub fn parse_payload(device_id: &str, payload: &[u8]) -> Result<Vec<DeviceReading>, ParseError> {
     if payload.first() == Some(&BINARY_MAGIC) {
         return parse_binary(device_id, payload);
     }
-    let body: JsonBody =
-        serde_json::from_slice(payload).map_err(|e| ParseError::Malformed(format!("JSON: {e}")))?;
-    let items = match body {
-        JsonBody::One(one) => vec![one],
-        JsonBody::Many(many) => many,
-    };
-    items
-        .into_iter()
-        .map(|item| {
-            if let Some(named) = &item.device {
-                if named != device_id {
-                    return Err(ParseError::Malformed(format!(
-                        "payload names device {named:?} but the topic names {device_id:?}"
-                    )));
-                }
-            }
-            let location = match (item.lat_udeg, item.lon_udeg) {
-                (Some(lat), Some(lon)) => Some((lat, lon)),
-                (None, None) => None,
-                _ => {
-                    return Err(ParseError::Malformed(
-                        "lat_udeg and lon_udeg must come together".into(),
-                    ))
-                }
-            };
-            Ok(DeviceReading {
-                device_id: device_id.to_string(),
-                sequence: item.seq,
-                time_s: item.time_s,
-                temperature_cdeg: item.temp_cdeg,
-                humidity_permille: item.humidity_permille,
-                door: item.door.map(|d| match d {
-                    JsonDoor::Open => Door::Open,
-                    JsonDoor::Closed => Door::Closed,
-                }),
-                location,
+    let malformed = |what: String| ParseError::Malformed(format!("JSON: {what}"));
+    let body: serde_json::Value = serde_json::from_slice(payload).map_err(|e| {
+        malformed(format!(
+            "not valid JSON ({e}); send one reading object or an array of them"
+        ))
+    })?;
+    match &body {
+        serde_json::Value::Array(items) if items.is_empty() => Err(malformed(
+            "the array holds no readings; send at least one".into(),
+        )),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                json_reading(device_id, item)
+                    .map_err(|e| malformed(format!("element {} of {}: {e}", i + 1, items.len())))
             })
+            .collect(),
+        _ => Ok(vec![json_reading(device_id, &body).map_err(malformed)?]),
+    }
+}
+
+/// What a JSON value is, for error messages.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// One reading object. Integers only: a float, a string or an out-of-range
+/// number is refused with the key, the value and what is expected.
+fn json_reading(device_id: &str, item: &serde_json::Value) -> Result<DeviceReading, String> {
+    let serde_json::Value::Object(fields) = item else {
+        return Err(format!(
+            "{} is not a reading; expected an object like {{\"seq\":1,\"time_s\":1790000000,\"temp_cdeg\":480}}",
+            json_kind(item)
+        ));
+    };
+    if let Some(key) = fields.keys().find(|k| !JSON_KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown key {key:?}; a reading has only {}",
+            JSON_KEYS.join(", ")
+        ));
+    }
+    let present = |key: &str| fields.get(key).filter(|v| !v.is_null());
+    let integer = |key: &str, expected: &str| -> Result<Option<i128>, String> {
+        let Some(value) = present(key) else {
+            return Ok(None);
+        };
+        let number = value
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| value.as_u64().map(i128::from));
+        number.map(Some).ok_or_else(|| {
+            let hint = match value.as_f64() {
+                Some(celsius) if key == "temp_cdeg" && celsius.is_finite() => {
+                    format!("; for {value} °C send {}", (celsius * 100.0).round())
+                }
+                _ => String::new(),
+            };
+            format!("{key} is {value}, expected {expected}{hint}")
         })
-        .collect()
+    };
+    fn fit<T: TryFrom<i128>>(key: &str, value: i128, expected: &str) -> Result<T, String> {
+        T::try_from(value)
+            .map_err(|_| format!("{key} {value} is out of range; expected {expected}"))
+    }
+    let required = |key: &str, expected: &str| -> Result<i128, String> {
+        integer(key, expected)?.ok_or_else(|| format!("missing {key:?} ({expected})"))
+    };
+    const SEQ: &str = "the logger's sequence number, an integer from 1";
+    const TIME: &str = "unix seconds, an integer";
+    const TEMP: &str = "an integer in hundredths of °C (480 is 4.80 °C)";
+    const HUMIDITY: &str = "an integer in per mille, 0 to 1000";
+    const DEGREES: &str = "an integer in millionths of a degree";
+    if let Some(named) = present("device") {
+        if named.as_str() != Some(device_id) {
+            return Err(format!(
+                "payload names device {named} but the topic names {device_id:?}; drop \"device\" or publish on the device's own topic"
+            ));
+        }
+    }
+    let location = match (integer("lat_udeg", DEGREES)?, integer("lon_udeg", DEGREES)?) {
+        (Some(lat), Some(lon)) => Some((
+            fit("lat_udeg", lat, DEGREES)?,
+            fit("lon_udeg", lon, DEGREES)?,
+        )),
+        (None, None) => None,
+        _ => return Err("lat_udeg and lon_udeg must come together".into()),
+    };
+    let door = match present("door") {
+        None => None,
+        Some(v) if v == "open" => Some(Door::Open),
+        Some(v) if v == "closed" => Some(Door::Closed),
+        Some(v) => return Err(format!("door is {v}, expected \"open\" or \"closed\"")),
+    };
+    Ok(DeviceReading {
+        device_id: device_id.to_string(),
+        sequence: fit("seq", required("seq", SEQ)?, SEQ)?,
+        time_s: fit("time_s", required("time_s", TIME)?, TIME)?,
+        temperature_cdeg: fit("temp_cdeg", required("temp_cdeg", TEMP)?, TEMP)?,
+        humidity_permille: integer("humidity_permille", HUMIDITY)?
+            .map(|h| fit("humidity_permille", h, HUMIDITY))
+            .transpose()?,
+        door,
+        location,
+    })
 }
 
 fn parse_binary(device_id: &str, payload: &[u8]) -> Result<Vec<DeviceReading>, ParseError> {
@@ -111,6 +184,11 @@ fn parse_binary(device_id: &str, payload: &[u8]) -> Result<Vec<DeviceReading>, P
         return Err(malformed("header is not 0xCC 0x01 <count u16>".into()));
     }
     let count = u16::from_be_bytes([payload[2], payload[3]]) as usize;
+    if count == 0 {
+        return Err(malformed(
+            "count is 0; a message holds at least one reading".into(),
+        ));
+    }
     let body = &payload[4..];
     if body.len() != count * BINARY_RECORD_BYTES {
         return Err(malformed(format!(
@@ -229,6 +307,11 @@ mod tests {
             None
         );
         assert_eq!(parse_topic("coldchain", "other/acme/BOX-1/readings"), None);
+        assert_eq!(
+            split_topic("site/cc/acme/BOX-1/readings"),
+            Some(("site/cc", "acme", "BOX-1"))
+        );
+        assert_eq!(split_topic("acme/BOX-1/readings"), None);
     }
 
     #[test]
@@ -260,6 +343,42 @@ mod tests {
         ));
     }
 
+    fn malformed_message(body: &[u8]) -> String {
+        match parse_payload("BOX-1", body) {
+            Err(ParseError::Malformed(message)) => message,
+            other => panic!("not malformed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_json_key_is_named_with_the_keys_expected() {
+        let body = br#"[{"seq":1,"time_s":1,"temp_cdeg":480},{"seq":2,"time_s":2,"tmp_cdeg":480}]"#;
+        let message = malformed_message(body);
+        assert!(
+            message.contains("element 2")
+                && message.contains("\"tmp_cdeg\"")
+                && message.contains("temp_cdeg, humidity_permille"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn float_temperature_asks_for_integer_hundredths() {
+        let message = malformed_message(br#"{"seq":3,"time_s":1,"temp_cdeg":4.8}"#);
+        assert!(
+            message.contains("temp_cdeg") && message.contains("4.8") && message.contains("480"),
+            "{message}"
+        );
+        let message = malformed_message(br#"{"seq":3,"time_s":1}"#);
+        assert!(message.contains("missing \"temp_cdeg\""), "{message}");
+    }
+
+    #[test]
+    fn empty_messages_are_malformed() {
+        assert!(malformed_message(b"[]").contains("no readings"));
+        assert!(malformed_message(&[BINARY_MAGIC, 1, 0, 0]).contains("count is 0"));
+    }
+
     #[test]
     fn truncated_binary_is_malformed() {
         let mut body = encode_binary(&[reading(1)]);
@@ -272,11 +391,30 @@ mod tests {
 
     proptest! {
         #[test]
-        fn binary_round_trips(seqs in proptest::collection::vec(0u64..u64::MAX, 0..40), temp in -32768i32..32767) {
+        fn binary_round_trips(seqs in proptest::collection::vec(0u64..u64::MAX, 1..40), temp in -32768i32..32767) {
             let readings: Vec<DeviceReading> = seqs.iter().map(|s| DeviceReading {
                 temperature_cdeg: temp, location: Some((1, -1)), ..reading(*s)
             }).collect();
             prop_assert_eq!(parse_payload("BOX-1", &encode_binary(&readings)), Ok(readings));
+        }
+
+        #[test]
+        fn json_round_trips(
+            seqs in proptest::collection::vec(0u64..u64::MAX, 1..20),
+            temp in any::<i32>(),
+            humidity in proptest::option::of(any::<u32>()),
+            location in proptest::option::of((any::<i32>(), any::<i32>())),
+            door in proptest::option::of(any::<bool>()),
+        ) {
+            let readings: Vec<DeviceReading> = seqs.iter().map(|s| DeviceReading {
+                temperature_cdeg: temp,
+                humidity_permille: humidity,
+                location,
+                door: door.map(|open| if open { Door::Open } else { Door::Closed }),
+                time_s: u64::MAX - s,
+                ..reading(*s)
+            }).collect();
+            prop_assert_eq!(parse_payload("BOX-1", &encode_json(&readings)), Ok(readings));
         }
 
         #[test]

@@ -20,7 +20,9 @@ pub fn checksum(content: &[u8]) -> u8 {
 pub fn parse_line(line: &[u8]) -> Result<DeviceReading, ParseError> {
     let malformed = |what: &str| ParseError::Malformed(what.to_string());
     if line.len() > MAX_LINE_BYTES {
-        return Err(malformed("line longer than 256 bytes"));
+        return Err(malformed(
+            "line longer than 256 bytes (a $CCR line is about 80): noise on the line, or a wrong baud rate",
+        ));
     }
     let text = std::str::from_utf8(line).map_err(|_| malformed("line is not ASCII text"))?;
     let text = text.trim_end_matches(['\r', '\n']);

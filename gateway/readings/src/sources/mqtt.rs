@@ -8,9 +8,23 @@
 //! one ack task per connection waits for each message's queue commit in
 //! arrival order. A message the queue could not store breaks the chain: the
 //! connection is dropped so the broker redelivers it and everything after it.
-use crate::arrivals::from_mqtt_message;
-use crate::config::MqttBrokerConfig;
+//!
+//! Size: the client takes any packet MQTT allows ([`MQTT_MAX_PACKET_BYTES`]).
+//! With a smaller client limit, one oversized message kills the connection
+//! before it can be acknowledged, the broker redelivers it on reconnect, and
+//! every message queued behind it is stuck for good. Instead the gateway reads
+//! it, refuses it as `too_large` above `max_message_bytes` (a dead letter with
+//! its head and true size), acknowledges it, and goes on. The cost: a message
+//! is held in memory once while it is read (the broker's own limit, e.g.
+//! Mosquitto's `max_packet_size`, bounds that).
+//!
+//! Connection health goes to [`crate::metrics::BrokerHealth`] (`/metrics`,
+//! `/health`); the backoff grows with failures in a row, which only a
+//! connection that carries a packet after its CONNACK resets.
+use crate::arrivals::from_mqtt_publish;
+use crate::config::{MqttBrokerConfig, MQTT_MAX_PACKET_BYTES};
 use crate::ingest::Inbound;
+use crate::metrics::FAILING_AFTER;
 use crate::protocol::mqtt_payload::parse_topic;
 use crate::submission::backoff_delay;
 use crate::Shared;
@@ -21,7 +35,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// A received PUBLISH waiting for its queue commit before it is acked.
+/// A received PUBLISH waiting for its queue commit before it is acked (its
+/// payload dropped: the ack needs only the packet id and QoS).
 struct PendingAck {
     publish: Publish,
     on_disk: oneshot::Receiver<bool>,
@@ -65,7 +80,7 @@ pub(crate) async fn run_mqtt(
     options.set_clean_session(false);
     options.set_manual_acks(true);
     options.set_keep_alive(Duration::from_secs(15));
-    options.set_max_packet_size(1 << 20, 1 << 20);
+    options.set_max_packet_size(MQTT_MAX_PACKET_BYTES as usize, 1 << 20);
     if let (Some(user), Some(password)) = (&broker.username, &broker.password) {
         options.set_credentials(user.clone(), password.clone());
     }
@@ -82,7 +97,9 @@ pub(crate) async fn run_mqtt(
     }
     let (client, mut events) = AsyncClient::new(options, 1024);
     let filter = format!("{}/+/+/readings", broker.topic_prefix);
-    let mut failures: u32 = 0;
+    let health = shared
+        .metrics
+        .broker(&format!("{}:{}", broker.host, broker.port));
     let connection = Arc::new(AtomicU64::new(0));
     let (ack_sender, ack_receiver) = mpsc::unbounded_channel();
     tokio::spawn(ack_in_order(
@@ -100,7 +117,7 @@ pub(crate) async fn run_mqtt(
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                failures = 0;
+                health.connected();
                 connection.fetch_add(1, Ordering::AcqRel);
                 tracing::info!(broker = %broker.host, port = broker.port, session_present = ack.session_present, "MQTT connected");
                 if !ack.session_present {
@@ -110,18 +127,25 @@ pub(crate) async fn run_mqtt(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
+                health.proven();
                 let topic = publish.topic.clone();
-                if let Some((_, device)) = parse_topic(&broker.topic_prefix, &topic) {
-                    shared.directory.prepare(device).await;
+                let limit = broker.max_message_bytes;
+                if publish.payload.len() as u64 <= limit {
+                    if let Some((_, device)) = parse_topic(&broker.topic_prefix, &topic) {
+                        shared.directory.prepare(device).await;
+                    }
                 }
-                let arrivals =
-                    from_mqtt_message(&broker.topic_prefix, &topic, &publish.payload, &|d| {
-                        shared.directory.route(d)
-                    });
+                let arrival = from_mqtt_publish(
+                    &broker.topic_prefix,
+                    &topic,
+                    &publish.payload,
+                    limit,
+                    &|d| shared.directory.route(d),
+                );
                 let (stored, on_disk) = oneshot::channel();
                 if sink
                     .send(Inbound {
-                        arrivals,
+                        arrivals: vec![arrival],
                         stored: Some(stored),
                     })
                     .await
@@ -129,8 +153,10 @@ pub(crate) async fn run_mqtt(
                 {
                     return;
                 }
+                let mut ack = Publish::new(topic, publish.qos, Vec::<u8>::new());
+                ack.pkid = publish.pkid;
                 let pending = PendingAck {
-                    publish,
+                    publish: ack,
                     on_disk,
                     connection: connection.load(Ordering::Acquire),
                 };
@@ -138,11 +164,16 @@ pub(crate) async fn run_mqtt(
                     return;
                 }
             }
-            Ok(_) => {}
+            Ok(Event::Incoming(_)) => health.proven(),
+            Ok(Event::Outgoing(_)) => {}
             Err(e) => {
-                failures += 1;
-                let delay = backoff_delay(failures, 200, 10_000);
-                tracing::warn!(broker = %broker.host, port = broker.port, error = %e, ?delay, "MQTT connection lost; reconnecting");
+                let error = e.to_string();
+                let failures = health.failed(&error);
+                let delay = backoff_delay(failures.min(20) as u32, 200, 10_000);
+                tracing::warn!(broker = %broker.host, port = broker.port, error = %error, failures_in_a_row = failures, ?delay, "MQTT connection lost; reconnecting");
+                if let Some(problem) = health.problem().filter(|_| failures == FAILING_AFTER) {
+                    tracing::error!("{problem}");
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => return,

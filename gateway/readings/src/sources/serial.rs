@@ -12,11 +12,16 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-/// Splits a byte stream into lines of at most [`MAX_LINE_BYTES`]; overlong
-/// runs are cut and reported as a line of their own (which will not parse).
+/// Splits a byte stream into lines of at most [`MAX_LINE_BYTES`]. An
+/// overlong line is handed on once, cut to `MAX_LINE_BYTES + 1` bytes (so it
+/// is refused as one `malformed` line), as soon as it is known to be too long;
+/// the rest of it, up to the next newline, is skipped. Memory stays bounded
+/// and a 10 KB burst of noise is one refusal, not forty.
 #[derive(Default)]
 pub struct LineSplitter {
     pending: Vec<u8>,
+    /// Inside an overlong line already handed on: skip to the next newline.
+    skipping: bool,
 }
 
 impl LineSplitter {
@@ -25,13 +30,15 @@ impl LineSplitter {
         for &b in bytes {
             if b == b'\n' {
                 let line = std::mem::take(&mut self.pending);
-                if !line.iter().all(|c| c.is_ascii_whitespace()) {
+                if !self.skipping && !line.iter().all(|c| c.is_ascii_whitespace()) {
                     lines.push(line);
                 }
-            } else {
+                self.skipping = false;
+            } else if !self.skipping {
                 self.pending.push(b);
                 if self.pending.len() > MAX_LINE_BYTES {
                     lines.push(std::mem::take(&mut self.pending));
+                    self.skipping = true;
                 }
             }
         }
@@ -117,7 +124,32 @@ mod tests {
         assert_eq!(splitter.push(b"bc\r\n\n$x"), vec![b"$CCR,abc\r".to_vec()]);
         let noise = vec![b'z'; 600];
         let cut = splitter.push(&noise);
-        assert_eq!(cut.len(), 2);
-        assert!(cut.iter().all(|l| l.len() <= MAX_LINE_BYTES + 1));
+        assert_eq!(cut.len(), 1, "one overlong line, handed on at once");
+        assert_eq!(cut[0].len(), MAX_LINE_BYTES + 1);
+        assert!(
+            splitter.push(&noise).is_empty(),
+            "the rest of it is skipped"
+        );
+        assert_eq!(splitter.push(b"zz\n$y\n"), vec![b"$y".to_vec()]);
+    }
+
+    #[test]
+    fn a_10_kb_line_is_one_overlong_line() {
+        let good = "$CCR,D1,1,1790000000,4.50*06\r\n";
+        let mut splitter = LineSplitter::default();
+        let mut lines = Vec::new();
+        // Arriving in port-sized chunks, as the reader hands them over.
+        let mut stream = vec![b'7'; 10 * 1024];
+        stream.extend_from_slice(b"\r\n");
+        stream.extend_from_slice(good.as_bytes());
+        for chunk in stream.chunks(4096) {
+            lines.extend(splitter.push(chunk));
+        }
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(matches!(
+            parse_line(&lines[0]),
+            Err(crate::protocol::ParseError::Malformed(m)) if m.contains("longer than 256")
+        ));
+        assert_eq!(lines[1], good.trim_end_matches('\n').as_bytes());
     }
 }
