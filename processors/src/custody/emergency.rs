@@ -411,11 +411,19 @@ pub(super) fn confirm_delivery(
         shipment = handoff::accept(context, by, shipment.get_shipment_id(), false)?;
     }
     if shipment.get_status() != ShipmentStatus::DELIVERED {
+        let id = shipment.get_shipment_id();
+        let gln = shipment.get_to_gln();
+        let next = if shipment.get_custodian_org_id() == hospital {
+            format!("your organisation {hospital} holds it; close it at {gln} first (`coldchain shipment deliver --id {id} --at {gln}`)")
+        } else {
+            format!(
+                "its custodian {} proposes the hand-off to {hospital} at {gln} first (`coldchain shipment propose --id {id} --to-org {hospital} --at {gln}`)",
+                shipment.get_custodian_org_id()
+            )
+        };
         return Err(invalid(format!(
-            "shipment {} is {:?}, not delivered; its custodian proposes a hand-off to {hospital} at {} first",
-            shipment.get_shipment_id(),
-            shipment.get_status(),
-            request.get_hospital_gln()
+            "shipment {id} is {:?}, not delivered; {next}",
+            shipment.get_status()
         )));
     }
     not_before(

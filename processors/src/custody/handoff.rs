@@ -18,12 +18,13 @@ use super::{
 use crate::addressing::RecordKind;
 use crate::identifiers::{check_gln, check_record_id};
 use crate::messages::coldchain::{
-    CancelHandoff, Handoff, HandoffOutcome, LotStatus, ProposeHandoff, RejectHandoff, Shipment,
-    ShipmentStatus,
+    BloodUnit, CancelHandoff, Handoff, HandoffOutcome, Lot, LotStatus, ProposeHandoff,
+    RejectHandoff, Shipment, ShipmentStatus, ThermalRecord,
 };
 use crate::registry::request::{bad_identifier, emit, invalid, not_before};
 use crate::registry::{
-    authorize, check_text, load_organization, load_site, record_status_change, Signed,
+    authorize, check_text, load_organization, load_site, record_status_change,
+    require_active_agent, Signed,
 };
 use crate::state;
 
@@ -32,6 +33,7 @@ pub(super) fn propose(
     by: Signed,
     action: &ProposeHandoff,
 ) -> Result<(), ApplyError> {
+    require_active_agent(context, by.signer)?;
     let id = action.get_shipment_id();
     let mut shipment = load_shipment(context, id)?;
     authorize(
@@ -44,7 +46,7 @@ pub(super) fn propose(
         ShipmentStatus::PREPARING | ShipmentStatus::IN_TRANSIT | ShipmentStatus::REFUSED => {}
         ShipmentStatus::HANDOFF_PENDING => {
             return Err(invalid(format!(
-                "shipment {id} already has a hand-off pending to {}; wait for the decision or cancel it",
+                "shipment {id} already has a hand-off pending to {}; wait for its decision or withdraw it (`coldchain shipment cancel --id {id}`)",
                 shipment.get_pending().get_to_org_id()
             )))
         }
@@ -58,8 +60,10 @@ pub(super) fn propose(
     load_organization(context, action.get_to_org_id())?;
     if action.get_to_org_id() == shipment.get_custodian_org_id() {
         return Err(invalid(format!(
-            "organisation {} already holds shipment {id}; hand it off to another organisation",
-            action.get_to_org_id()
+            "organisation {} already holds shipment {id}; hand it off to another organisation, or, at its destination site {}, close it (`coldchain shipment deliver --id {id} --at {}`)",
+            action.get_to_org_id(),
+            shipment.get_to_gln(),
+            shipment.get_to_gln()
         )));
     }
     check_gln(action.get_at_gln()).map_err(bad_identifier)?;
@@ -97,7 +101,7 @@ pub(super) fn propose(
 fn pending(shipment: &Shipment) -> Result<Handoff, ApplyError> {
     if shipment.get_status() != ShipmentStatus::HANDOFF_PENDING {
         return Err(invalid(format!(
-            "shipment {} has no pending hand-off (it is {:?}); the custodian proposes one first (custody ProposeHandoff)",
+            "shipment {} has no pending hand-off (it is {:?}); its custodian proposes one first (`coldchain shipment propose`)",
             shipment.get_shipment_id(),
             shipment.get_status()
         )));
@@ -106,10 +110,10 @@ fn pending(shipment: &Shipment) -> Result<Handoff, ApplyError> {
 }
 
 /// Why the goods of a shipment are compromised, if they are.
-fn compromise_reason(
-    thermal: Option<&crate::messages::coldchain::ThermalRecord>,
-    lots: &[(String, crate::messages::coldchain::Lot)],
-    units: &[(String, crate::messages::coldchain::BloodUnit)],
+pub(super) fn compromise_reason(
+    thermal: Option<&ThermalRecord>,
+    lots: &[(String, Lot)],
+    units: &[(String, BloodUnit)],
 ) -> Option<String> {
     if let Some(record) = thermal.filter(|record| record.get_compromised()) {
         return Some(format!(
@@ -141,6 +145,9 @@ pub(super) fn accept(
     shipment_id: &str,
     into_quarantine: bool,
 ) -> Result<Shipment, ApplyError> {
+    // Who is asking comes before what state the shipment is in: a stranger
+    // learns that it may not act, not the shipment's status.
+    require_active_agent(context, by.signer)?;
     let mut shipment = load_shipment(context, shipment_id)?;
     let mut handoff = pending(&shipment)?;
     let receiver = handoff.get_to_org_id().to_string();
@@ -156,7 +163,7 @@ pub(super) fn accept(
     let compromised = compromise_reason(thermal.as_ref(), &lots, &units);
     if let (Some(why), false) = (&compromised, into_quarantine) {
         return Err(invalid(format!(
-            "shipment {shipment_id} cannot be accepted: {why}. Reject it (custody RejectHandoff) or accept it into quarantine (AcceptHandoff with into_quarantine = true)"
+            "shipment {shipment_id} cannot be accepted: {why}. Reject it (`coldchain shipment reject --id {shipment_id} --reason …`) or take it knowingly into quarantine (`coldchain shipment accept --id {shipment_id} --into-quarantine`)"
         )));
     }
     let at_gln = handoff.get_at_gln().to_string();
@@ -176,49 +183,19 @@ pub(super) fn accept(
             compromised.unwrap_or_else(|| "accepted into quarantine by the receiver".into()),
         );
     }
-    let reason = format!("accepted into quarantine at hand-off of shipment {shipment_id}");
-    let mut entries = Vec::new();
-    let mut quarantined = Vec::new();
-    for (address, lot) in &mut lots {
-        lot.set_custodian_org_id(receiver.clone());
-        lot.set_site_gln(at_gln.clone());
-        if delivered {
-            lot.clear_shipment_id();
-        }
-        if into_quarantine && matches!(lot.get_status(), LotStatus::ACTIVE | LotStatus::COMPROMISED)
-        {
-            quarantined.push((
-                lot.get_gtin().to_string(),
-                lot.get_lot().to_string(),
-                lot.get_status(),
-            ));
-            record_status_change(lot, LotStatus::QUARANTINED, by.signer, by.now, &reason);
-        }
-        entries.push((address.clone(), state::encode(lot)?));
-    }
-    for (address, unit) in &mut units {
-        unit.set_holder_org_id(receiver.clone());
-        unit.set_site_gln(at_gln.clone());
-        if delivered {
-            unit.clear_shipment_id();
-            if !shipment.get_blood_request_id().is_empty() {
-                unit.set_transfused_or_delivered(true);
-            }
-        }
-        if into_quarantine
-            && matches!(
-                unit.get_status(),
-                LotStatus::ACTIVE | LotStatus::COMPROMISED
-            )
-        {
-            unit.set_status(LotStatus::QUARANTINED);
-        }
-        entries.push((address.clone(), state::encode(unit)?));
-    }
+    let landing = Landing {
+        holder: &receiver,
+        at_gln: &at_gln,
+        delivered,
+        quarantine_reason: into_quarantine
+            .then(|| format!("accepted into quarantine at hand-off of shipment {shipment_id}")),
+    };
+    let (mut entries, quarantined) = land_goods(by, &shipment, &mut lots, &mut units, &landing)?;
     if delivered {
         detach_all_devices(context, &shipment, &mut entries)?;
         shipment.set_status(ShipmentStatus::DELIVERED);
         shipment.set_closed_at_s(by.now);
+        shipment.set_closed_by(by.signer.to_string());
     } else {
         shipment.set_status(ShipmentStatus::IN_TRANSIT);
     }
@@ -246,6 +223,83 @@ pub(super) fn accept(
         ],
         &state::encode(&handoff)?,
     )?;
+    emit_quarantined(context, quarantined)?;
+    Ok(shipment)
+}
+
+/// Where and with whom a shipment's goods land when custody moves or the
+/// shipment is delivered.
+pub(super) struct Landing<'a> {
+    pub holder: &'a str,
+    pub at_gln: &'a str,
+    /// The goods leave the shipment (and blood of a request counts as delivered).
+    pub delivered: bool,
+    /// Quarantine every ACTIVE or COMPROMISED lot and unit, with this history reason.
+    pub quarantine_reason: Option<String>,
+}
+
+/// A lot that went into quarantine: gtin, lot and the status it left.
+pub(super) type Quarantined = (String, String, LotStatus);
+
+/// State entries to write: address and encoded record.
+pub(super) type Entries = Vec<(String, Vec<u8>)>;
+
+/// Moves the goods of `shipment` as `landing` says; returns the state entries
+/// to write (lots, then units, in the shipment's order) and the quarantined lots.
+pub(super) fn land_goods(
+    by: Signed,
+    shipment: &Shipment,
+    lots: &mut [(String, Lot)],
+    units: &mut [(String, BloodUnit)],
+    landing: &Landing,
+) -> Result<(Entries, Vec<Quarantined>), ApplyError> {
+    let mut entries = Vec::new();
+    let mut quarantined = Vec::new();
+    let quarantine = |status: LotStatus| {
+        landing.quarantine_reason.is_some()
+            && matches!(status, LotStatus::ACTIVE | LotStatus::COMPROMISED)
+    };
+    for (address, lot) in lots.iter_mut() {
+        lot.set_custodian_org_id(landing.holder.to_string());
+        lot.set_site_gln(landing.at_gln.to_string());
+        if landing.delivered {
+            lot.clear_shipment_id();
+        }
+        if let (true, Some(reason)) = (
+            quarantine(lot.get_status()),
+            landing.quarantine_reason.as_deref(),
+        ) {
+            quarantined.push((
+                lot.get_gtin().to_string(),
+                lot.get_lot().to_string(),
+                lot.get_status(),
+            ));
+            record_status_change(lot, LotStatus::QUARANTINED, by.signer, by.now, reason);
+        }
+        entries.push((address.clone(), state::encode(lot)?));
+    }
+    for (address, unit) in units.iter_mut() {
+        unit.set_holder_org_id(landing.holder.to_string());
+        unit.set_site_gln(landing.at_gln.to_string());
+        if landing.delivered {
+            unit.clear_shipment_id();
+            if !shipment.get_blood_request_id().is_empty() {
+                unit.set_transfused_or_delivered(true);
+            }
+        }
+        if quarantine(unit.get_status()) {
+            unit.set_status(LotStatus::QUARANTINED);
+        }
+        entries.push((address.clone(), state::encode(unit)?));
+    }
+    Ok((entries, quarantined))
+}
+
+/// One `lot-status` event per lot that went into quarantine.
+pub(super) fn emit_quarantined(
+    context: &mut dyn TransactionContext,
+    quarantined: Vec<Quarantined>,
+) -> Result<(), ApplyError> {
     for (gtin, lot, from) in quarantined {
         emit(
             context,
@@ -259,7 +313,7 @@ pub(super) fn accept(
             &[],
         )?;
     }
-    Ok(shipment)
+    Ok(())
 }
 
 pub(super) fn reject(
@@ -267,6 +321,7 @@ pub(super) fn reject(
     by: Signed,
     action: &RejectHandoff,
 ) -> Result<(), ApplyError> {
+    require_active_agent(context, by.signer)?;
     let id = action.get_shipment_id();
     let mut shipment = load_shipment(context, id)?;
     let mut handoff = pending(&shipment)?;
@@ -320,6 +375,7 @@ pub(super) fn cancel(
     by: Signed,
     action: &CancelHandoff,
 ) -> Result<(), ApplyError> {
+    require_active_agent(context, by.signer)?;
     let id = action.get_shipment_id();
     let mut shipment = load_shipment(context, id)?;
     let mut handoff = pending(&shipment)?;

@@ -8,6 +8,7 @@
 //! ## Layout
 //! - `shipments`: create and cancel shipments, attach and detach loggers.
 //! - `handoff`: propose, accept (refusing compromised goods unless into quarantine), reject, cancel.
+//! - `delivery`: the holder closes its shipment at its own destination site.
 //! - `dispensing`: a pharmacy records that a pack left the chain.
 //! - `emergency`: blood requests, offers, acceptance (opens a shipment) and delivery.
 //! - `spec`: the client side — inputs and outputs of a custody transaction.
@@ -16,6 +17,7 @@
 //! Custody writes registry records it is responsible for (a lot's custodian,
 //! site, shipment and status; a device's attachment; a blood unit's holder) but
 //! never creates them, and only reads the sensor family's thermal records.
+mod delivery;
 mod dispensing;
 mod emergency;
 mod handoff;
@@ -27,6 +29,8 @@ mod tests_blood;
 mod tests_dispensing;
 #[cfg(test)]
 mod tests_handoff;
+#[cfg(test)]
+mod tests_lifecycle;
 #[cfg(test)]
 mod tests_shipments;
 
@@ -106,6 +110,7 @@ impl TransactionHandler for CustodyHandler {
             }
             Action::reject_handoff(a) => handoff::reject(context, by, a),
             Action::cancel_handoff(a) => handoff::cancel(context, by, a),
+            Action::deliver_shipment(a) => delivery::deliver(context, by, a),
             Action::dispense_pack(a) => dispensing::dispense_pack(context, by, a),
             Action::file_emergency_request(a) => emergency::file_request(context, by, a),
             Action::offer_blood_units(a) => emergency::offer_units(context, by, a),
@@ -121,7 +126,7 @@ pub(crate) fn load_shipment(
     shipment_id: &str,
 ) -> Result<Shipment, ApplyError> {
     state::load_required(context, &RecordKind::Shipment.address(shipment_id), || {
-        format!("shipment {shipment_id} does not exist; create it first (custody CreateShipment)")
+        format!("shipment {shipment_id} does not exist; check the id, or create it (`coldchain shipment create`)")
     })
 }
 

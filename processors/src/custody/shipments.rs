@@ -14,7 +14,9 @@ use crate::messages::coldchain::{
 };
 use crate::registry::goods::lot_last_time;
 use crate::registry::request::{bad_identifier, emit, invalid, not_before};
-use crate::registry::{authorize, check_profile, check_text, load_own_site, load_site, Signed};
+use crate::registry::{
+    authorize, check_profile, check_text, load_own_site, load_site, require_active_agent, Signed,
+};
 use crate::state;
 
 /// Most lots plus blood units in one shipment.
@@ -193,6 +195,34 @@ fn check_unit_shippable(
     Ok(())
 }
 
+/// True when `org_id` holds every lot and unit listed by `action` at its `from_gln`.
+fn holds_all_at_origin(
+    context: &dyn TransactionContext,
+    action: &CreateShipment,
+    org_id: &str,
+) -> Result<bool, ApplyError> {
+    let from = action.get_from_gln();
+    for lot_ref in action.get_lots() {
+        let Ok(gtin) = normalize_gtin(lot_ref.get_gtin()) else {
+            return Ok(false);
+        };
+        let mut clean = LotRef::new();
+        clean.set_gtin(gtin);
+        clean.set_lot(lot_ref.get_lot().to_string());
+        match state::load::<Lot>(context, &lot_address(&clean))? {
+            Some(lot) if lot.get_custodian_org_id() == org_id && lot.get_site_gln() == from => {}
+            _ => return Ok(false),
+        }
+    }
+    for donation_id in action.get_blood_units() {
+        match state::load::<BloodUnit>(context, &RecordKind::BloodUnit.address(donation_id))? {
+            Some(unit) if unit.get_holder_org_id() == org_id && unit.get_site_gln() == from => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(!action.get_lots().is_empty() || !action.get_blood_units().is_empty())
+}
+
 pub(super) fn create_shipment(
     context: &mut dyn TransactionContext,
     by: Signed,
@@ -208,7 +238,13 @@ pub(super) fn create_shipment(
             "shipment {shipment_id} already exists; choose another shipment id"
         )));
     }
-    load_own_site(context, action.get_from_gln(), &org_id)?;
+    let origin = load_site(context, action.get_from_gln())?;
+    if origin.get_org_id() != org_id && !holds_all_at_origin(context, action, &org_id)? {
+        // Usually goods ship from the holder's own site; goods the holder was
+        // handed at another organisation's dock (and kept there after a
+        // cancellation) ship from that dock, or they could never move again.
+        load_own_site(context, action.get_from_gln(), &org_id)?;
+    }
     load_site(context, action.get_to_gln())?;
     if action.get_from_gln() == action.get_to_gln() {
         return Err(invalid(format!(
@@ -334,6 +370,7 @@ pub(super) fn cancel_shipment(
     by: Signed,
     action: &CancelShipment,
 ) -> Result<(), ApplyError> {
+    require_active_agent(context, by.signer)?;
     let id = action.get_shipment_id();
     let mut shipment = load_shipment(context, id)?;
     authorize(
@@ -347,7 +384,8 @@ pub(super) fn cancel_shipment(
         ShipmentStatus::PREPARING | ShipmentStatus::IN_TRANSIT | ShipmentStatus::REFUSED => {}
         ShipmentStatus::HANDOFF_PENDING => {
             return Err(invalid(format!(
-                "shipment {id} has a pending hand-off; cancel the hand-off first (custody CancelHandoff)"
+                "shipment {id} has a pending hand-off to {}; withdraw it first (`coldchain shipment cancel --id {id}`), or let them decide",
+                shipment.get_pending().get_to_org_id()
             )))
         }
         status => {
@@ -358,7 +396,7 @@ pub(super) fn cancel_shipment(
     }
     if !shipment.get_blood_request_id().is_empty() {
         return Err(invalid(format!(
-            "shipment {id} carries blood for emergency request {}; it is closed by delivery, not cancelled",
+            "shipment {id} carries blood for emergency request {}; it is closed by delivery, not cancelled (`coldchain shipment propose` to the hospital, `coldchain blood deliver`)",
             shipment.get_blood_request_id()
         )));
     }
@@ -379,6 +417,7 @@ pub(super) fn cancel_shipment(
     detach_all_devices(context, &shipment, &mut entries)?;
     shipment.set_status(ShipmentStatus::CANCELLED);
     shipment.set_closed_at_s(by.now);
+    shipment.set_closed_by(by.signer.to_string());
     entries.insert(
         0,
         (RecordKind::Shipment.address(id), state::encode(&shipment)?),
@@ -394,7 +433,9 @@ pub(super) fn cancel_shipment(
 
 fn load_device(context: &dyn TransactionContext, device_id: &str) -> Result<Device, ApplyError> {
     state::load_required(context, &RecordKind::Device.address(device_id), || {
-        format!("device {device_id} is not registered (registry RegisterDevice)")
+        format!(
+            "device {device_id} is not registered; register it first (`coldchain device register`)"
+        )
     })
 }
 
@@ -426,6 +467,7 @@ pub(super) fn attach_device(
     by: Signed,
     action: &AttachDevice,
 ) -> Result<(), ApplyError> {
+    require_active_agent(context, by.signer)?;
     let id = action.get_shipment_id();
     let mut shipment = load_shipment(context, id)?;
     let mut device = load_device(context, action.get_device_id())?;
@@ -491,6 +533,7 @@ pub(super) fn detach_device(
     by: Signed,
     action: &DetachDevice,
 ) -> Result<(), ApplyError> {
+    require_active_agent(context, by.signer)?;
     let id = action.get_shipment_id();
     let mut shipment = load_shipment(context, id)?;
     let mut device = load_device(context, action.get_device_id())?;

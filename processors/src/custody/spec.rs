@@ -88,6 +88,17 @@ pub fn transaction_spec(payload: &CustodyPayload) -> Result<TransactionSpec, Spe
             inputs.extend(touched.iter().cloned());
             (inputs, touched)
         }
+        Action::deliver_shipment(a) => {
+            let mut touched = vec![shipment(a.get_shipment_id())];
+            touched.extend(goods());
+            let mut inputs = vec![
+                agents,
+                ShipmentThermal.address(a.get_shipment_id()),
+                Site.address_prefix(),
+            ];
+            inputs.extend(touched.iter().cloned());
+            (inputs, touched)
+        }
         Action::reject_handoff(a) => (
             vec![
                 agents,

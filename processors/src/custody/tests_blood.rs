@@ -764,3 +764,56 @@ fn a_shipment_for_an_emergency_request_is_closed_by_delivery_not_cancelled() {
         "shipment BSH1 carries blood for emergency request R1; it is closed by delivery, not cancelled",
     );
 }
+
+#[test]
+fn a_hospital_collecting_blood_at_the_bank_delivers_it_at_its_site_then_confirms() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    world
+        .custody(&hospital.agent, accept("R1", "O1", "BSH1"))
+        .unwrap();
+    world.now += 60;
+    world
+        .propose(&bank.agent, "BSH1", "hosp", &bank.site)
+        .unwrap();
+    world.now += 60;
+    world.accept(&hospital.agent, "BSH1", false).unwrap();
+    assert_eq!(
+        world.shipment("BSH1").get_status(),
+        ShipmentStatus::IN_TRANSIT
+    );
+    assert_invalid(
+        world.custody(&hospital.agent, confirm("R1")),
+        &format!(
+            "your organisation hosp holds it; close it at {} first (`coldchain shipment deliver --id BSH1 --at {}`)",
+            hospital.site, hospital.site
+        ),
+    );
+    world.now += 600;
+    world
+        .custody(
+            &hospital.agent,
+            super::tests_lifecycle::deliver("BSH1", &hospital.site, false),
+        )
+        .unwrap();
+    let unit: BloodUnit = world.load(RecordKind::BloodUnit, "W123427000001");
+    assert!(unit.get_transfused_or_delivered());
+    assert_eq!(unit.get_site_gln(), hospital.site);
+    world.now += 60;
+    world.custody(&hospital.agent, confirm("R1")).unwrap();
+    let request: EmergencyRequest = world.load(RecordKind::EmergencyRequest, "R1");
+    assert_eq!(request.get_status(), RequestStatus::FULFILLED);
+    assert_eq!(
+        request.get_delivered_at_s(),
+        world.shipment("BSH1").get_closed_at_s()
+    );
+}

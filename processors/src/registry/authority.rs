@@ -27,7 +27,7 @@ pub fn require_active_agent(
         &RecordKind::Agent.address(public_key),
         || {
             format!(
-                "signer {public_key} is not a registered agent; an admin of your organisation must add it first (registry AddAgent)"
+                "signer {public_key} is not a registered agent; an admin of your organisation must add it first (`coldchain org add-agent`)"
             )
         },
     )?;
@@ -131,7 +131,7 @@ pub fn load_organization(
     org_id: &str,
 ) -> Result<Organization, ApplyError> {
     state::load_required(context, &RecordKind::Organization.address(org_id), || {
-        format!("organisation {org_id} does not exist; a network admin creates it (registry CreateOrganization)")
+        format!("organisation {org_id} does not exist; a network admin creates it (`coldchain org create`)")
     })
 }
 
@@ -139,7 +139,7 @@ pub fn load_organization(
 pub fn load_site(context: &dyn TransactionContext, gln: &str) -> Result<Site, ApplyError> {
     state::load_required(context, &RecordKind::Site.address(gln), || {
         format!(
-            "site GLN {gln} is not registered; its organisation adds it first (registry AddSite)"
+            "site GLN {gln} is not registered; its organisation adds it first (`coldchain org add-site`)"
         )
     })
 }

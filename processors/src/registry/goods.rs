@@ -84,7 +84,7 @@ pub fn check_lot_transition(from: LotStatus, to: LotStatus) -> Result<(), String
             )
         }
         DISPENSED => {
-            return Err("DISPENSED is set when the last pack is dispensed (custody DispensePack)".into())
+            return Err("DISPENSED is set when the last pack is dispensed (`coldchain dispense`)".into())
         }
         LOT_STATUS_UNSET => return Err("status is unset; name the new status".into()),
     };

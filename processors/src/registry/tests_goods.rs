@@ -219,7 +219,7 @@ fn illegal_transitions_are_refused() {
     );
     assert_invalid(
         world.change_status(&fda.agent, "L2", LotStatus::DISPENSED),
-        "DispensePack",
+        "`coldchain dispense`",
     );
 }
 
