@@ -30,7 +30,6 @@ pub fn generate(dir: &Path, name: &str, force: bool) -> Result<(PathBuf, Signer)
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let private = dir.join(format!("{name}.priv"));
-    let public = dir.join(format!("{name}.pub"));
     if private.exists() && !force {
         bail!(
             "{} already exists; pass --force to replace it",
@@ -38,10 +37,20 @@ pub fn generate(dir: &Path, name: &str, force: bool) -> Result<(PathBuf, Signer)
         );
     }
     let signer = Signer::generate();
-    write_private(&private, &signer)?;
+    write(dir, name, &signer)?;
+    Ok((private, signer))
+}
+
+/// Writes `signer` as `<dir>/<name>.priv` (mode 0600) and `<dir>/<name>.pub`,
+/// replacing files of that name; returns the private key's path.
+pub fn write(dir: &Path, name: &str, signer: &Signer) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let private = dir.join(format!("{name}.priv"));
+    let public = dir.join(format!("{name}.pub"));
+    write_private(&private, signer)?;
     std::fs::write(&public, format!("{}\n", signer.public_key()))
         .with_context(|| format!("cannot write {}", public.display()))?;
-    Ok((private, signer))
+    Ok(private)
 }
 
 fn write_private(path: &Path, signer: &Signer) -> Result<()> {

@@ -179,7 +179,14 @@ pub enum DeviceCommand {
 pub enum LotCommand {
     /// Register a lot (manufacturers).
     Create(LotSpec),
-    /// Register many lots from a CSV file: gtin,lot,expiry,quantity,profile,site_gln,product_name[,serials separated by ';'].
+    /// Register many lots from a CSV file (RFC 4180: quote a field holding a comma).
+    ///
+    /// Columns: gtin,lot,expiry,quantity,profile,site_gln,product_name[,serials]
+    /// (serials separated by ';'). An optional first row starting with `gtin` is
+    /// the header and fixes the number of columns; `#` lines and blank lines are
+    /// skipped. The whole file is checked first: if any row is bad, nothing is
+    /// submitted and every bad row is listed with its line number. Then each row
+    /// is its own batch, so a row the ledger refuses does not sink the others.
     Import { csv: PathBuf },
     /// Quarantine a lot (inspectors, regulators).
     Quarantine(LotStatusArgs),
@@ -245,7 +252,12 @@ pub enum ShipmentCommand {
         #[arg(long, value_enum)]
         profile: Option<ProfilePreset>,
     },
-    /// Propose handing the shipment to another organisation.
+    /// Propose handing the shipment to another organisation (you must hold it).
+    ///
+    /// If the receiver owns the shipment's destination site and `--at` is that
+    /// site, accepting delivers the shipment. Handed over anywhere else, the
+    /// receiver holds it IN_TRANSIT and closes it on arrival with
+    /// `coldchain shipment deliver`.
     Propose {
         #[arg(long)]
         id: String,
@@ -255,26 +267,52 @@ pub enum ShipmentCommand {
         #[arg(long)]
         at: String,
     },
-    /// Accept a proposed hand-off.
+    /// Accept a hand-off proposed to your organisation.
     Accept {
         #[arg(long)]
         id: String,
-        /// Accept compromised goods into quarantine.
+        /// Take the goods knowingly into quarantine (needed when they are compromised).
         #[arg(long)]
         into_quarantine: bool,
     },
-    /// Reject a proposed hand-off.
+    /// Reject a hand-off proposed to your organisation; the holder keeps the shipment.
     Reject {
         #[arg(long)]
         id: String,
         #[arg(long)]
         reason: String,
     },
-    /// Cancel your own proposal.
+    /// Withdraw your own pending hand-off proposal (the shipment itself stays open).
     Cancel {
         #[arg(long)]
         id: String,
         #[arg(long, default_value = "cancelled by proposer")]
+        reason: String,
+    },
+    /// Close a shipment you hold as DELIVERED at its destination site, one of your own.
+    ///
+    /// For a receiver that took the goods before the destination (for example at
+    /// the sender's dock), or a transfer between two of your own sites. No hand-off
+    /// may be pending. Compromised goods need --into-quarantine.
+    Deliver {
+        #[arg(long)]
+        id: String,
+        /// GLN of the destination site (must be the shipment's --to).
+        #[arg(long)]
+        at: String,
+        /// Take the goods knowingly into quarantine (needed when they are compromised).
+        #[arg(long)]
+        into_quarantine: bool,
+    },
+    /// End a shipment you hold without delivering it (no hand-off may be pending).
+    ///
+    /// Its goods leave the shipment where they are (the last accepted hand-off
+    /// site, or the origin) and its loggers are detached. Shipments of an
+    /// emergency blood request cannot be cancelled; they end by delivery.
+    CancelShipment {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
         reason: String,
     },
 }
@@ -606,6 +644,23 @@ pub fn shipment_spec(command: &ShipmentCommand, at_s: u64) -> Result<Transaction
             a.set_reason(reason.clone());
             custody_spec(C::cancel_handoff(a), at_s)?
         }
+        ShipmentCommand::Deliver {
+            id,
+            at,
+            into_quarantine,
+        } => {
+            let mut a = pb::DeliverShipment::new();
+            a.set_shipment_id(id.clone());
+            a.set_at_gln(at.clone());
+            a.set_into_quarantine(*into_quarantine);
+            custody_spec(C::deliver_shipment(a), at_s)?
+        }
+        ShipmentCommand::CancelShipment { id, reason } => {
+            let mut a = pb::CancelShipment::new();
+            a.set_shipment_id(id.clone());
+            a.set_reason(reason.clone());
+            custody_spec(C::cancel_shipment(a), at_s)?
+        }
     })
 }
 
@@ -694,51 +749,6 @@ pub fn blood_spec(command: &BloodCommand, at_s: u64) -> Result<TransactionSpec> 
             a.set_request_id(request.clone());
             custody_spec(C::confirm_blood_delivery(a), at_s)?
         }
-    })
-}
-
-/// Parses one line of the lot-import CSV.
-pub fn parse_lot_csv_line(line: &str, line_number: usize) -> Result<LotSpec> {
-    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-    if fields.len() < 7 {
-        bail!(
-            "line {line_number}: expected gtin,lot,expiry,quantity,profile,site_gln,product_name[,serials] but found {} fields",
-            fields.len()
-        );
-    }
-    let expiry = fields[2]
-        .parse()
-        .with_context(|| format!("line {line_number}: expiry {:?} is not YYYYMMDD", fields[2]))?;
-    let quantity = fields[3].parse().with_context(|| {
-        format!(
-            "line {line_number}: quantity {:?} is not a whole number",
-            fields[3]
-        )
-    })?;
-    let profile = ProfilePreset::from_str(fields[4], true).map_err(|_| {
-        anyhow::anyhow!(
-            "line {line_number}: profile {:?} is not one of refrigerated, frozen, ultra-cold, controlled-room",
-            fields[4]
-        )
-    })?;
-    let serials = fields
-        .get(7)
-        .map(|s| {
-            s.split(';')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(LotSpec {
-        gtin: fields[0].to_string(),
-        lot: fields[1].to_string(),
-        expiry,
-        quantity,
-        serials,
-        profile,
-        site: fields[5].to_string(),
-        product: fields[6].to_string(),
     })
 }
 

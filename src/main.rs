@@ -3,13 +3,16 @@
 //! Thin by design: parse arguments, build the parts from the library crates,
 //! run. Services (`node`, `tp`, `gateway`, `api`, `simulate`, `demo`) and the
 //! participant commands (`org`, `device`, `lot`, `shipment`, `dispense`,
-//! `blood`, `verify`, `watch`) all live here so a user learns one tool.
+//! `blood`, `verify`, `watch`, `token`) all live here so a user learns one tool.
 mod client;
 mod demo;
 mod keys;
 mod ledger_commands;
+mod lot_import;
 mod profiles;
+mod token;
 mod tp;
+mod verify;
 mod watch;
 
 use std::path::PathBuf;
@@ -111,14 +114,26 @@ enum Command {
         #[command(flatten)]
         connection: Connection,
     },
-    /// Verify a pack or lot: a GS1 Digital Link, GTIN + serial, or GTIN + lot.
-    Verify(watch::VerifyArgs),
+    /// Verify a pack or lot: a GS1 Digital Link, GTIN + serial, or GTIN + lot
+    /// (exit code 0 authentic, 2 cannot verify now, 3 unknown, 4 do not dispense).
+    Verify(verify::VerifyArgs),
     /// Follow the ledger's events live.
     Watch(watch::WatchArgs),
+    /// Mint a provenance API token for a participant key (partner view, blood board).
+    Token(token::TokenArgs),
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors exit 1, like every other refused input: exit code 2
+        // means "cannot verify now" to scripts calling `coldchain verify`.
+        Err(error) if error.use_stderr() => {
+            let _ = error.print();
+            std::process::exit(1);
+        }
+        Err(error) => error.exit(),
+    };
     init_logging(&cli.command);
     if let Err(error) = run(cli.command) {
         eprintln!("error: {error:#}");
@@ -214,8 +229,15 @@ fn run(command: Command) -> Result<()> {
             command,
             connection,
         } => submit_action(&connection, &command, ledger_commands::blood_spec),
-        Command::Verify(args) => runtime()?.block_on(watch::verify(args)),
+        Command::Verify(args) => {
+            let code = runtime()?.block_on(verify::verify(args));
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Watch(args) => watch::watch(args),
+        Command::Token(args) => token::run(args),
     }
 }
 
@@ -256,7 +278,7 @@ fn lot(command: LotCommand, connection: &Connection) -> Result<()> {
             ledger_commands::create_lot_spec(spec, ledger_commands::now_s())?,
             "create lot",
         ),
-        LotCommand::Import { csv } => return import_lots(csv, connection),
+        LotCommand::Import { csv } => return lot_import::import_lots(csv, connection),
         LotCommand::Quarantine(a) => (
             ledger_commands::lot_status_spec(a, LotStatus::QUARANTINED, ledger_commands::now_s())?,
             "quarantine",
@@ -275,88 +297,4 @@ fn lot(command: LotCommand, connection: &Connection) -> Result<()> {
         ),
     };
     submit(connection, spec, what)
-}
-
-/// Bulk import: every line becomes one transaction; batches of up to 100 are
-/// submitted together, with a progress bar on the terminal.
-fn import_lots(path: &std::path::Path, connection: &Connection) -> Result<()> {
-    use coldchain_processors::signing::{batch_list_bytes, sign_batch, sign_transaction};
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut specs = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (index == 0 && line.starts_with("gtin")) {
-            continue;
-        }
-        let lot = ledger_commands::parse_lot_csv_line(line, index + 1)?;
-        specs.push((
-            index + 1,
-            ledger_commands::create_lot_spec(&lot, ledger_commands::now_s())?,
-        ));
-    }
-    let total = specs.len();
-    let client = connection.client()?;
-    let signer = connection.signer()?;
-    let rt = runtime()?;
-    let mut committed = 0usize;
-    let mut refused = Vec::new();
-    for chunk in specs.chunks(100) {
-        // One batch per line so one bad line does not sink the others.
-        let mut batches = Vec::new();
-        let mut ids = Vec::new();
-        for (line, spec) in chunk {
-            let transaction = sign_transaction(spec.clone(), &signer, signer.public_key())?;
-            let batch = sign_batch(vec![transaction], &signer)?;
-            ids.push((*line, batch.get_header_signature().to_string()));
-            batches.push(batch);
-        }
-        rt.block_on(client.post_batches(batch_list_bytes(batches)?))?;
-        for (line, id) in ids {
-            match rt.block_on(client.wait_for(&id))? {
-                client::Outcome::Committed { .. } => committed += 1,
-                client::Outcome::Invalid { reason, .. } => {
-                    refused.push(format!("line {line}: {reason}"))
-                }
-                client::Outcome::Pending { .. } => {
-                    refused.push(format!("line {line}: still pending (batch {id})"))
-                }
-            }
-            if !connection.json {
-                progress(committed + refused.len(), total);
-            }
-        }
-    }
-    if connection.json {
-        println!(
-            "{}",
-            serde_json::json!({"total": total, "committed": committed, "refused": refused})
-        );
-    } else {
-        eprintln!();
-        println!("imported {committed} of {total} lots");
-        for line in &refused {
-            println!("  refused {line}");
-        }
-    }
-    if refused.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!("{} of {total} lots were not imported", refused.len())
-    }
-}
-
-/// A one-line progress bar on stderr (only when stderr is a terminal).
-pub fn progress(done: usize, total: usize) {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() || total == 0 {
-        return;
-    }
-    let width = 30;
-    let filled = done * width / total;
-    eprint!(
-        "\r[{}{}] {done}/{total}",
-        "#".repeat(filled),
-        "-".repeat(width - filled)
-    );
 }

@@ -140,6 +140,41 @@ fn demo_tells_the_whole_story_and_the_api_shows_its_outcome() {
         "unknown"
     );
 
+    // The participants' keys are on disk and the printed partner links work:
+    // their tokens open the partner-only endpoints the page and board call.
+    let keys = dir.path().join("demo").join("keys");
+    for org in ["meddist", "bloodbank", "citypharm", "cityhosp"] {
+        assert!(keys.join(format!("{org}.priv")).is_file(), "{org}.priv");
+        assert!(keys.join(format!("{org}.pub")).is_file(), "{org}.pub");
+    }
+    let link_token = |needle: &str| -> String {
+        let line = transcript
+            .iter()
+            .find(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no link {needle:?} in:\n{text}"));
+        line.rsplit("#token=").next().unwrap().trim().to_string()
+    };
+    let board_token = link_token("/blood#token=");
+    let page_token = link_token("/#token=");
+    assert_eq!(
+        authorized_status(&api, "/api/v1/blood/requests", &board_token),
+        200
+    );
+    assert_eq!(
+        authorized_status(&api, "/api/v1/lots/09501101530003/VAX-2026-A", &page_token),
+        200
+    );
+    let minted = Command::new(BIN)
+        .args(["token", "--api", &api, "--json", "--key"])
+        .arg(keys.join("citypharm.priv"))
+        .output()
+        .expect("run coldchain token");
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+
     // Ctrl-C stops everything cleanly.
     let _ = nix_interrupt(demo.id());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -153,6 +188,24 @@ fn demo_tells_the_whole_story_and_the_api_shows_its_outcome() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The HTTP status of a GET with `Authorization: Bearer <token>`.
+fn authorized_status(http: &str, path: &str, token: &str) -> u16 {
+    use std::io::{Read, Write};
+    let address = http.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
 }
 
 fn nix_interrupt(pid: u32) -> std::io::Result<()> {
@@ -300,4 +353,19 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
         cli_out.contains("compromised"),
         "coldchain verify: {cli_out}"
     );
+    assert_eq!(cli.status.code(), Some(4), "compromised: do not dispense");
+    // Through the provenance API (--api): the same verdict and exit codes.
+    for (serial, lot, code) in [("A0002", "VAX-2026-A", 0), ("ZZZZ", "VAX-2026-A", 3)] {
+        let out = Command::new(BIN)
+            .args(["verify", &path(lot, serial), "--api", &api_url])
+            .output()
+            .expect("run coldchain verify --api");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{serial}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -24,8 +24,32 @@ pub enum GenesisError {
     Read { path: String, detail: String },
     #[error("genesis file {path} is not valid: {detail}. Expected a [settings] table of \"key\" = \"value\" strings, e.g. \"coldchain.admins\" = \"02ab…\"")]
     Invalid { path: String, detail: String },
+    #[error("genesis file {path}: coldchain.admins entry {entry:?} is not a public key: {why}. Each comma-separated entry must be a 66-hex compressed secp256k1 public key starting 02 or 03 (the .pub file `coldchain keygen <name>` writes); otherwise no one could administer the chain")]
+    Admin {
+        path: String,
+        entry: String,
+        why: &'static str,
+    },
     #[error("node key: {0}")]
     Key(String),
+}
+
+/// The setting naming the keys that may onboard organisations.
+pub const ADMINS_SETTING: &str = "coldchain.admins";
+
+/// Why `entry` is not a compressed secp256k1 public key in hex, if it is not.
+fn admin_key_problem(entry: &str) -> Option<&'static str> {
+    if entry.is_empty() {
+        Some("it is empty (a stray comma?)")
+    } else if !entry.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Some("it holds characters that are not hex digits")
+    } else if entry.len() != 66 {
+        Some("it is not 66 hex characters long")
+    } else if !(entry.starts_with("02") || entry.starts_with("03")) {
+        Some("it does not start with 02 or 03")
+    } else {
+        None
+    }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -68,6 +92,17 @@ impl GenesisSettings {
                     .join(","),
                 other => return Err(invalid(format!("setting {key} = {other} is not a string"))),
             };
+            if key == ADMINS_SETTING {
+                for entry in value.split(',').map(str::trim) {
+                    if let Some(why) = admin_key_problem(entry) {
+                        return Err(GenesisError::Admin {
+                            path: path.to_string(),
+                            entry: entry.to_string(),
+                            why,
+                        });
+                    }
+                }
+            }
             settings.insert(key, value);
         }
         Ok(GenesisSettings(settings))
@@ -164,10 +199,13 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    const KEY_A: &str = "02a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    const KEY_B: &str = "03a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
     #[test]
     fn settings_table_becomes_setting_records_at_settings_addresses() {
         let settings = GenesisSettings::parse(
-            "[settings]\n\"coldchain.admins\" = \"02ab,03cd\"\n\"sawtooth.consensus.algorithm.name\" = \"Devmode\"\n",
+            &format!("[settings]\n\"coldchain.admins\" = \"{KEY_A},{KEY_B}\"\n\"sawtooth.consensus.algorithm.name\" = \"Devmode\"\n"),
             "test.toml",
         )
         .unwrap();
@@ -181,16 +219,38 @@ mod tests {
         ctx.put(&admins.0, admins.1.clone().unwrap());
         assert_eq!(
             coldchain_processors::state::setting_list(&ctx, "coldchain.admins").unwrap(),
-            vec!["02ab".to_string(), "03cd".to_string()]
+            vec![KEY_A.to_string(), KEY_B.to_string()]
         );
     }
 
     #[test]
     fn list_values_are_joined_with_commas() {
-        let settings =
-            GenesisSettings::parse("[settings]\n\"coldchain.admins\" = [\"a\", \"b\"]\n", "g")
-                .unwrap();
-        assert_eq!(settings.0["coldchain.admins"], "a,b");
+        let settings = GenesisSettings::parse(
+            &format!("[settings]\n\"coldchain.admins\" = [\"{KEY_A}\", \"{KEY_B}\"]\n"),
+            "g",
+        )
+        .unwrap();
+        assert_eq!(settings.0["coldchain.admins"], format!("{KEY_A},{KEY_B}"));
+    }
+
+    #[test]
+    fn admins_that_are_not_public_keys_are_refused_by_name() {
+        for (admins, needle) in [
+            ("02a1…(66-hex public key)", "not hex digits"),
+            ("02ab", "66 hex characters"),
+            (&format!("04{}", &KEY_A[2..]), "02 or 03"),
+            (&format!("{KEY_A},"), "empty"),
+            (&format!("{KEY_A}, 02ab"), "\"02ab\""),
+        ] {
+            let error = GenesisSettings::parse(
+                &format!("[settings]\n\"coldchain.admins\" = \"{admins}\"\n"),
+                "genesis.toml",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(needle), "{admins}: {error}");
+            assert!(error.contains("genesis.toml"), "{error}");
+        }
     }
 
     #[test]

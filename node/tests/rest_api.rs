@@ -21,8 +21,14 @@ fn start(dir: &std::path::Path) -> NodeHandle {
     config.rest_api = "127.0.0.1:0".parse().unwrap();
     config.component = "tcp://127.0.0.1:*".to_string();
     config.handlers = vec![Arc::new(ProbeHandler)];
-    config.genesis =
-        GenesisSettings::parse("[settings]\n\"coldchain.admins\" = \"02ab\"\n", "test").unwrap();
+    config.genesis = GenesisSettings::parse(
+        &format!(
+            "[settings]\n\"coldchain.admins\" = \"{}\"\n",
+            Signer::generate().public_key()
+        ),
+        "test",
+    )
+    .unwrap();
     Node::start(config).unwrap()
 }
 

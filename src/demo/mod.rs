@@ -95,6 +95,7 @@ async fn play(args: DemoArgs) -> Result<()> {
     };
     let gateway_key = Signer::generate();
     let cast = Cast::new(admin.clone(), gateway_key.clone());
+    let key_dir = write_cast_keys(&cast, &data_dir, args.admin_key.is_none())?;
     let mut world = services::World::start(&args, &data_dir, &admin).await?;
     let where_ = if args.url.is_some() {
         "network"
@@ -116,7 +117,11 @@ async fn play(args: DemoArgs) -> Result<()> {
                 story::VACCINE_GTIN,
                 story::LOT_A
             );
+            let links = partner_links(&world.api_url, &cast, &key_dir).await;
             if args.json {
+                let mut summary = summary.clone();
+                summary["partner_links"] = links;
+                summary["key_dir"] = serde_json::json!(key_dir);
                 println!("{summary}");
             }
         }
@@ -187,6 +192,62 @@ async fn tell(
     Ok(
         serde_json::json!({ "verdicts": verdicts, "rest_url": world.rest_url, "api_url": world.api_url }),
     )
+}
+
+/// Writes every participant's key to `<data-dir>/keys/<org>.priv` and
+/// `.pub` (and the admin's, when the demo made it), so a person can act as
+/// any of them after the story: mint an API token, sign a command.
+fn write_cast_keys(
+    cast: &Cast,
+    data_dir: &std::path::Path,
+    with_admin: bool,
+) -> Result<std::path::PathBuf> {
+    let dir = data_dir.join("keys");
+    for party in cast.parties() {
+        crate::keys::write(&dir, party.org, &party.key)?;
+    }
+    if with_admin {
+        crate::keys::write(&dir, "admin", &cast.admin)?;
+    }
+    Ok(dir)
+}
+
+/// Mints API tokens for two partners and prints ready links to the page's
+/// partner view (MedDist, the distributor) and blood board (the blood bank),
+/// with the command that mints one for any other participant.
+async fn partner_links(api_url: &str, cast: &Cast, key_dir: &std::path::Path) -> serde_json::Value {
+    println!(
+        "
+Partner view (participants' keys are in {}):",
+        key_dir.display()
+    );
+    let mut links = serde_json::Map::new();
+    for (party, page) in [(&cast.distributor, "page"), (&cast.blood_bank, "blood")] {
+        match crate::token::mint(api_url, &party.key, "demo").await {
+            Ok(minted) => {
+                let link = if page == "blood" {
+                    minted.blood_link(api_url)
+                } else {
+                    minted.page_link(api_url)
+                };
+                let what = if page == "blood" {
+                    "blood board"
+                } else {
+                    "custody and temperatures"
+                };
+                println!("  {:<20} {what}: {link}", party.name);
+                links.insert(party.org.to_string(), serde_json::Value::String(link));
+            }
+            Err(error) => println!("  {:<20} no token: {error:#}", party.name),
+        }
+    }
+    println!(
+        "  Any other participant: coldchain token --api {api_url} --key {}",
+        key_dir
+            .join(format!("{}.priv", cast.pharmacy.org))
+            .display()
+    );
+    serde_json::Value::Object(links)
 }
 
 /// Waits until the sensor family has recorded `count` readings for a shipment.

@@ -182,12 +182,15 @@ pub fn start_tps(dir: &Path, component: &str) -> Vec<Reaper> {
     tps
 }
 
+/// Each forwarded `POST /batches` body with the status it was answered.
+pub type PostedBatches = Arc<Mutex<Vec<(Vec<u8>, u16)>>>;
+
 /// An HTTP pass-through in front of a REST API that keeps, in order, the
 /// body of every `POST /batches` it forwarded and the answer's status: the exact signed BatchLists a
 /// run submitted, to replay elsewhere.
 pub struct Recorder {
     pub url: String,
-    pub posted: Arc<Mutex<Vec<(Vec<u8>, u16)>>>,
+    pub posted: PostedBatches,
 }
 
 impl Recorder {
