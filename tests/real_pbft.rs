@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use coldchain_node::testing::http;
 use coldchain_processors::addressing::RecordKind;
-use coldchain_processors::messages::coldchain::ThermalRecord;
+use coldchain_processors::messages::coldchain::{Shipment, ThermalRecord};
 use support::sawtooth::{start_tps, Network};
 use support::{free_port, gln, keygen, state, Cli, Reaper, BIN};
 
@@ -211,7 +211,7 @@ fn commits_beyond(rest: &str, above: u64, within: Duration) -> bool {
 fn primary(dir: &Path) -> usize {
     let mut view = 0u64;
     for node in 0..4 {
-        let log = std::fs::read_to_string(dir.join(format!("sawtooth/logs/pbft-{node}.log")))
+        let log = std::fs::read_to_string(dir.join(format!("sawtooth/logs/engine-{node}.log")))
             .unwrap_or_default();
         for line in log.lines() {
             for marker in ["Updated to view ", "Updated view to "] {
@@ -237,7 +237,10 @@ struct Logger {
 }
 
 impl Logger {
-    fn start(broker: &str, per_second: u64) -> Logger {
+    /// Publishes `per_second` readings a second, stamped from `start_s` (the
+    /// shipment's start: the sensor family refuses readings from before it)
+    /// at the same pace, so no reading is ahead of the gateway's clock.
+    fn start(broker: &str, per_second: u64, start_s: u64) -> Logger {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -252,22 +255,21 @@ impl Logger {
             let (client, mut connection) = Client::new(options, 100);
             let acks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
             let counter = acks.clone();
+            let stopping = flag.clone();
             let events = std::thread::spawn(move || {
                 for event in connection.iter() {
                     match event {
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
                             counter.fetch_add(1, Ordering::Relaxed);
                         }
+                        Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
                         Ok(_) => {}
+                        // Disconnected on purpose at the end, or the broker is gone.
+                        Err(_) if stopping.load(Ordering::Relaxed) => break,
                         Err(_) => std::thread::sleep(Duration::from_millis(200)),
                     }
                 }
             });
-            let start_s = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-                - 3600;
             let mut sequence = 0u64;
             let topic = format!("coldchain/coldtrans/{DEVICE}/readings");
             while !flag.load(Ordering::Relaxed) {
@@ -276,7 +278,7 @@ impl Logger {
                     let reading = DeviceReading {
                         device_id: DEVICE.into(),
                         sequence,
-                        time_s: start_s + sequence,
+                        time_s: start_s + sequence / per_second,
                         temperature_cdeg: 500 + (sequence % 50) as i32,
                         humidity_permille: None,
                         door: None,
@@ -352,6 +354,13 @@ shipment = "{SHIPMENT}"
     (Reaper(child), format!("http://127.0.0.1:{metrics}"))
 }
 
+/// The last 40 lines of a log file.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 fn recorded(rest: &str) -> u64 {
     state::<ThermalRecord>(rest, &RecordKind::ShipmentThermal.address(SHIPMENT))
         .map(|r| r.get_reading_count())
@@ -366,7 +375,9 @@ fn lose_and_recover(f: &Fixture, node: usize, what: &str) {
     f.network.kill(node);
     assert!(
         commits_beyond(&rest3, before + 2, Duration::from_secs(90)),
-        "no commits within 90 s after losing {what} (validator {node}); head stayed at {before}"
+        "no commits within 90 s after losing {what} (validator {node}); head stayed at {before}; \
+         gateway log:\n{}",
+        tail(&f.dir.path().join("gateway.log"))
     );
     f.network.restart(node);
     let rest = f.network.node_rest_url(node);
@@ -392,8 +403,20 @@ fn pbft_with_the_shipped_engine_survives_a_lost_validator_and_a_lost_primary() {
     onboard(&f);
     let broker = std::env::var("COLDCHAIN_TEST_MQTT").unwrap_or_else(|_| "127.0.0.1:1883".into());
     let (_gateway, _metrics) = start_gateway(&f, &broker);
-    let logger = Logger::start(&broker, 200);
-    std::thread::sleep(Duration::from_secs(8));
+    let rest3 = f.network.node_rest_url(3);
+    let shipment: Shipment =
+        state(&rest3, &RecordKind::Shipment.address(SHIPMENT)).expect("the shipment");
+    let logger = Logger::start(&broker, 200, shipment.get_created_at_s());
+    // With all four validators up, readings commit.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recorded(&rest3) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no reading committed within 60 s with all validators up; gateway log:\n{}",
+            tail(&f.dir.path().join("gateway.log"))
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     // A secondary first (validator 1 unless it is the primary), then the primary.
     let first = if primary(f.dir.path()) == 1 { 2 } else { 1 };
