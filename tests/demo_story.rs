@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{free_port, wait_for_port, Reaper, BIN};
+use support::{free_port, start_api, wait_for_port, Reaper, BIN};
 
 const GTIN: &str = "09501101530003";
 
@@ -267,7 +267,7 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
     };
 
     // The ledger again, from the demo's data directory.
-    let (rest, component, api) = (free_port(), free_port(), free_port());
+    let (rest, component) = (free_port(), free_port());
     let rest_url = format!("http://127.0.0.1:{rest}");
     let component = format!("tcp://127.0.0.1:{component}");
     let node = Command::new(BIN)
@@ -285,30 +285,24 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
         .expect("restart coldchain node on the demo's chain");
     let _node = Reaper(node);
     wait_for_port(rest);
-    let api_process = Command::new(BIN)
-        .args([
-            "api",
-            "--bind",
-            &format!("127.0.0.1:{api}"),
-            "--rest-url",
-            &rest_url,
-        ])
-        .args(["--component", &component, "--index"])
-        .arg(format!(
-            "sqlite://{}",
-            dir.path().join("fresh-index.sqlite").display()
-        ))
-        .env("COLDCHAIN_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start coldchain api");
-    let _api = Reaper(api_process);
-    wait_for_port(api);
-    let api_url = format!("http://127.0.0.1:{api}");
+    let fresh_api = start_api(dir.path(), "fresh", &rest_url, &component);
+    let api_url = fresh_api.url.clone();
     let path = |lot: &str, serial: &str| format!("/01/{GTIN}/10/{lot}/21/{serial}");
-    // The fresh index catches up from block 0; the recall is one of the last blocks.
+    // The fresh index catches up from block 0. Until it is level with the
+    // chain, verification answers 503 "cannot verify now" rather than a
+    // verdict from part of the chain; /health says when it is current.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while coldchain_node::testing::http::get(&api_url, "/health")
+        .map(|r| r.status)
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the API's fresh index did not catch up with the demo's chain"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     while verdict(&api_url, &path("VAX-2026-C", "C0001"))["verdict"] != "recalled" {
         assert!(
             std::time::Instant::now() < deadline,

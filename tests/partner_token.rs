@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{free_port, gln, keygen, start_node, wait_for_port, Cli, Families, Reaper, BIN};
+use support::{gln, keygen, start_api, start_node, Cli, Families, BIN};
 
 fn get_with_token(api: &str, path: &str, token: &str) -> String {
     let address = api.trim_start_matches("http://");
@@ -41,23 +41,8 @@ fn token_command_mints_a_token_that_opens_the_blood_board() {
         &gln("950110100006"),
     );
 
-    let port = free_port();
-    let api_process = Command::new(BIN)
-        .args(["api", "--bind", &format!("127.0.0.1:{port}")])
-        .args(["--rest-url", &node.url, "--component", &node.component])
-        .arg("--index")
-        .arg(format!(
-            "sqlite://{}",
-            dir.path().join("index.db").display()
-        ))
-        .env("COLDCHAIN_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start coldchain api");
-    let _api = Reaper(api_process);
-    wait_for_port(port);
-    let api = format!("http://127.0.0.1:{port}");
+    let api_process = start_api(dir.path(), "partner", &node.url, &node.component);
+    let api = api_process.url.clone();
 
     let mint = |key: &str| {
         Command::new(BIN)

@@ -35,7 +35,7 @@ use sawtooth_sdk::messages::setting::Setting;
 use serde_json::{json, Value};
 use support::sawtooth::{key_paths, start_tps, Network, Recorder};
 use support::scenario::{cast_keys, play, Ledger};
-use support::{free_port, Reaper, BIN};
+use support::{free_port, start_api, ApiProcess, Reaper, BIN};
 
 const GTIN: &str = "09501101530003";
 
@@ -213,39 +213,7 @@ fn the_demo_story_plays_on_a_real_validator() {
 
 // --- the provenance API -------------------------------------------------
 
-struct Api {
-    url: String,
-    _process: Reaper,
-}
-
-fn start_api(dir: &Path, name: &str, rest: &str, component: &str) -> Api {
-    let port = free_port();
-    let log = std::fs::File::create(dir.join(format!("api-{name}.log"))).expect("API log");
-    let index = format!(
-        "sqlite://{}",
-        dir.join(format!("index-{name}.db")).display()
-    );
-    let child = Command::new(BIN)
-        .args([
-            "api",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--rest-url",
-            rest,
-        ])
-        .args(["--component", component, "--index", &index])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start coldchain api");
-    support::wait_for_port(port);
-    Api {
-        url: format!("http://127.0.0.1:{port}"),
-        _process: Reaper(child),
-    }
-}
-
-fn wait_indexed(api: &Api, head: u64) {
+fn wait_indexed(api: &ApiProcess, head: u64) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let status = http::get(&api.url, "/api/v1/status").map(|r| r.json());
@@ -253,7 +221,8 @@ fn wait_indexed(api: &Api, head: u64) {
             .as_ref()
             .ok()
             .and_then(|s| s["index_head"]["block_num"].as_u64());
-        if indexed.is_some_and(|n| n >= head) {
+        let healthy = http::get(&api.url, "/health").map(|r| r.status).ok() == Some(200);
+        if indexed.is_some_and(|n| n >= head) && healthy {
             return;
         }
         assert!(
@@ -265,7 +234,7 @@ fn wait_indexed(api: &Api, head: u64) {
     }
 }
 
-fn api_verdict(api: &Api, lot: &str, serial: &str) -> String {
+fn api_verdict(api: &ApiProcess, lot: &str, serial: &str) -> String {
     let mut path = format!("/api/v1/verify?gtin={GTIN}&lot={lot}");
     if !serial.is_empty() {
         path.push_str(&format!("&serial={serial}"));

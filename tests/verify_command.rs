@@ -7,7 +7,7 @@ mod support;
 
 use std::process::{Command, Output, Stdio};
 
-use support::{free_port, wait_for_port, Reaper, BIN};
+use support::{free_port, start_api, BIN};
 
 const LINK: &str = "/01/09501101530003/10/L1/21/S1";
 
@@ -57,24 +57,14 @@ fn verify_refuses_a_gtin_alone_and_a_link_with_flags_as_usage_errors() {
 #[test]
 fn verify_names_the_provenance_api_given_as_url_and_maps_its_503_to_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let api = Command::new(BIN)
-        .args(["api", "--bind", &format!("127.0.0.1:{port}")])
-        .args(["--rest-url", &format!("http://127.0.0.1:{}", free_port())])
-        .args(["--component", &format!("tcp://127.0.0.1:{}", free_port())])
-        .arg("--index")
-        .arg(format!(
-            "sqlite://{}",
-            dir.path().join("index.db").display()
-        ))
-        .env("COLDCHAIN_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start coldchain api");
-    let _api = Reaper(api);
-    wait_for_port(port);
-    let url = format!("http://127.0.0.1:{port}");
+    // Nothing listens at its REST API or component endpoint.
+    let api = start_api(
+        dir.path(),
+        "no-ledger",
+        &format!("http://127.0.0.1:{}", free_port()),
+        &format!("tcp://127.0.0.1:{}", free_port()),
+    );
+    let url = api.url.clone();
 
     let (code, stderr) = verify(&[LINK, "--url", &url]);
     assert_eq!(code, Some(1), "{stderr}");

@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import sys
+import traceback
 import time
 
 import sawtooth_sdk_asyncio  # noqa: F401  (before any sawtooth_sdk import)
@@ -207,7 +208,7 @@ class Scenario:
         status, reply = rest.get("/receipts?id={},{}".format(*ids))
         checks.equal(status, 200, "GET /receipts status ({})".format(reply))
         inc_receipt, del_receipt = reply["data"]
-        checks.equal(inc_receipt["transaction_id"], ids[0], "receipt id")
+        checks.equal(inc_receipt["id"], ids[0], "receipt id (Sawtooth 1.2 renames transaction_id to id)")
         checks.equal(
             [cbor.loads(decode_b64(d)) for d in inc_receipt["data"]],
             [{"a": 15}],
@@ -362,6 +363,9 @@ def main():
         print(json.dumps({"checks": checks.passed, "deviations": checks.deviations}))
     except CheckFailed as failure:
         print("check failed: {}".format(failure), file=sys.stderr)
+        code = 1
+    except Exception:  # an answer of an unexpected shape: fail now, not at the deadline
+        traceback.print_exc()
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()

@@ -46,6 +46,43 @@ pub fn wait_for_port(port: u16) {
     }
 }
 
+/// A running `coldchain api` process (killed when dropped).
+pub struct ApiProcess {
+    pub url: String,
+    _process: Reaper,
+}
+
+/// Starts `coldchain api` on a free port, following the ledger at `rest` and
+/// `component`, with its SQLite index in `dir/index-<name>.db` and its log in
+/// `dir/api-<name>.log`; returns once it listens.
+pub fn start_api(dir: &Path, name: &str, rest: &str, component: &str) -> ApiProcess {
+    let port = free_port();
+    let log = std::fs::File::create(dir.join(format!("api-{name}.log"))).expect("API log");
+    let index = format!(
+        "sqlite://{}",
+        dir.join(format!("index-{name}.db")).display()
+    );
+    let child = Command::new(BIN)
+        .args([
+            "api",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--rest-url",
+            rest,
+        ])
+        .args(["--component", component, "--index", &index])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start coldchain api");
+    let process = Reaper(child);
+    wait_for_port(port);
+    ApiProcess {
+        url: format!("http://127.0.0.1:{port}"),
+        _process: process,
+    }
+}
+
 /// A running `coldchain node`, and the TP processes when the families run externally.
 pub struct NodeProcess {
     children: Vec<Child>,
