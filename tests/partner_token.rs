@@ -4,7 +4,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{gln, keygen, start_api, start_node, Cli, Families, BIN};

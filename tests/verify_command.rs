@@ -5,7 +5,7 @@
 //! (`tests/support/scenario.rs`).
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use support::{free_port, start_api, BIN};
 
