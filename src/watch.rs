@@ -27,6 +27,10 @@ pub struct WatchArgs {
     pub blocks: Option<u64>,
     #[arg(long)]
     pub json: bool,
+    /// Give up when the validator has not accepted the subscription within
+    /// this many seconds (0: wait forever).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
 }
 
 /// Event types `watch` subscribes to: block commits and every family event.
@@ -64,9 +68,27 @@ pub fn watch(args: WatchArgs) -> Result<()> {
         request.write_to_bytes()?,
     )?;
     let mut blocks_seen = 0u64;
+    // ZeroMQ connects lazily and retries forever, so silence is all that
+    // nothing (or something that is not a validator) at the endpoint gives:
+    // only an answer to the subscription proves a validator is there.
+    let deadline = (args.timeout > 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_secs(args.timeout));
+    let mut subscribed = false;
     loop {
-        if socket.poll(zmq::POLLIN, 30_000).context("poll failed")? == 0 {
-            eprintln!("(no events for 30 s from {})", args.connect);
+        let wait_ms = match deadline.filter(|_| !subscribed) {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    bail!(no_validator(&args.connect, args.timeout));
+                }
+                i64::try_from(left.as_millis()).unwrap_or(i64::MAX).max(1)
+            }
+            None => 30_000,
+        };
+        if socket.poll(zmq::POLLIN, wait_ms).context("poll failed")? == 0 {
+            if subscribed || deadline.is_none() {
+                eprintln!("(no events for 30 s from {})", args.connect);
+            }
             continue;
         }
         let frames = socket.recv_multipart(0).context("receive failed")?;
@@ -86,6 +108,7 @@ pub fn watch(args: WatchArgs) -> Result<()> {
                         response.get_response_message()
                     );
                 }
+                subscribed = true;
                 eprintln!("watching events from {}", args.connect);
             }
             Message_MessageType::CLIENT_EVENTS => {
@@ -130,6 +153,16 @@ pub fn watch(args: WatchArgs) -> Result<()> {
             _ => {}
         }
     }
+}
+
+/// Why `watch` gives up: what was tried, and what to check.
+fn no_validator(endpoint: &str, timeout_s: u64) -> String {
+    format!(
+        "no validator answered at {endpoint} within {timeout_s} s. Check that a validator \
+         (`coldchain node` or Sawtooth) is running and that {endpoint} is its component \
+         endpoint (ZeroMQ, tcp://HOST:4004 by default) and not, say, its REST API \
+         (http://HOST:8008); use --timeout to wait longer"
+    )
 }
 
 fn send(

@@ -206,8 +206,7 @@ pub async fn authenticate(
         .await?
         .ok_or_else(|| {
             ApiError::forbidden(format!(
-                "key {} is not a registered agent on the ledger",
-                crate::identifiers::shorten(&public_key)
+                "key {public_key} is not a registered agent on the ledger"
             ))
         })?
         .record;

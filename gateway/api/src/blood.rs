@@ -98,20 +98,22 @@ fn bad(name: &str, value: &str, allowed: &str) -> ApiError {
 
 impl UnitFilter {
     /// From `component=red_cells&abo=A&rh=+&site=…` (all optional; abo and rh together).
+    /// Components may be spelt as the CLI spells them too (`red-cells`,
+    /// `whole-blood`, `plasma`, `cryo`), so a name copied from one works in the other.
     pub fn from_query(query: &HashMap<String, String>) -> Result<UnitFilter, ApiError> {
         let component =
-            match query.get("component").map(|c| c.to_ascii_lowercase()) {
+            match query.get("component").map(|c| c.to_ascii_lowercase().replace('-', "_")) {
                 None => None,
                 Some(c) => Some(match c.as_str() {
                     "red_cells" => BloodComponent::RED_CELLS,
                     "whole_blood" => BloodComponent::WHOLE_BLOOD,
                     "platelets" => BloodComponent::PLATELETS,
-                    "fresh_frozen_plasma" => BloodComponent::FRESH_FROZEN_PLASMA,
-                    "cryoprecipitate" => BloodComponent::CRYOPRECIPITATE,
+                    "fresh_frozen_plasma" | "plasma" => BloodComponent::FRESH_FROZEN_PLASMA,
+                    "cryoprecipitate" | "cryo" => BloodComponent::CRYOPRECIPITATE,
                     _ => return Err(bad(
                         "component",
                         &c,
-                        "red_cells, whole_blood, platelets, fresh_frozen_plasma, cryoprecipitate",
+                        "red_cells, whole_blood, platelets, fresh_frozen_plasma, cryoprecipitate (or as the CLI spells them: red-cells, whole-blood, plasma, cryo)",
                     )),
                 }),
             };
@@ -290,6 +292,27 @@ mod tests {
             &f,
             20270101
         ));
+    }
+
+    #[test]
+    fn components_are_accepted_as_the_cli_spells_them() {
+        let q = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>()
+        };
+        for (spelling, component) in [
+            ("red-cells", BloodComponent::RED_CELLS),
+            ("red_cells", BloodComponent::RED_CELLS),
+            ("Whole-Blood", BloodComponent::WHOLE_BLOOD),
+            ("fresh-frozen-plasma", BloodComponent::FRESH_FROZEN_PLASMA),
+            ("plasma", BloodComponent::FRESH_FROZEN_PLASMA),
+            ("cryo", BloodComponent::CRYOPRECIPITATE),
+        ] {
+            let filter = UnitFilter::from_query(&q(&[("component", spelling)])).unwrap();
+            assert_eq!(filter.component, Some(component), "{spelling}");
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! - [`access`]: partner authentication, visibility rules, audit.
 //! - [`identifiers`]: GTIN, lot, serial and GS1 Digital Link parsing.
 //! - [`routes`]: the HTTP surface (warp), [`openapi`] its description, `web/` the page.
+//! - [`server`]: connections and hyper, including JSON bodies for the errors
+//!   hyper answers before the router sees a request.
 //! - [`cli`]: `coldchain api` arguments and runner.
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +45,7 @@ pub mod provenance;
 pub mod readings;
 pub mod records;
 pub mod routes;
+pub mod server;
 pub mod verdict;
 
 /// How to start the API.
@@ -148,6 +151,17 @@ impl Api {
         config: ApiConfig,
         limits: freshness::FreshnessLimits,
     ) -> Result<ApiHandle, StartError> {
+        Api::start_with_body_timeout(config, limits, routes::BODY_TIMEOUT).await
+    }
+
+    /// [`Api::start_with`], with how long a request body may take to arrive
+    /// before the request is answered 408 (default [`routes::BODY_TIMEOUT`];
+    /// tests use a shorter one).
+    pub async fn start_with_body_timeout(
+        config: ApiConfig,
+        limits: freshness::FreshnessLimits,
+        body_timeout: std::time::Duration,
+    ) -> Result<ApiHandle, StartError> {
         let index = index::open(&config.index_url).await?;
         let node = node::NodeClient::new(&config.rest_url)?;
         let status = Arc::new(follower::FollowerStatus::new());
@@ -190,14 +204,12 @@ impl Api {
             replay: access::ReplayGuard::default(),
             following: config.follow,
             limits,
+            body_timeout,
         });
         let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
-        let server = warp::serve(routes::filter(state))
-            .incoming(listener)
-            .graceful(async move {
-                let _ = on_shutdown.await;
-            });
-        let server = tokio::spawn(server.run());
+        let server = tokio::spawn(server::serve(routes::filter(state), listener, async move {
+            let _ = on_shutdown.await;
+        }));
         tracing::info!(
             %addr,
             index = %config.index_url,

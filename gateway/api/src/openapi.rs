@@ -39,6 +39,7 @@ fn error_response(status: u16) -> (&'static str, &'static str) {
         401 => ("Unauthorized", "no, stale or bad partner credentials (unauthorized, replayed_request)"),
         403 => ("Forbidden", "the partner may not see this, or its agent is revoked (forbidden)"),
         404 => ("NotFound", "not on the ledger (as indexed) (not_found)"),
+        408 => ("RequestTimeout", "the body did not arrive in full within 10 s (body_timeout)"),
         411 => ("LengthRequired", "a chunked body without Content-Length (length_required)"),
         413 => ("PayloadTooLarge", "a body over 8 MiB (body_too_large)"),
         429 => ("TooManyRequests", "the node, or the token replay guard, is full (batch_refused, too_many_signed_requests)"),
@@ -48,7 +49,7 @@ fn error_response(status: u16) -> (&'static str, &'static str) {
 }
 
 /// Every error status an operation documents.
-const ERROR_STATUSES: [u16; 9] = [400, 401, 403, 404, 411, 413, 429, 502, 503];
+const ERROR_STATUSES: [u16; 10] = [400, 401, 403, 404, 408, 411, 413, 429, 502, 503];
 
 /// An operation: `success` maps status codes to responses; every operation
 /// can answer 400 (query string) and 503 (index), partner ones 401 and 403,
@@ -489,7 +490,7 @@ fn schemas() -> Value {
         object(
             "the node took the batches (wait=0)",
             json!({
-        "batch_ids": {"type": "string", "description": "comma-separated"}, "link": {"type": "string", "description": "the node's batch_statuses link"}}),
+        "batch_ids": {"type": "array", "items": string(), "description": "the ids of the batches the node took (before 2026-12 a comma-separated string, with the node's `link`); POST with wait=N to wait for their statuses"}}),
         ),
     );
     add("BatchStatus", {
@@ -508,7 +509,7 @@ fn schemas() -> Value {
         object(
             "the batches' statuses after waiting (wait=N)",
             json!({
-        "batch_ids": string(), "statuses": {"type": "array", "nullable": true, "items": schema("BatchStatus")}}),
+        "batch_ids": array(string()), "statuses": {"type": "array", "nullable": true, "items": schema("BatchStatus")}}),
         ),
     );
     add(
@@ -659,7 +660,7 @@ pub fn document() -> Value {
         json!([param("wait", "query", false, "0..60")]),
         json!({"202": answer("passed to the node (wait=0)", "application/json", "BatchesAccepted"),
                "200": answer("the statuses after waiting (wait=N)", "application/json", "BatchesStatus")}),
-        &[411, 413, 429, 502],
+        &[408, 411, 413, 429, 502],
     );
     batches["requestBody"] = json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}});
     json!({
@@ -708,8 +709,8 @@ pub fn document() -> Value {
                 json!({"200": answer("the available units", "application/json", "BloodUnits")}), &[])},
             "/api/v1/batches": {"post": batches},
             "/api/v1/tokens": {"post": op("create an API token bound to the signing key (signed request only; each signed request creates one token: a replay answers 401 replayed_request)", Access::Signed, json!([param("label", "query", false, "label"), param("nonce", "query", false, "any unique value, to sign several token requests in one second")]),
-                json!({"201": answer("the token (shown once)", "application/json", "Token")}), &[429])},
-            "/api/v1/audit": {"get": op("audit log of restricted reads, served (status 200) and refused to registered agents (403): the caller's own; inspectors and regulators: everyone's, or one key's with key=", Access::Partner, json!([
+                json!({"201": answer("the token (shown once)", "application/json", "Token")}), &[411, 413, 429])},
+            "/api/v1/audit": {"get": op("audit log of restricted reads, served (status 200) and refused to registered agents (403): the caller's own; inspectors and regulators: everyone's, or one key's with key= (another key's from anyone else: 403)", Access::Partner, json!([
                 param("limit", "query", false, "1..1000 (default 100), newest first"),
                 param("key", "query", false, "inspectors and regulators only: the entries of this public key (ignored for other callers, who always get their own)")]),
                 json!({"200": answer("the entries", "application/json", "AuditLog")}), &[])}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -34,6 +34,8 @@ pub struct AppState {
     pub following: bool,
     /// Beyond these verification answers 503 instead of a verdict.
     pub limits: FreshnessLimits,
+    /// How long a request body may take to arrive ([`BODY_TIMEOUT`]).
+    pub body_timeout: Duration,
 }
 
 /// A request as the router sees it.
@@ -50,18 +52,29 @@ pub struct Request {
 const MAX_QUERY: usize = 2048;
 const MAX_BODY: u64 = 8 * 1024 * 1024;
 
+/// How long a request body may take to arrive in full. A client that declares
+/// more bytes than it sends (or sends them very slowly) is answered 408 after
+/// this, instead of holding a connection and a task forever.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub(crate) type Answer = Result<Response<Bytes>, ApiError>;
 
 /// The warp filter serving the whole API.
 pub fn filter(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone {
+    let body_timeout = state.body_timeout;
     let state = warp::any().map(move || Arc::clone(&state));
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     // The body stream is only ever unavailable if another filter took it first.
     let body = warp::header::headers_cloned()
+        .and(warp::path::full())
         .and(warp::body::stream())
-        .then(|headers: HeaderMap, stream| read_body(headers, stream))
+        .then(
+            move |headers: HeaderMap, path: warp::path::FullPath, stream| {
+                read_body(headers, path, stream, body_timeout)
+            },
+        )
         .or(warp::any().map(|| Ok(Bytes::new())))
         .unify();
     state
@@ -104,8 +117,14 @@ pub fn filter(
 
 /// Reads a request body of at most [`MAX_BODY`] bytes with a Content-Length:
 /// a larger one is refused (413) before it is read, a chunked one without a
-/// length is refused (411), never silently taken as empty.
-async fn read_body<S, B>(headers: HeaderMap, stream: S) -> Result<Bytes, ApiError>
+/// length is refused (411), never silently taken as empty; one that has not
+/// arrived in full within `timeout` is answered 408.
+async fn read_body<S, B>(
+    headers: HeaderMap,
+    path: warp::path::FullPath,
+    stream: S,
+    timeout: Duration,
+) -> Result<Bytes, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: bytes::Buf,
@@ -117,14 +136,21 @@ where
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     let (length, encoding) = (header("content-length"), header("transfer-encoding"));
-    let too_large = |size: String| {
-        ApiError {
+    // Only the batch pass-through takes a body; elsewhere the advice is to send none.
+    let advice = if path.as_str() == "/api/v1/batches" {
+        "split the batches into several requests".to_string()
+    } else {
+        format!(
+            "{} takes no request body: send the request without one",
+            crate::identifiers::shorten(path.as_str())
+        )
+    };
+    let too_large = |size: String| ApiError {
         status: 413,
         code: "body_too_large",
         message: format!(
-            "the request body is {size} bytes; at most {MAX_BODY} are accepted: split the batches into several requests"
+            "the request body is {size} bytes; at most {MAX_BODY} are accepted: {advice}"
         ),
-    }
     };
     let declared = match (&length, &encoding) {
         (None, Some(_)) => {
@@ -151,21 +177,41 @@ where
         Some(_) => {}
     }
     let mut body = bytes::BytesMut::new();
-    let mut stream = std::pin::pin!(stream);
-    while let Some(mut chunk) = stream.try_next().await.map_err(|e| {
-        ApiError::bad_request(
-            "bad_body",
-            format!("the request body could not be read: {e}"),
-        )
-    })? {
-        if body.len() as u64 + chunk.remaining() as u64 > MAX_BODY {
-            return Err(too_large(format!("more than {MAX_BODY}")));
+    let read = async {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(mut chunk) = stream.try_next().await.map_err(|e| {
+            ApiError::bad_request(
+                "bad_body",
+                format!("the request body could not be read: {e}"),
+            )
+        })? {
+            if body.len() as u64 + chunk.remaining() as u64 > MAX_BODY {
+                return Err(too_large(format!("more than {MAX_BODY}")));
+            }
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                body.extend_from_slice(part);
+                let n = part.len();
+                chunk.advance(n);
+            }
         }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            body.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(ApiError {
+                status: 408,
+                code: "body_timeout",
+                message: format!(
+                    "the request body did not arrive in full within {} s: {} of the {} bytes \
+                     Content-Length declares came; send the whole body, with a \
+                     Content-Length that matches it",
+                    timeout.as_secs_f64(),
+                    body.len(),
+                    declared.unwrap_or_default()
+                ),
+            })
         }
     }
     Ok(body.freeze())
@@ -337,7 +383,8 @@ const STYLE: &str = include_str!("web/style.css");
 
 async fn dispatch(state: &AppState, request: &Request) -> Answer {
     let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
-    let get = request.method == Method::GET;
+    // HEAD is answered as GET (hyper sends the head without the body).
+    let get = request.method == Method::GET || request.method == Method::HEAD;
     match (segments.as_slice(), get) {
         ([""] | ["index.html"] | ["blood"], true) => {
             Ok(respond(200, "text/html; charset=utf-8", PAGE))
@@ -362,7 +409,12 @@ async fn dispatch(state: &AppState, request: &Request) -> Answer {
 
 async fn api_v1(state: &AppState, request: &Request, rest: &[&str]) -> Answer {
     let method = &request.method;
-    match (rest, method) {
+    let route_method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    match (rest, route_method) {
         (["status"], &Method::GET) => health::status(state).await,
         (["verify"], &Method::GET) => verify::by_query(state, request).await,
         (["lots", gtin, lot], &Method::GET) => lots::provenance(state, request, gtin, lot).await,
@@ -410,17 +462,24 @@ async fn submit_batches(state: &AppState, request: &Request) -> Answer {
             message: format!("the node answered HTTP {status}: {body}"),
         });
     }
-    let link = body.get("link").and_then(Value::as_str).unwrap_or_default();
-    let ids = link
-        .split_once("id=")
-        .map(|(_, ids)| ids.split('&').next().unwrap_or_default().to_string())
-        .unwrap_or_default();
+    // The node names the batches in its `batch_statuses` link; that URL is
+    // the node's internal address, so only the ids are passed on.
+    let ids: Vec<String> = body
+        .get("link")
+        .and_then(Value::as_str)
+        .and_then(|link| link.split_once("id="))
+        .map(|(_, ids)| ids.split('&').next().unwrap_or_default())
+        .unwrap_or_default()
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect();
     if wait == 0 || ids.is_empty() {
-        return json_answer(202, &json!({"batch_ids": ids, "link": link}));
+        return json_answer(202, &json!({"batch_ids": ids}));
     }
     let statuses = state
         .node
-        .batch_statuses(&ids, wait)
+        .batch_statuses(&ids.join(","), wait)
         .await
         .map_err(|e| ApiError::upstream(e.to_string()))?;
     json_answer(
@@ -484,10 +543,28 @@ async fn create_token(state: &AppState, request: &Request) -> Answer {
 async fn audit_log(state: &AppState, request: &Request) -> Answer {
     let caller = partner(state, request).await?;
     let limit = request.number("limit", 100, 1..=1000)?;
-    let key = if caller.sees_everything() {
-        request.query.get("key").cloned().unwrap_or_default()
-    } else {
-        caller.public_key.clone()
+    let key = match request.query.get("key") {
+        Some(key) if caller.sees_everything() => key.clone(),
+        // Asking for one's own entries by name is the same as not naming a key.
+        Some(key) if *key != caller.public_key => {
+            let refusal = ApiError::forbidden(format!(
+                "only regulators and inspectors may read other keys' audit entries; \
+                 organisation {} may read its own: leave out key=",
+                caller.org_id
+            ));
+            return Err(access::refuse(
+                state.index.as_ref(),
+                &caller,
+                request.method.as_str(),
+                &request.path,
+                "audit entries of another key",
+                refusal,
+                now_s(),
+            )
+            .await);
+        }
+        _ if caller.sees_everything() => String::new(),
+        _ => caller.public_key.clone(),
     };
     let entries = state
         .index

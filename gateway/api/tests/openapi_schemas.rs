@@ -1008,6 +1008,13 @@ async fn every_answer_matches_the_document(index_url: &str) {
             )
             .await;
         assert_eq!(answer.status, status, "{path}: {}", answer.text);
+        let json: serde_json::Value = serde_json::from_str(&answer.text).expect("JSON");
+        assert_eq!(json["batch_ids"], json!(["b0b1"]), "{path}: {json}");
+        // The node's own address is not the caller's business.
+        assert!(
+            !answer.text.contains("batch_statuses") && !answer.text.contains("http://node"),
+            "{path}: {json}"
+        );
     }
     let answer = c
         .check_with(

@@ -163,6 +163,15 @@ async fn every_restricted_endpoint_refuses_unauthenticated_and_unauthorised_call
                 body["error"].is_string() && body["message"].is_string(),
                 "{who}: {method} {path}: {body}"
             );
+            if *who == "unregistered key" {
+                // The whole key, so the caller can tell which of its keys it was.
+                let key = unregistered.public_key();
+                assert_eq!(key.len(), 66);
+                assert!(
+                    body["message"].as_str().is_some_and(|m| m.contains(key)),
+                    "{who}: {method} {path}: {body}"
+                );
+            }
         }
     }
 
@@ -196,6 +205,32 @@ async fn every_restricted_endpoint_refuses_unauthenticated_and_unauthorised_call
     assert!(unproven.is_empty(), "{unproven:?}");
     let (status, _) = signed_get(&base, "/api/v1/blood/requests", &parties.stranger).await;
     assert_eq!(status, 200, "a registered partner reads the blood board");
+    // Blood components as the CLI spells them.
+    let (status, body) = signed_get(
+        &base,
+        "/api/v1/blood/units?component=red-cells",
+        &parties.stranger,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Only regulators and inspectors may name another key's audit entries.
+    let other = format!("/api/v1/audit?key={}", maker.public_key());
+    let (status, body) = signed_get(&base, &other, &parties.stranger).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("only regulators and inspectors")),
+        "{body}"
+    );
+    let own = format!("/api/v1/audit?key={}", parties.stranger.public_key());
+    let (status, body) = signed_get(&base, &own, &parties.stranger).await;
+    assert_eq!(status, 200, "its own key by name: {body}");
+    assert!(
+        body["entries"].as_array().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
 
     // A signed token request mints one token: replayed within the freshness
     // window it is refused (it would mint another); a new nonce is a new request.
