@@ -455,11 +455,35 @@ print(create_context("secp256k1").get_public_key(key).as_hex())
 EOF
 }
 
+# True when every part was built by this recipe and left its outputs: the
+# cache can be used without the sources (a checkout elsewhere than beside
+# ../shared, e.g. a CI clone, on a machine that built the stack before).
+cache_complete() {
+  local part out
+  for part in "${PARTS[@]}"; do
+    [[ "$(cat "$STAMPS/$part" 2>/dev/null)" == "$RECIPE-"* ]] || return 1
+    for out in $(part_outputs "$part"); do [[ -e "$out" ]] || return 1; done
+  done
+}
+
+sources_present() {
+  local f
+  for f in "$CORE_TGZ" "$DEVMODE_TGZ" "$PBFT_TGZ" "$LOG4RS_TGZ"; do
+    [[ -r "$SRC/$f" ]] || return 1
+  done
+}
+
 cmd_build() {
   [[ $# -eq 0 ]] || fail "build takes no arguments"
   mkdir -p "$CACHE" "$LOGS" "$STAMPS"
   exec 9> "$CACHE/.build.lock"
   flock 9 || fail "cannot lock $CACHE/.build.lock"
+  if ! sources_present && cache_complete; then
+    say "no Sawtooth sources at $SRC; using the stack already built in $CACHE"
+    write_wrappers
+    exec 9>&-
+    return 0
+  fi
   compute_fingerprints
   local todo=() part
   for part in "${PARTS[@]}"; do is_built "$part" || todo+=("$part"); done
