@@ -32,11 +32,14 @@ const SHIPMENT: &str = "SHP-PBFT-1";
 
 /// Keys, the network (the admin key founds it; agents and the gateway are
 /// permitted transactors) and its 12 coldchain TP processes.
+/// Fields drop in order: the TPs and the network are stopped while their
+/// folder still exists (`stop` finds the processes by the pid files in it),
+/// and only then is the folder removed.
 struct Fixture {
-    dir: tempfile::TempDir,
-    network: Network,
     _tps: Vec<Reaper>,
+    network: Network,
     cli: Cli,
+    dir: tempfile::TempDir,
 }
 
 fn network(engine: &str) -> Fixture {
@@ -65,10 +68,10 @@ fn network(engine: &str) -> Fixture {
         keys,
     };
     Fixture {
-        dir,
-        network,
         _tps: tps,
+        network,
         cli,
+        dir,
     }
 }
 
