@@ -13,7 +13,7 @@
 use sawtooth_sdk::processor::handler::{ApplyError, TransactionContext};
 
 use super::handoff::{compromise_reason, emit_quarantined, land_goods, Landing};
-use super::shipments::detach_all_devices;
+use super::shipments::close_shipment;
 use super::{
     load_shipment, load_shipment_lots, load_shipment_units, shipment_last_time, shipment_thermal,
 };
@@ -87,10 +87,13 @@ pub(super) fn deliver(
             .then(|| format!("delivered into quarantine: shipment {id}")),
     };
     let (mut entries, quarantined) = land_goods(by, &shipment, &mut lots, &mut units, &landing)?;
-    detach_all_devices(context, &shipment, &mut entries)?;
-    shipment.set_status(ShipmentStatus::DELIVERED);
-    shipment.set_closed_at_s(by.now);
-    shipment.set_closed_by(by.signer.to_string());
+    close_shipment(
+        context,
+        &mut shipment,
+        ShipmentStatus::DELIVERED,
+        &by,
+        &mut entries,
+    )?;
     entries.insert(
         0,
         (RecordKind::Shipment.address(id), state::encode(&shipment)?),

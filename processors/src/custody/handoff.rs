@@ -10,7 +10,7 @@
 //! parties, the time, the place and a thermal snapshot.
 use sawtooth_sdk::processor::handler::{ApplyError, TransactionContext};
 
-use super::shipments::detach_all_devices;
+use super::shipments::close_shipment;
 use super::{
     load_shipment, load_shipment_lots, load_shipment_units, shipment_last_time, shipment_thermal,
     snapshot,
@@ -192,10 +192,13 @@ pub(super) fn accept(
     };
     let (mut entries, quarantined) = land_goods(by, &shipment, &mut lots, &mut units, &landing)?;
     if delivered {
-        detach_all_devices(context, &shipment, &mut entries)?;
-        shipment.set_status(ShipmentStatus::DELIVERED);
-        shipment.set_closed_at_s(by.now);
-        shipment.set_closed_by(by.signer.to_string());
+        close_shipment(
+            context,
+            &mut shipment,
+            ShipmentStatus::DELIVERED,
+            &by,
+            &mut entries,
+        )?;
     } else {
         shipment.set_status(ShipmentStatus::IN_TRANSIT);
     }

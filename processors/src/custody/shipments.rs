@@ -345,9 +345,25 @@ pub(super) fn create_shipment(
     )
 }
 
-/// Detaches every logger still attached to `shipment` (at delivery or
-/// cancellation); `shipment.device_ids` keeps the list as a record.
-pub(super) fn detach_all_devices(
+/// Closes `shipment` as `status` (DELIVERED or CANCELLED) by `by` at its
+/// time: detaches every logger still attached to it (their records go into
+/// `entries`; `shipment.device_ids` keeps the list as a record) and notes
+/// when and by whom it was closed. The caller writes the shipment.
+pub(super) fn close_shipment(
+    context: &mut dyn TransactionContext,
+    shipment: &mut Shipment,
+    status: ShipmentStatus,
+    by: &Signed,
+    entries: &mut Vec<(String, Vec<u8>)>,
+) -> Result<(), ApplyError> {
+    detach_all_devices(context, shipment, entries)?;
+    shipment.set_status(status);
+    shipment.set_closed_at_s(by.now);
+    shipment.set_closed_by(by.signer.to_string());
+    Ok(())
+}
+
+fn detach_all_devices(
     context: &mut dyn TransactionContext,
     shipment: &Shipment,
     entries: &mut Vec<(String, Vec<u8>)>,
@@ -414,10 +430,13 @@ pub(super) fn cancel_shipment(
         unit.clear_shipment_id();
         entries.push((address, state::encode(&unit)?));
     }
-    detach_all_devices(context, &shipment, &mut entries)?;
-    shipment.set_status(ShipmentStatus::CANCELLED);
-    shipment.set_closed_at_s(by.now);
-    shipment.set_closed_by(by.signer.to_string());
+    close_shipment(
+        context,
+        &mut shipment,
+        ShipmentStatus::CANCELLED,
+        &by,
+        &mut entries,
+    )?;
     entries.insert(
         0,
         (RecordKind::Shipment.address(id), state::encode(&shipment)?),
