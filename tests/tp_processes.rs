@@ -204,6 +204,18 @@ fn external_tps_reregister_after_a_node_crash_and_the_scenario_commits_through_t
     // The TP processes are the ones started before the crash: each noticed
     // the lost connection and registered a second time by itself.
     for family in ["registry", "custody", "sensor"] {
+        // The node logs a registration before the TP has read the node's
+        // answer and logged its own line: give the TP a moment.
+        let registered = format!("registered coldchain-{family} 1.0");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read_log(dir.path(), &format!("tp-{family}"))
+            .matches(&registered)
+            .count()
+            < 2
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let log = read_log(dir.path(), &format!("tp-{family}"));
         assert!(
             log.contains("validator connection lost"),
