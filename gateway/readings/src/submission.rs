@@ -139,35 +139,53 @@ async fn refresh_gauges(shared: &Arc<Shared>) {
     }
 }
 
-/// Signs and stores the next batch of due readings, if any.
+/// Largest BatchList body the gateway sends: below the 10 MiB request limit
+/// of the Sawtooth REST API (and the embedded node), which answers a larger
+/// one with 413 — after a backlog, `max_transactions_per_batch` full
+/// transactions of `max_readings` readings can exceed it.
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Signs and stores the next batch of due readings, if any. A batch whose
+/// body would exceed [`MAX_BATCH_BYTES`] is built again with half as many
+/// transactions (the readings left out go in the next batches).
 async fn build_batch(shared: &Arc<Shared>) -> anyhow::Result<Option<(String, Vec<u8>)>> {
     let batching = shared.config.batching.clone();
     let signer = shared.signer.clone();
     with_queue(shared, move |q| {
         let now = now_ms();
-        let due = q.due_devices(now, batching.max_readings, batching.max_age_ms)?;
-        let mut per_device = Vec::new();
-        let mut transactions = 0;
-        for device in due {
-            if transactions >= batching.max_transactions_per_batch {
-                break;
+        let mut max_transactions = batching.max_transactions_per_batch;
+        loop {
+            let due = q.due_devices(now, batching.max_readings, batching.max_age_ms)?;
+            let mut per_device = Vec::new();
+            let mut transactions = 0;
+            for device in due {
+                if transactions >= max_transactions {
+                    break;
+                }
+                // Cap each device's share so one chatty logger cannot starve the others.
+                let readings = q.unsent_readings(&device, batching.max_readings * 4)?;
+                transactions += runs(&readings, batching.max_readings).len();
+                per_device.push(readings);
             }
-            // Cap each device's share so one chatty logger cannot starve the others.
-            let readings = q.unsent_readings(&device, batching.max_readings * 4)?;
-            transactions += runs(&readings, batching.max_readings).len();
-            per_device.push(readings);
+            // A device's runs are in sequence order: a prefix of them keeps its
+            // readings in order, the rest follow in a later batch.
+            let groups: Vec<_> = per_device
+                .iter()
+                .flat_map(|r| runs(r, batching.max_readings))
+                .take(max_transactions.max(1))
+                .collect();
+            if groups.is_empty() {
+                return Ok(None);
+            }
+            let batch = sign_readings_batch(&groups, &signer)
+                .map_err(|e| crate::queue::QueueError::Signing(e.to_string()))?;
+            if batch.body.len() > MAX_BATCH_BYTES && groups.len() > 1 {
+                max_transactions = groups.len() / 2;
+                continue;
+            }
+            q.record_batch(&batch.batch_id, &batch.body, &batch.members, now)?;
+            return Ok(Some((batch.batch_id, batch.body)));
         }
-        let groups: Vec<_> = per_device
-            .iter()
-            .flat_map(|r| runs(r, batching.max_readings))
-            .collect();
-        if groups.is_empty() {
-            return Ok(None);
-        }
-        let batch = sign_readings_batch(&groups, &signer)
-            .map_err(|e| crate::queue::QueueError::Signing(e.to_string()))?;
-        q.record_batch(&batch.batch_id, &batch.body, &batch.members, now)?;
-        Ok(Some((batch.batch_id, batch.body)))
     })
     .await
 }
