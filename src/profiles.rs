@@ -1,10 +1,8 @@
-//! Named storage profiles for the command line (`--profile refrigerated`),
-//! built from the storage classes and WHO shipping-indicator limits in
-//! `../shared/REFERENCE.md`. Temperatures in hundredths of °C, times in seconds.
+//! Named storage profiles for the command line (`--profile refrigerated`);
+//! the profiles themselves are `coldchain_processors::thermal::presets`.
 use clap::ValueEnum;
 use coldchain_processors::messages::coldchain::StorageProfile;
-
-const HOUR: u64 = 3600;
+use coldchain_processors::thermal::presets;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ProfilePreset {
@@ -20,60 +18,11 @@ pub enum ProfilePreset {
 
 impl ProfilePreset {
     pub fn profile(self) -> StorageProfile {
-        let mut p = StorageProfile::new();
         match self {
-            ProfilePreset::Refrigerated => {
-                p.set_name("refrigerated 2-8 C".into());
-                p.set_min_cdeg(200);
-                p.set_max_cdeg(800);
-                p.set_max_single_high_s(HOUR);
-                p.set_max_single_low_s(HOUR);
-                p.set_max_cumulative_high_s(10 * HOUR);
-                p.set_max_cumulative_low_s(HOUR);
-                p.set_max_warnings(50);
-                p.set_has_mkt_limit(true);
-                p.set_mkt_limit_cdeg(800);
-                p.set_max_gap_s(15 * 60);
-                p.set_has_hard_limits(true);
-                p.set_hard_min_cdeg(-50);
-                p.set_hard_max_cdeg(4500);
-            }
-            ProfilePreset::Frozen => {
-                p.set_name("frozen -25 to -18 C".into());
-                p.set_min_cdeg(-2500);
-                p.set_max_cdeg(-1800);
-                p.set_max_single_high_s(HOUR);
-                p.set_max_single_low_s(24 * HOUR);
-                p.set_max_cumulative_high_s(4 * HOUR);
-                p.set_max_cumulative_low_s(24 * HOUR);
-                p.set_max_gap_s(15 * 60);
-            }
-            ProfilePreset::UltraCold => {
-                p.set_name("ultra-cold -90 to -60 C".into());
-                p.set_min_cdeg(-9000);
-                p.set_max_cdeg(-6000);
-                p.set_max_single_high_s(HOUR / 2);
-                p.set_max_single_low_s(HOUR);
-                p.set_max_cumulative_high_s(HOUR);
-                p.set_max_cumulative_low_s(HOUR);
-                p.set_max_gap_s(15 * 60);
-            }
-            ProfilePreset::ControlledRoom => {
-                p.set_name("controlled room temperature 20-25 C".into());
-                p.set_min_cdeg(2000);
-                p.set_max_cdeg(2500);
-                p.set_max_single_high_s(24 * HOUR);
-                p.set_max_single_low_s(24 * HOUR);
-                p.set_max_cumulative_high_s(72 * HOUR);
-                p.set_max_cumulative_low_s(72 * HOUR);
-                p.set_has_mkt_limit(true);
-                p.set_mkt_limit_cdeg(2500);
-                p.set_max_gap_s(60 * 60);
-                p.set_has_hard_limits(true);
-                p.set_hard_min_cdeg(1500);
-                p.set_hard_max_cdeg(3000);
-            }
+            ProfilePreset::Refrigerated => presets::refrigerated(),
+            ProfilePreset::Frozen => presets::frozen(),
+            ProfilePreset::UltraCold => presets::ultra_cold(),
+            ProfilePreset::ControlledRoom => presets::controlled_room(),
         }
-        p
     }
 }

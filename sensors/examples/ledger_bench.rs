@@ -202,26 +202,6 @@ fn load_key(dir: &Path, name: &str) -> anyhow::Result<Signer> {
 // onboarding by transactions
 // ---------------------------------------------------------------------------
 
-fn refrigerated() -> pb::StorageProfile {
-    const HOUR: u64 = 3600;
-    let mut p = pb::StorageProfile::new();
-    p.set_name("refrigerated 2-8 C".into());
-    p.set_min_cdeg(200);
-    p.set_max_cdeg(800);
-    p.set_max_single_high_s(HOUR);
-    p.set_max_single_low_s(HOUR);
-    p.set_max_cumulative_high_s(10 * HOUR);
-    p.set_max_cumulative_low_s(HOUR);
-    p.set_max_warnings(50);
-    p.set_has_mkt_limit(true);
-    p.set_mkt_limit_cdeg(800);
-    p.set_max_gap_s(15 * 60);
-    p.set_has_hard_limits(true);
-    p.set_hard_min_cdeg(-50);
-    p.set_hard_max_cdeg(4500);
-    p
-}
-
 fn registry_tx(
     action: pb::RegistryPayload_oneof_action,
     at_s: u64,
@@ -405,7 +385,7 @@ async fn onboard(
         a.set_lot(lot_of(prefix, n));
         a.set_expiry_date(20_991_231);
         a.set_quantity(100);
-        a.set_profile(refrigerated());
+        a.set_profile(coldchain_processors::thermal::presets::refrigerated());
         a.set_site_gln(maker_gln.clone());
         a.set_product_name("bench vaccine".into());
         maker.push(registry_tx(R::create_lot(a), t)?);

@@ -27,6 +27,7 @@
 //!   [`MKT_MIN_WINDOW_S`] have been weighted). Time limits of 0 tolerate nothing.
 pub mod chain;
 pub mod mkt;
+pub mod presets;
 
 pub use chain::{next_chain_head, payload_digest};
 pub use mkt::{mkt_cdeg, mkt_exceeds};
