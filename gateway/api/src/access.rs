@@ -11,7 +11,9 @@
 //! custody of goods it received ([`add_upstream`]); inspectors and regulators
 //! see everything. This module decides; it does not serve.
 use coldchain_processors::addressing::RecordKind;
-use coldchain_processors::messages::coldchain::{Agent, HandoffOutcome, Lot, Role, Shipment};
+use coldchain_processors::messages::coldchain::{
+    Agent, HandoffOutcome, Lot, Role, Shipment, ShipmentStatus,
+};
 use coldchain_processors::signing;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -295,15 +297,18 @@ fn sent_on(shipment: &Shipment) -> (&str, u64) {
 
 /// Adds to `seen` (shipment ids) every shipment of `shipments` upstream of one
 /// already in it, and so on until nothing is left to add. U is upstream of S
-/// when one of U's hand-offs was accepted (plainly or into quarantine) by the
-/// organisation that sent S on, at or before S was created: U brought it the
-/// goods S carries on. Why: a receiver's own question is where the goods it
-/// received have been and how cold they were, and the legs that brought them
-/// to its sender are part of that answer. Legs that left the sender after S
-/// began, or went from it to someone else (siblings), are not upstream and
-/// stay hidden. A shipment counts as delivering only through an accepted
-/// hand-off: one cancelled or refused that left the goods with S's sender is
-/// not upstream.
+/// when the goods S carries on were in U before, at or before S was created:
+/// either one of U's hand-offs was accepted (plainly or into quarantine) by the
+/// organisation that sent S on (U brought it the goods), or U was refused at
+/// a receiver's door and then cancelled while the organisation that sent S on
+/// held it ([`refused_back_to`]: the goods travelled to the refusing dock and
+/// back, and their temperatures on that trip matter to whoever receives them
+/// later; issue 12's decision). Why: a receiver's own question is where the
+/// goods it received have been and how cold they were. Legs that left the
+/// sender after S began, or went from it to someone else and stayed there
+/// (siblings), are not upstream and stay hidden. Who refused an upstream leg
+/// is withheld from those who see it only as upstream
+/// ([`withhold_refusing_party`]).
 pub fn add_upstream(shipments: &[&Shipment], seen: &mut BTreeSet<String>) {
     let mut todo: Vec<&Shipment> = shipments
         .iter()
@@ -321,11 +326,55 @@ pub fn add_upstream(shipments: &[&Shipment], seen: &mut BTreeSet<String>) {
                         HandoffOutcome::ACCEPTED | HandoffOutcome::ACCEPTED_INTO_QUARANTINE
                     )
             });
-            if delivered_to_sender && seen.insert(upstream.get_shipment_id().to_string()) {
+            let came_back = upstream.get_shipment_id() != shipment.get_shipment_id()
+                && refused_back_to(upstream, sender, at);
+            if (delivered_to_sender || came_back)
+                && seen.insert(upstream.get_shipment_id().to_string())
+            {
                 todo.push(upstream);
             }
         }
     }
+}
+
+/// The shipment was refused at a receiver's door (a rejected hand-off) and
+/// then cancelled by `org`, its holder, at or before `at`: the goods it
+/// carried went back into `org`'s hands after the trip.
+fn refused_back_to(shipment: &Shipment, org: &str, at: u64) -> bool {
+    shipment.get_status() == ShipmentStatus::CANCELLED
+        && shipment.get_custodian_org_id() == org
+        && shipment.get_closed_at_s() <= at
+        && has_refusal(shipment)
+}
+
+fn has_refusal(shipment: &Shipment) -> bool {
+    shipment
+        .get_handoffs()
+        .iter()
+        .any(|h| h.get_outcome() == HandoffOutcome::REJECTED)
+}
+
+/// What a refused hand-off says in place of its reason to those who see the
+/// shipment only as upstream of their own.
+pub const REFUSED_AT_THE_DOCK: &str = "refused at the receiving dock";
+
+/// Blanks who refused the shipment's goods, and where: the receiver and site
+/// of every rejected hand-off, the reason they gave (free text, which may name
+/// them) replaced by [`REFUSED_AT_THE_DOCK`], and the shipment's destination
+/// (the refusing party's dock). The thermal record and readings stay: they
+/// are what a later receiver needs.
+pub fn withhold_refusing_party(shipment: &mut Shipment) {
+    if !has_refusal(shipment) {
+        return;
+    }
+    for handoff in shipment.mut_handoffs().iter_mut() {
+        if handoff.get_outcome() == HandoffOutcome::REJECTED {
+            handoff.clear_to_org_id();
+            handoff.clear_at_gln();
+            handoff.set_reason(REFUSED_AT_THE_DOCK.to_string());
+        }
+    }
+    shipment.clear_to_gln();
 }
 
 /// The ids of the lot's shipments the caller may see (hand-offs, sites,
@@ -377,7 +426,8 @@ fn holder_shipment(records: &LotRecords) -> Option<&Shipment> {
 /// regulator, or a party to the shipment that brought the lot there (otherwise
 /// they are blanked and `holder_withheld` is set). Seeing a shipment only as
 /// upstream of one's own does not reveal the holder: upstream legs are the
-/// goods' past, the holder is where they went next.
+/// goods' past, the holder is where they went next. Nor does it reveal who
+/// refused an upstream leg at their door ([`withhold_refusing_party`]).
 pub fn restrict_to_caller(caller: &Caller, mut records: LotRecords) -> LotRecords {
     let org = caller.org_id.as_str();
     let lot = &records.lot.record;
@@ -389,6 +439,14 @@ pub fn restrict_to_caller(caller: &Caller, mut records: LotRecords) -> LotRecord
     records
         .shipments
         .retain(|s| visible.contains(s.record.get_shipment_id()));
+    // Shipments seen only as upstream of the caller's own: who refused them is
+    // not the caller's business (their goods' temperatures are).
+    let lot = records.lot.record.clone();
+    for found in &mut records.shipments {
+        if !caller.sees_everything() && !may_read_lot_shipment(caller, &lot, &found.record) {
+            withhold_refusing_party(&mut found.record);
+        }
+    }
     if !holder_visible {
         records.lot.record.clear_custodian_org_id();
         records.lot.record.clear_site_gln();
@@ -602,5 +660,53 @@ mod tests {
         assert_eq!(upstream(&["S5"]), ["S1", "S2", "S5"]);
         assert_eq!(upstream(&["S2", "S3"]), ["S1", "S2", "S3"]);
         assert!(upstream(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_leg_refused_at_the_door_and_cancelled_is_upstream_of_later_legs() {
+        use HandoffOutcome::{ACCEPTED, REJECTED};
+        let cancelled = |mut shipment: Shipment, holder: &str, at: u64| {
+            shipment.set_status(ShipmentStatus::CANCELLED);
+            shipment.set_custodian_org_id(holder.into());
+            shipment.set_closed_at_s(at);
+            shipment
+        };
+        let shipments = [
+            shipment("S1", 100, &[("maker", "distributor", 110, ACCEPTED)]),
+            // Refused by pharmacy A, cancelled by the distributor at 260.
+            cancelled(
+                shipment("S2", 200, &[("distributor", "pharmacy-a", 250, REJECTED)]),
+                "distributor",
+                260,
+            ),
+            shipment("S3", 300, &[("distributor", "pharmacy-b", 310, ACCEPTED)]),
+            // Refused but not cancelled yet when S0 began: not upstream of it.
+            shipment("S0", 255, &[]),
+            // Refused and still open (REFUSED, not cancelled): not upstream.
+            shipment("S4", 400, &[("pharmacy-b", "clinic", 410, REJECTED)]),
+            shipment("S5", 500, &[("pharmacy-b", "ward", 510, ACCEPTED)]),
+        ];
+        let mut s0 = shipments[3].clone();
+        s0.set_custodian_org_id("distributor".into());
+        let mut all: Vec<&Shipment> = shipments.iter().take(3).collect();
+        all.extend(&shipments[4..]);
+        all.push(&s0);
+        let upstream = |seeds: &[&str]| {
+            let mut seen = seeds.iter().map(|s| s.to_string()).collect();
+            add_upstream(&all, &mut seen);
+            seen.into_iter().collect::<Vec<_>>()
+        };
+        assert_eq!(upstream(&["S3"]), ["S1", "S2", "S3"]);
+        assert_eq!(upstream(&["S2"]), ["S1", "S2"]);
+        assert_eq!(upstream(&["S0"]), ["S0", "S1"]);
+        assert_eq!(upstream(&["S5"]), ["S1", "S2", "S3", "S5"]);
+
+        let mut seen_upstream = shipments[1].clone();
+        withhold_refusing_party(&mut seen_upstream);
+        let refused = &seen_upstream.get_handoffs()[0];
+        assert_eq!(refused.get_to_org_id(), "");
+        assert_eq!(refused.get_at_gln(), "");
+        assert_eq!(refused.get_reason(), REFUSED_AT_THE_DOCK);
+        assert_eq!(refused.get_from_org_id(), "distributor");
     }
 }

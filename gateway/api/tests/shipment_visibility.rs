@@ -6,10 +6,13 @@
 //! time; it cannot be split), so "the distributor ships to pharmacy A, then to
 //! pharmacy B" takes one of two shapes on the ledger, each a case here:
 //!
-//! * **Refused at the door** (true siblings): maker → carrier → distributor
-//!   (S1); distributor → pharmacy A (S2), which A refuses at its door, so the
-//!   distributor cancels it; distributor → pharmacy B (S3). A sees S1 and S2,
-//!   B sees S1 and S3, neither the other's.
+//! * **Refused at the door**: maker → carrier → distributor (S1); distributor
+//!   → pharmacy A (S2), which A refuses at its door, so the distributor
+//!   cancels it; distributor → pharmacy B (S3). A sees S1 and S2, not S3. The
+//!   goods B received travelled in S2 to A's door and back, so B sees S2 too
+//!   (its thermal summary and readings), with A's identity withheld ("refused
+//!   at the receiving dock"; issue 12's decision). An organisation with no
+//!   part in the lot sees none of it.
 //! * **Returned** (in turn): S1 as above; distributor → carrier → A (S2); A
 //!   sends the lot back (S2R); distributor → B (S3). The goods B received were
 //!   held by A, so S2 and S2R are upstream of S3 and B sees them; A still does
@@ -38,10 +41,12 @@ async fn start(index_url: &str) -> ApiHandle {
     .expect("API starts")
 }
 
-/// The scenario's parties plus a distributor.
+/// The scenario's parties plus a distributor and an organisation with no
+/// part in the lot.
 struct Cast {
     p: Parties,
     distributor: Signer,
+    outsider: Signer,
 }
 
 /// Where each organisation receives and ships from.
@@ -69,14 +74,30 @@ fn register(ledger: &mut Ledger) -> Cast {
     agent.set_public_key(distributor.public_key().to_string());
     agent.set_name("distributor agent".into());
     agent.set_roles(vec![Role::DISTRIBUTOR, Role::ADMIN]);
+    let outsider = Signer::generate();
+    let mut create_outsider = CreateOrganization::new();
+    create_outsider.set_org_id("outsider".into());
+    create_outsider.set_name("outsider".into());
+    create_outsider.set_roles(vec![Role::PHARMACY]);
+    let mut outsider_agent = AddAgent::new();
+    outsider_agent.set_org_id("outsider".into());
+    outsider_agent.set_public_key(outsider.public_key().to_string());
+    outsider_agent.set_name("outsider agent".into());
+    outsider_agent.set_roles(vec![Role::PHARMACY, Role::ADMIN]);
     ledger
         .submit(vec![
             registry(&admin, T0, R::create_organization(create)),
             registry(&admin, T0, R::add_site(add)),
             registry(&admin, T0, R::add_agent(agent)),
+            registry(&admin, T0, R::create_organization(create_outsider)),
+            registry(&admin, T0, R::add_agent(outsider_agent)),
         ])
-        .expect("distributor registers");
-    Cast { p, distributor }
+        .expect("distributor and outsider register");
+    Cast {
+        p,
+        distributor,
+        outsider,
+    }
 }
 
 /// `sender` (of `from`) opens `shipment` of L-OK to `to`'s site, with the
@@ -190,7 +211,8 @@ fn last_leg(ledger: &mut Ledger, cast: &Cast, at_s: u64) {
     );
 }
 
-/// Refused at the door: S2 never delivers, so it is upstream of nothing.
+/// Refused at the door: S2 delivers nothing, but its goods came back to the
+/// distributor, who sends them on in S3.
 fn refused_story(ledger: &mut Ledger) -> Cast {
     let cast = register(ledger);
     let p = &cast.p;
@@ -366,7 +388,27 @@ fn holder(body: &serde_json::Value, shown: bool) {
     assert_eq!(body["product"]["custodian_org_id"], expected, "{body}");
 }
 
-async fn siblings_stay_hidden(index_url: &str) {
+/// The hand-off of `shipment` in a provenance body that went to the refusing
+/// dock (the rejected one).
+fn refusal<'a>(body: &'a serde_json::Value, shipment: &str) -> &'a serde_json::Value {
+    body["custody"]
+        .as_array()
+        .expect("custody")
+        .iter()
+        .find(|h| h["shipment_id"] == shipment && h["outcome"] == "rejected")
+        .unwrap_or_else(|| panic!("no refused hand-off of {shipment}: {body}"))
+}
+
+fn shipment_view<'a>(body: &'a serde_json::Value, shipment: &str) -> &'a serde_json::Value {
+    body["shipments"]
+        .as_array()
+        .expect("shipments")
+        .iter()
+        .find(|s| s["shipment_id"] == shipment)
+        .unwrap_or_else(|| panic!("no shipment {shipment}: {body}"))
+}
+
+async fn refused_leg_reaches_later_receivers(index_url: &str) {
     let mut ledger = Ledger::new();
     let cast = refused_story(&mut ledger);
     let p = &cast.p;
@@ -374,18 +416,55 @@ async fn siblings_stay_hidden(index_url: &str) {
     let base = api.url();
     let story = &["S1", "S2", "S3"];
 
-    // Pharmacy A: the delivery it refused and the leg that brought it to
-    // the distributor, nothing of B's.
+    // Pharmacy A: the delivery it refused (as it refused it) and the leg
+    // that brought it to the distributor, nothing of B's.
     let body = sees(&base, story, &p.pharmacy, &["S1", "S2"]).await;
     let text = body.to_string();
     assert!(!text.contains(&site("stranger")), "{text}");
     assert!(!text.contains("\"stranger\""), "{text}");
     holder(&body, false);
+    let own = refusal(&body, "S2");
+    assert_eq!(own["to_org_id"], "pharmacy", "{body}");
+    assert_eq!(own["at_gln"], site("pharmacy"), "{body}");
+    assert_eq!(own["reason"], "not ordered", "{body}");
+    assert_eq!(shipment_view(&body, "S2")["to_gln"], site("pharmacy"));
 
-    // Pharmacy B: its delivery and S1, not A's refused one.
-    let body = sees(&base, story, &p.stranger, &["S1", "S3"]).await;
-    assert!(!body.to_string().contains(&site("pharmacy")), "{body}");
+    // Pharmacy B: its delivery, S1, and the trip its goods made to A's door
+    // and back (thermal summary and readings), without A's identity.
+    let body = sees(&base, story, &p.stranger, &["S1", "S2", "S3"]).await;
+    let text = body.to_string();
+    assert!(!text.contains(&site("pharmacy")), "{text}");
+    assert!(!text.contains("\"pharmacy\""), "{text}");
+    assert!(!text.contains("not ordered"), "{text}");
     holder(&body, true);
+    let withheld = refusal(&body, "S2");
+    assert_eq!(withheld["to_org_id"], "", "{body}");
+    assert_eq!(withheld["at_gln"], "", "{body}");
+    assert_eq!(
+        withheld["reason"], "refused at the receiving dock",
+        "{body}"
+    );
+    assert_eq!(withheld["from_org_id"], "distributor", "{body}");
+    let refused_leg = shipment_view(&body, "S2");
+    assert_eq!(refused_leg["status"], "cancelled", "{body}");
+    assert_eq!(refused_leg["to_gln"], "", "{body}");
+    assert_eq!(refused_leg["thermal"]["reading_count"], 3, "{body}");
+    assert_eq!(refused_leg["thermal"]["min_cdeg"], 530, "{body}");
+    assert_eq!(refused_leg["thermal"]["max_cdeg"], 550, "{body}");
+
+    // No part in the lot: nothing of it, not even the refused leg's readings.
+    let (status, refusal) =
+        signed_get(&base, &format!("/api/v1/lots/{GTIN}/L-OK"), &cast.outsider).await;
+    assert_eq!(status, 403, "{refusal}");
+    for id in story {
+        let (status, readings) = signed_get(
+            &base,
+            &format!("/api/v1/shipments/{id}/readings"),
+            &cast.outsider,
+        )
+        .await;
+        assert_eq!(status, 403, "{id}: {readings}");
+    }
 
     // The carrier carried S1 only; the distributor sent S2 and S3.
     holder(&sees(&base, story, &p.carrier, &["S1"]).await, false);
@@ -428,9 +507,9 @@ async fn returned_goods_bring_their_past(index_url: &str) {
 }
 
 #[tokio::test]
-async fn sqlite_siblings_stay_hidden() {
+async fn sqlite_refused_leg_reaches_later_receivers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    siblings_stay_hidden(&format!(
+    refused_leg_reaches_later_receivers(&format!(
         "sqlite://{}",
         dir.path().join("index.db").display()
     ))
@@ -438,9 +517,9 @@ async fn sqlite_siblings_stay_hidden() {
 }
 
 #[tokio::test]
-async fn postgres_siblings_stay_hidden() {
+async fn postgres_refused_leg_reaches_later_receivers() {
     drop_postgres_schema("visibility").await;
-    siblings_stay_hidden(&postgres_url("visibility")).await;
+    refused_leg_reaches_later_receivers(&postgres_url("visibility")).await;
     drop_postgres_schema("visibility").await;
 }
 
