@@ -18,6 +18,12 @@
 //!   characters from `A–Z a–z 0–9 - . _ :`.
 //! - **public keys**: compressed secp256k1, 66 lowercase hex starting `02`/`03`.
 //! - **dates**: `YYYYMMDD` with year 1900–2999 and a real calendar day.
+//! - **times**: unix seconds (UTC) up to 9999-12-31 23:59:59 ([`LATEST_TIME_S`]).
+//!
+//! Calendar arithmetic is chrono's (integer, proleptic Gregorian, built without
+//! its `clock` feature, so nothing here can read the time of day).
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike};
 
 /// Why an identifier was refused; each message names the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +58,10 @@ pub enum IdentifierError {
     PublicKey(String),
     #[error("date {0} is not a calendar day written YYYYMMDD (years 1900-2999)")]
     Date(u32),
+    #[error(
+        "time {0} is after 9999-12-31 23:59:59 UTC; give unix time in seconds (not milliseconds)"
+    )]
+    Time(u64),
 }
 
 /// The GS1 mod-10 check digit of `body` (all digits but the check digit):
@@ -186,67 +196,79 @@ pub fn check_public_key(value: &str) -> Result<(), IdentifierError> {
     }
 }
 
-// `is_multiple_of` needs Rust 1.87; the workspace promises 1.80.
-#[allow(clippy::manual_is_multiple_of)]
-fn is_leap(year: u32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
+/// The latest unix time any coldchain record may carry: 9999-12-31 23:59:59 UTC,
+/// the end of the four-digit years that `YYYYMMDD` days and RFC 3339 times can write.
+pub const LATEST_TIME_S: u64 = 253_402_300_799;
 
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => 0,
+/// Checks a unix time (seconds, UTC) is one the calendar functions can name:
+/// at most [`LATEST_TIME_S`]. The usual cause of a bigger one is milliseconds
+/// given where seconds are expected, which the message says.
+pub fn check_time(time_s: u64) -> Result<(), IdentifierError> {
+    if time_s <= LATEST_TIME_S {
+        Ok(())
+    } else {
+        Err(IdentifierError::Time(time_s))
     }
 }
 
-/// Checks a `YYYYMMDD` calendar day.
+/// The UTC date and time of unix time `time_s`, `None` past [`LATEST_TIME_S`].
+///
+/// chrono's integer calendar (proleptic Gregorian): no clock, no time zone
+/// database, no floating point, so processors may use it.
+pub fn utc_date_time(time_s: u64) -> Option<NaiveDateTime> {
+    check_time(time_s).ok()?;
+    let seconds = i64::try_from(time_s).ok()?;
+    DateTime::from_timestamp(seconds, 0).map(|time| time.naive_utc())
+}
+
+/// A calendar day as the `YYYYMMDD` number the ledger stores.
+pub fn yyyymmdd(date: NaiveDate) -> u32 {
+    // Years before 0 cannot come from a u64 time or a checked date; clamp
+    // rather than wrap.
+    let year = u32::try_from(date.year()).unwrap_or(0);
+    year * 10_000 + date.month() * 100 + date.day()
+}
+
+/// The calendar day of a `YYYYMMDD` number, `None` when it names no real day.
+pub fn date_of_yyyymmdd(value: u32) -> Option<NaiveDate> {
+    let year = i32::try_from(value / 10_000).ok()?;
+    NaiveDate::from_ymd_opt(year, value / 100 % 100, value % 100)
+}
+
+/// Checks a `YYYYMMDD` calendar day (years 1900-2999).
 pub fn check_date(value: u32) -> Result<(), IdentifierError> {
-    let (year, month, day) = (value / 10_000, value / 100 % 100, value % 100);
-    let ok = (1900..=2999).contains(&year) && day >= 1 && day <= days_in_month(year, month);
-    if ok {
-        Ok(())
-    } else {
-        Err(IdentifierError::Date(value))
+    match date_of_yyyymmdd(value) {
+        Some(date) if (1900..=2999).contains(&date.year()) => Ok(()),
+        _ => Err(IdentifierError::Date(value)),
     }
 }
 
 /// The UTC calendar day (`YYYYMMDD`) containing unix time `time_s`.
 ///
-/// Howard Hinnant's `civil_from_days`, in integers only (deterministic).
+/// Past [`LATEST_TIME_S`] it answers `u32::MAX`, later than every real day,
+/// so an expiry check against it fails closed; the families refuse such
+/// payload times before any rule runs (`registry::request::payload_time`).
 pub fn day_of(time_s: u64) -> u32 {
-    let days = (time_s / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Years beyond u32 range cannot come from a u64 of seconds divided by 86 400
-    // in any realistic payload; clamp instead of wrapping.
-    let value = year.clamp(0, 400_000) * 10_000 + month * 100 + day;
-    u32::try_from(value).unwrap_or(u32::MAX)
+    utc_date_time(time_s).map_or(u32::MAX, |time| yyyymmdd(time.date()))
 }
 
 /// Unix time `time_s` as people read it in a message: `2026-12-01 14:34:56 UTC`
-/// (integers only, so a processor may put it in state or an error).
+/// (integers only, so a processor may put it in state or an error). A time
+/// past [`LATEST_TIME_S`] is written as its number of seconds, never as a
+/// wrong date.
 pub fn utc_time_text(time_s: u64) -> String {
-    let day = day_of(time_s);
-    let seconds = time_s % 86_400;
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        day / 10_000,
-        day / 100 % 100,
-        day % 100,
-        seconds / 3_600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
+    match utc_date_time(time_s) {
+        Some(time) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            time.year(),
+            time.month(),
+            time.day(),
+            time.hour(),
+            time.minute(),
+            time.second()
+        ),
+        None => format!("unix time {time_s} s (after the year 9999)"),
+    }
 }
 
 #[cfg(test)]
@@ -351,8 +373,60 @@ mod tests {
         assert_eq!(day_of(951_782_400), 20000229);
         assert_eq!(day_of(1_767_225_599), 20251231);
         assert_eq!(day_of(1_767_225_600), 20260101);
-        // Absurd times give an absurd but panic-free answer.
-        let _ = day_of(u64::MAX);
+        // Times past the year 9999 give a day later than every real one, no panic.
+        assert_eq!(day_of(u64::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn leap_days_follow_the_gregorian_rules() {
+        // 2024 leap (÷4), 2100 not (÷100), 2000 leap (÷400), 1900 not.
+        assert_eq!(day_of(1_709_164_800), 20240229);
+        assert_eq!(day_of(1_709_251_200), 20240301);
+        assert_eq!(day_of(4_107_456_000), 21000228);
+        assert_eq!(day_of(4_107_542_400), 21000301);
+        assert!(check_date(19000229).is_err());
+        assert!(check_date(19000228).is_ok());
+        assert!(check_date(29991231).is_ok());
+        assert!(check_date(30000101).is_err());
+        assert!(check_date(18991231).is_err());
+        assert!(check_date(20240100).is_err());
+        assert!(check_date(20240431).is_err());
+    }
+
+    #[test]
+    fn the_last_second_of_9999_is_the_last_time_with_a_date() {
+        assert_eq!(utc_time_text(LATEST_TIME_S), "9999-12-31 23:59:59 UTC");
+        assert_eq!(day_of(LATEST_TIME_S), 99991231);
+        assert!(check_time(LATEST_TIME_S).is_ok());
+        assert_eq!(
+            check_time(LATEST_TIME_S + 1),
+            Err(IdentifierError::Time(LATEST_TIME_S + 1))
+        );
+        assert_eq!(day_of(LATEST_TIME_S + 1), u32::MAX);
+    }
+
+    #[test]
+    fn milliseconds_are_refused_with_a_hint() {
+        // 2026-12-01 in milliseconds is year ~58 900 in seconds.
+        let err = check_time(1_796_104_496_000).unwrap_err();
+        assert!(err.to_string().contains("not milliseconds"), "{err}");
+        assert_eq!(
+            utc_time_text(1_796_104_496_000),
+            "unix time 1796104496000 s (after the year 9999)"
+        );
+        assert_eq!(
+            utc_time_text(u64::MAX),
+            "unix time 18446744073709551615 s (after the year 9999)"
+        );
+    }
+
+    #[test]
+    fn yyyymmdd_numbers_round_trip_through_calendar_days() {
+        let day = date_of_yyyymmdd(20280229).unwrap();
+        assert_eq!(yyyymmdd(day), 20280229);
+        assert!(date_of_yyyymmdd(20270229).is_none());
+        assert!(date_of_yyyymmdd(u32::MAX).is_none());
+        assert!(date_of_yyyymmdd(0).is_none());
     }
 
     #[test]
@@ -399,6 +473,24 @@ mod tests {
         #[test]
         fn day_of_always_gives_a_valid_date(time_s in 0u64..32_503_680_000) {
             prop_assert!(check_date(day_of(time_s)).is_ok());
+        }
+
+        #[test]
+        fn day_and_text_agree_for_any_time(time_s in 0u64..=LATEST_TIME_S) {
+            let day = day_of(time_s);
+            let text = utc_time_text(time_s);
+            prop_assert_eq!(
+                &text[..10],
+                format!("{:04}-{:02}-{:02}", day / 10_000, day / 100 % 100, day % 100)
+            );
+        }
+
+        #[test]
+        fn calendar_functions_never_panic(time_s in any::<u64>(), value in any::<u32>()) {
+            let _ = day_of(time_s);
+            let _ = utc_time_text(time_s);
+            let _ = check_date(value);
+            let _ = date_of_yyyymmdd(value);
         }
 
         #[test]

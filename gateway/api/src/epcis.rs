@@ -16,19 +16,24 @@ use crate::readings::celsius;
 /// summarised, up to [`crate::index::chunk::MAX_BUCKETS`] windows).
 pub const WINDOW_S: u64 = 3_600;
 
-/// RFC 3339 UTC time of unix seconds.
+/// RFC 3339 UTC time of unix seconds (chrono's calendar, the ledger's own:
+/// `coldchain_processors::identifiers::utc_date_time`). The families refuse
+/// times after 9999-12-31 23:59:59, which RFC 3339 cannot write; should one
+/// reach the index anyway it is written `unix:<seconds>`, never a wrong date.
 pub fn iso_time(unix_s: u64) -> String {
-    let date = crate::verdict::date_of(unix_s);
-    let secs = unix_s % 86_400;
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        date / 10_000,
-        date / 100 % 100,
-        date % 100,
-        secs / 3_600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    use chrono::{Datelike, Timelike};
+    match coldchain_processors::identifiers::utc_date_time(unix_s) {
+        Some(time) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            time.year(),
+            time.month(),
+            time.day(),
+            time.hour(),
+            time.minute(),
+            time.second()
+        ),
+        None => format!("unix:{unix_s}"),
+    }
 }
 
 fn number(cdeg: i32) -> Value {
@@ -150,5 +155,10 @@ mod tests {
     fn unix_seconds_render_as_rfc3339_utc() {
         assert_eq!(iso_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso_time(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(iso_time(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(iso_time(4_107_542_400), "2100-03-01T00:00:00Z");
+        assert_eq!(iso_time(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(iso_time(253_402_300_800), "unix:253402300800");
+        assert_eq!(iso_time(u64::MAX), "unix:18446744073709551615");
     }
 }

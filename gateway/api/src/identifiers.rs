@@ -1,6 +1,8 @@
 //! Parsing what a pharmacy scanner or a partner sends: GTINs (check digit,
 //! normalised to 14 digits), serials, lots, GS1 Digital Link paths and the
 //! YYMMDD expiry of AI 17. Pure functions; errors name the offending value.
+use chrono::{Months, NaiveDate};
+
 use crate::error::ApiError;
 
 /// Normalises a GTIN-8/12/13/14 to 14 digits after checking its check digit
@@ -35,7 +37,9 @@ pub fn check_code(kind: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
-/// GS1 AI 17 (YYMMDD) as YYYYMMDD; day 00 means the last day of the month.
+/// GS1 AI 17 (YYMMDD) as YYYYMMDD, years 2000-2099; day 00 means the last
+/// day of the month (GS1 General Specifications), and any other day must
+/// exist in that month (`270231` is refused, not stored as 20270231).
 pub fn expiry_from_yymmdd(value: &str) -> Result<u32, ApiError> {
     let bad = || {
         ApiError::bad_request(
@@ -48,23 +52,23 @@ pub fn expiry_from_yymmdd(value: &str) -> Result<u32, ApiError> {
     }
     let number: u32 = value.parse().map_err(|_| bad())?;
     let (yy, mm, dd) = (number / 10000, number / 100 % 100, number % 100);
-    if !(1..=12).contains(&mm) || dd > 31 {
-        return Err(bad());
-    }
-    let year = 2000 + yy;
-    let day = if dd == 0 { days_in_month(year, mm) } else { dd };
-    Ok(year * 10000 + mm * 100 + day)
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+    let year = 2000 + yy as i32;
+    let date = if dd == 0 {
+        NaiveDate::from_ymd_opt(year, mm, 1)
+            .and_then(|first| first.checked_add_months(Months::new(1)))
+            .and_then(|next| next.pred_opt())
+    } else {
+        NaiveDate::from_ymd_opt(year, mm, dd)
+    };
+    let date = date.ok_or_else(|| {
+        ApiError::bad_request(
+            "bad_expiry",
+            format!(
+                "expiry {value:?} (YYMMDD, GS1 AI 17) names no calendar day: month {mm}, day {dd} of {year}; day 00 means the last day of the month"
+            ),
+        )
+    })?;
+    Ok(coldchain_processors::identifiers::yyyymmdd(date))
 }
 
 /// What a Digital Link path names.
@@ -194,5 +198,32 @@ mod tests {
         assert_eq!(expiry_from_yymmdd("280200").unwrap(), 20280229);
         assert!(expiry_from_yymmdd("271301").is_err());
         assert!(expiry_from_yymmdd("2701").is_err());
+    }
+
+    #[test]
+    fn day_zero_is_the_last_day_of_every_month() {
+        assert_eq!(expiry_from_yymmdd("270200").unwrap(), 20270228);
+        assert_eq!(expiry_from_yymmdd("000200").unwrap(), 20000229);
+        assert_eq!(expiry_from_yymmdd("270400").unwrap(), 20270430);
+        assert_eq!(expiry_from_yymmdd("271200").unwrap(), 20271231);
+        assert_eq!(expiry_from_yymmdd("990100").unwrap(), 20990131);
+    }
+
+    #[test]
+    fn a_day_the_month_does_not_have_is_refused() {
+        for bad in ["270231", "270229", "270431", "270001", "270000", "271300"] {
+            let err = expiry_from_yymmdd(bad).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+        }
+        let err = expiry_from_yymmdd("270231").unwrap_err();
+        assert!(
+            err.message.contains("names no calendar day"),
+            "{}",
+            err.message
+        );
+        assert_eq!(expiry_from_yymmdd("280229").unwrap(), 20280229);
+        for hostile in ["27013a", "+27013", "２７０１３１", "", "2701311"] {
+            assert!(expiry_from_yymmdd(hostile).is_err(), "{hostile}");
+        }
     }
 }

@@ -63,13 +63,16 @@ pub fn signer_of(request: &TpProcessRequest) -> Result<&str, ApplyError> {
     Ok(key)
 }
 
-/// The payload time, refused when zero.
+/// The payload time, refused when zero or past the year 9999 (see
+/// [`crate::identifiers::check_time`]).
 pub fn payload_time(timestamp_s: u64) -> Result<u64, ApplyError> {
     if timestamp_s == 0 {
         return Err(invalid(
             "timestamp_s is 0: set it to the unix time (seconds, UTC) of the action",
         ));
     }
+    crate::identifiers::check_time(timestamp_s)
+        .map_err(|e| invalid(format!("timestamp_s: {e}")))?;
     Ok(timestamp_s)
 }
 

@@ -332,6 +332,17 @@ fn payload_without_action_or_time_is_invalid() {
 }
 
 #[test]
+fn payload_time_in_milliseconds_is_invalid_with_a_hint() {
+    let mut payload = RegistryPayload::new();
+    payload.set_timestamp_s(1_796_104_496_000);
+    payload.action = Some(create_org("acme", &[Role::PHARMACY]));
+    assert_invalid(
+        apply_raw(payload.write_to_bytes().unwrap()),
+        "after 9999-12-31 23:59:59 UTC; give unix time in seconds (not milliseconds)",
+    );
+}
+
+#[test]
 fn missing_signer_is_invalid() {
     let mut payload = RegistryPayload::new();
     payload.set_timestamp_s(5);
