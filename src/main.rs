@@ -114,7 +114,8 @@ enum Command {
         #[command(flatten)]
         connection: Connection,
     },
-    /// Verify a pack or lot: a GS1 Digital Link, GTIN + serial, or GTIN + lot
+    /// Verify a pack or lot: what the scanner read (GS1 element string or
+    /// Digital Link), GTIN + serial, or GTIN + lot
     /// (exit code 0 authentic, 2 cannot verify now, 3 unknown, 4 do not dispense).
     Verify(verify::VerifyArgs),
     /// Follow the ledger's events live.
@@ -225,6 +226,10 @@ fn run(command: Command) -> Result<()> {
             ledger_commands::dispense_spec(&gtin, &serial, &site, ledger_commands::now_s())?,
             "dispense",
         ),
+        Command::Blood {
+            command: BloodCommand::Label { scans },
+            connection,
+        } => ledger_commands::print_label(&scans, connection.json),
         Command::Blood {
             command,
             connection,

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Args;
-use coldchain_api::identifiers as identifiers_api;
 use coldchain_api::verdict::{decide, VerdictInput, VerdictKind};
 use coldchain_processors::addressing::{goods_key, RecordKind};
 use coldchain_processors::identifiers;
@@ -37,9 +36,12 @@ pub const EXIT_DO_NOT_DISPENSE: i32 = 4;
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES)]
 pub struct VerifyArgs {
-    /// A GS1 Digital Link (URL or path): /01/{gtin}/10/{lot}/21/{serial}[?17=YYMMDD];
-    /// it needs a lot and/or a serial. Not together with --gtin/--lot/--serial.
-    #[arg(conflicts_with_all = ["gtin", "lot", "serial"])]
+    /// What the barcode scanner read, quoted: a GS1 element string
+    /// '(01)09501101530003(17)281231(10)LOT(21)SERIAL', the raw form with GS
+    /// (0x1D) separators and a ]d2/]C1/]Q3/]e0 prefix, or a GS1 Digital Link
+    /// (URL or path /01/{gtin}/10/{lot}/21/{serial}[?17=YYMMDD]). It needs a
+    /// lot and/or a serial. Not together with --gtin/--lot/--serial.
+    #[arg(value_name = "SCAN", conflicts_with_all = ["gtin", "lot", "serial"])]
     pub digital_link: Option<String>,
     #[arg(long)]
     pub gtin: Option<String>,
@@ -101,38 +103,17 @@ pub fn exit_code(verdict: VerdictKind) -> i32 {
     }
 }
 
-/// Parses a GS1 Digital Link URI or path (`/01/{gtin}/10/{lot}/21/{serial}?17=YYMMDD`)
-/// with the provenance API's own rules, so the CLI and the API agree.
-pub fn parse_digital_link(link: &str) -> anyhow::Result<PackQuery> {
-    let without_scheme = link.split_once("://").map(|(_, rest)| rest).unwrap_or(link);
-    let path_start = if link.contains("://") {
-        without_scheme.find('/').unwrap_or(without_scheme.len())
-    } else {
-        0
-    };
-    let rest = &without_scheme[path_start..];
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let parts: Vec<String> = path
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
-    let Some(start) = parts.iter().position(|p| p == "01") else {
-        anyhow::bail!("digital link {link:?} has no /01/{{gtin}} part");
-    };
-    let parsed =
-        identifiers_api::parse_digital_link(&parts[start + 1..]).map_err(|e| anyhow!("{e}"))?;
-    let mut expiry = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        if let Some(("17", yymmdd)) = pair.split_once('=') {
-            expiry = Some(identifiers_api::expiry_from_yymmdd(yymmdd).map_err(|e| anyhow!("{e}"))?);
-        }
-    }
+/// Reads what a barcode scanner typed (a GS1 element string, human-readable
+/// or raw with FNC1/GS separators and a `]d2`-style symbology identifier, or a
+/// GS1 Digital Link URI or path) with the provenance API's own parser
+/// (`coldchain_api::scan`), so the CLI, the API and the page agree.
+pub fn parse_scan(text: &str) -> anyhow::Result<PackQuery> {
+    let scan = coldchain_api::scan::parse_scan(text).map_err(|e| anyhow!("{}", e.message))?;
     Ok(PackQuery {
-        gtin: parsed.gtin,
-        lot: parsed.lot,
-        serial: parsed.serial,
-        expiry,
+        gtin: scan.gtin,
+        lot: scan.lot,
+        serial: scan.serial,
+        expiry: scan.expiry,
     })
 }
 
@@ -140,10 +121,10 @@ pub fn parse_digital_link(link: &str) -> anyhow::Result<PackQuery> {
 /// lot: the provenance API answers 400 `missing_lot_or_serial` to it).
 pub fn pack_query(args: &VerifyArgs) -> anyhow::Result<PackQuery> {
     let query = match &args.digital_link {
-        Some(link) => parse_digital_link(link)?,
+        Some(scan) => parse_scan(scan)?,
         None => {
             let Some(gtin) = &args.gtin else {
-                anyhow::bail!("give a Digital Link, or --gtin with --serial and/or --lot");
+                anyhow::bail!("give what the scanner read (a GS1 element string or Digital Link), or --gtin with --serial and/or --lot");
             };
             PackQuery {
                 gtin: identifiers::normalize_gtin(gtin)?,
@@ -416,10 +397,8 @@ mod tests {
 
     #[test]
     fn digital_link_with_host_lot_serial_and_expiry_parses() {
-        let q = parse_digital_link(
-            "https://id.example.com/01/09501101530003/10/LOT%2D7/21/SN42?17=270131",
-        )
-        .unwrap();
+        let q = parse_scan("https://id.example.com/01/09501101530003/10/LOT%2D7/21/SN42?17=270131")
+            .unwrap();
         assert_eq!(q.gtin, "09501101530003");
         assert_eq!(q.lot.as_deref(), Some("LOT-7"));
         assert_eq!(q.serial.as_deref(), Some("SN42"));
@@ -428,12 +407,35 @@ mod tests {
 
     #[test]
     fn digital_link_with_bad_check_digit_is_refused() {
-        assert!(parse_digital_link("/01/09501101530004/21/X").is_err());
+        assert!(parse_scan("/01/09501101530004/21/X").is_err());
     }
 
     #[test]
     fn digital_link_without_gtin_is_refused() {
-        assert!(parse_digital_link("/10/L1/21/X").is_err());
+        assert!(parse_scan("/10/L1/21/X").is_err());
+    }
+
+    #[test]
+    fn every_scanner_form_of_one_pack_gives_the_same_query() {
+        let expected = PackQuery {
+            gtin: "09501101530003".into(),
+            lot: Some("VAX-2026-A".into()),
+            serial: Some("A0002".into()),
+            expiry: Some(20281231),
+        };
+        for text in [
+            "(01)09501101530003(17)281231(10)VAX-2026-A(21)A0002",
+            "\u{1d}01095011015300031728123110VAX-2026-A\u{1d}21A0002",
+            "]d201095011015300031728123110VAX-2026-A\u{1d}21A0002",
+            "]C101095011015300031728123110VAX-2026-A\u{1d}21A0002",
+            "https://id.example/01/09501101530003/10/VAX-2026-A/21/A0002?17=281231",
+        ] {
+            assert_eq!(parse_scan(text).unwrap(), expected, "{text:?}");
+        }
+        let error = parse_scan("(01)09501101530003(99)X")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("(99)"), "{error}");
     }
 
     #[test]

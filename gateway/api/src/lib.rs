@@ -21,6 +21,9 @@
 //! - [`blood`]: the emergency blood board.
 //! - [`access`]: partner authentication, visibility rules, audit.
 //! - [`identifiers`]: GTIN, lot, serial and GS1 Digital Link parsing.
+//! - [`scan`]: what a barcode scanner types (GS1 element strings, with or
+//!   without FNC1 and symbology identifier, or a Digital Link), for the API,
+//!   the page and `coldchain verify`.
 //! - [`routes`]: the HTTP surface (warp), [`openapi`] its description, `web/` the page.
 //! - [`server`]: connections and hyper, including JSON bodies for the errors
 //!   hyper answers before the router sees a request.
@@ -45,6 +48,7 @@ pub mod provenance;
 pub mod readings;
 pub mod records;
 pub mod routes;
+pub mod scan;
 pub mod server;
 pub mod verdict;
 

@@ -42,6 +42,7 @@ fn error_response(status: u16) -> (&'static str, &'static str) {
         408 => ("RequestTimeout", "the body did not arrive in full within 10 s (body_timeout)"),
         411 => ("LengthRequired", "a chunked body without Content-Length (length_required)"),
         413 => ("PayloadTooLarge", "a body over 8 MiB (body_too_large)"),
+        406 => ("NotAcceptable", "the request's Accept header admits no JSON answer (not_acceptable)"),
         429 => ("TooManyRequests", "the node, or the token replay guard, is full (batch_refused, too_many_signed_requests)"),
         502 => ("BadGateway", "the node could not be reached or refused the batch (node_unavailable, batch_refused)"),
         _ => ("ServiceUnavailable", "the index cannot answer (index_unavailable, index_corrupt)"),
@@ -49,7 +50,7 @@ fn error_response(status: u16) -> (&'static str, &'static str) {
 }
 
 /// Every error status an operation documents.
-const ERROR_STATUSES: [u16; 10] = [400, 401, 403, 404, 408, 411, 413, 429, 502, 503];
+const ERROR_STATUSES: [u16; 11] = [400, 401, 403, 404, 406, 408, 411, 413, 429, 502, 503];
 
 /// An operation: `success` maps status codes to responses; every operation
 /// can answer 400 (query string) and 503 (index), partner ones 401 and 403,
@@ -269,6 +270,7 @@ fn schemas() -> Value {
         "lot": {"type": "string", "nullable": true, "description": "as asked, or the pack's lot; null when neither"},
         "serial": nullable_of("string"),
         "lot_record": nullable("LotSummary"),
+        "expiry_on_pack": {"type": "integer", "nullable": true, "description": "the expiry the scan or link carried (AI 17) as YYYYMMDD, day 00 resolved to the month's last day; null when none was given. A mismatch with lot_record.expiry_date makes the verdict unknown"},
         "as_of_block": nullable("BlockRef"),
         "index_lag_blocks": {"type": "integer", "nullable": true, "description": "blocks the index was behind the chain head (at most max_lag_blocks); null with --no-follow"},
         "evidence": array(schema("Evidence")),
@@ -391,6 +393,13 @@ fn schemas() -> Value {
         ),
     );
     add(
+        "DeviceSeries",
+        object(
+            "one logger's chart buckets, on the same time grid as `buckets` (all loggers together)",
+            json!({"device_id": string(), "buckets": array(schema("Bucket"))}),
+        ),
+    );
+    add(
         "PayloadCheck",
         object(
             "one readings transaction checked against the node's payload",
@@ -441,7 +450,9 @@ fn schemas() -> Value {
         "ReadingsChart",
         object(
             "chart buckets (points=N)",
-            readings_common(json!({"buckets": array(schema("Bucket"))})),
+            readings_common(
+                json!({"buckets": array(schema("Bucket")), "series": array(schema("DeviceSeries"))}),
+            ),
         ),
     );
     add(
@@ -602,6 +613,25 @@ fn schemas() -> Value {
         "uom": strings(&["CEL"]), "coldchain:allowedRange": array(json!({"type": "number"}))}),
         ),
     );
+    add(
+        "LightweightVerification",
+        object_with(
+            "the GS1 Lightweight Messaging Standard's verification response (release 1.0.2/1.1; codes as in the DSCSA implementation guideline 1.3), with our own verdict beside it in `coldchain`",
+            json!({
+        "verificationTimestamp": {"type": "string", "description": "when the answer was made, ISO 8601 UTC with milliseconds"},
+        "responderGLN": {"type": "string", "description": "a GLN of the organisation that made the serial's lot (its first registered site); absent when no pack with this GTIN and serial is on the ledger"},
+        "data": object_with("the standard's answer", json!({
+            "verified": {"type": "boolean", "description": "true only when GTIN, serial, lot and expiry match the ledger and the pack may be dispensed (authentic_in_spec)"},
+            "verificationFailureReason": strings(&["No_match_GTIN_Serial", "No_match_GTIN_Serial_Lot", "No_match_GTIN_Serial_Expiry", "No_match_GTIN_Serial_Lot_Expiry", "Not_for_re-distribution", "Manufacturer_policy", "No_reason_provided"]),
+            "additionalInfo": strings(&["Recalled", "Expired", "Suspect", "Illegitimate"])}), &["verified"]),
+        "corrUUID": {"type": "string", "description": "the request's corrUUID, or a new UUID when it sent none"},
+        "coldchain": object("our verdict and its reasons (cold chain, recall, quarantine, dispensing, …), naming the block it is true at", json!({
+            "verdict": strings(&["authentic_in_spec", "compromised", "recalled", "quarantined", "expired", "already_dispensed", "unknown"]),
+            "reasons": array(string()), "gtin": string(), "lot": string(), "serial": string(),
+            "context": string(), "reqGLN": string(), "as_of_block": nullable("BlockRef")}))}),
+            &["verificationTimestamp", "data", "corrUUID", "coldchain"],
+        ),
+    );
     Value::Object(s)
 }
 
@@ -641,9 +671,42 @@ pub fn document() -> Value {
         ok["200"]["content"]["text/html"] = json!({"schema": {"type": "string"}});
         json!({"get": op(&format!("verify by GS1 Digital Link: {summary}; the web page instead when Accept includes text/html"), Access::Public, params, ok, &[])})
     };
+    // GS1 Lightweight Messaging verification (DSCSA VRS): another method answers 405.
+    let lightweight = |params: Value| {
+        let mut params = params.as_array().cloned().unwrap_or_default();
+        params.extend([
+            param(
+                "linkType",
+                "query",
+                false,
+                "verificationService (the only one served)",
+            ),
+            param(
+                "context",
+                "query",
+                false,
+                "dscsaSaleableReturn (default) or dscsaExceptionVerification",
+            ),
+            param(
+                "reqGLN",
+                "query",
+                true,
+                "the requestor's GLN (13 digits, valid check digit)",
+            ),
+            param(
+                "corrUUID",
+                "query",
+                false,
+                "correlation UUID, echoed in the answer (one is assigned when absent)",
+            ),
+        ]);
+        let mut ok = verdict();
+        ok["200"] = answer("the standard's verification response: data.verified, verificationFailureReason and additionalInfo codes, corrUUID echoed; our verdict and reasons in coldchain", "application/json", "LightweightVerification");
+        json!({"get": op("GS1 Lightweight Messaging Standard verification request (DSCSA VRS): GTIN, lot, serial and expiry of a pack; 503 cannot_verify_now while the index is not current, never verified: true from an old index", Access::Public, Value::Array(params), ok, &[406])})
+    };
     let as_of = |header: &str| json!({"description": format!("with format=csv, when the index holds a block: the {header} the answer is true at"), "schema": {"type": "string"}});
     let readings_ok = json!({"200": {
-        "description": "a page of readings (JSON), chart buckets (points=N) or CSV (format=csv: time_s,device_id,sequence,temperature_c,humidity_permille,door,block_num,transaction_id)",
+        "description": "a page of readings (JSON), chart buckets (points=N) or CSV (format=csv: time_s,device_id,sequence,temperature_c,humidity_permille,door,block_num,transaction_id; door 1 closed, 2 open, empty when unknown)",
         "headers": {
             "X-Coldchain-As-Of-Block": as_of("block id"),
             "X-Coldchain-As-Of-Block-Num": as_of("block number"),
@@ -671,7 +734,8 @@ pub fn document() -> Value {
             "/api/v1/status": {"get": op("index head, chain head, lag in blocks and seconds, follower state, and whether opening the index rebuilt it", Access::Public, json!([]),
                 json!({"200": answer("index and follower state", "application/json", "Status")}), &[])},
             "/api/v1/verify": {"get": op("verify a pack or lot; 503 cannot_verify_now instead of a verdict while the index is not current", Access::Public, json!([
-                param("gtin", "query", true, "GTIN"), param("lot", "query", false, "lot"),
+                param("scan", "query", false, "what a barcode scanner typed: a GS1 element string ((01)…(17)…(10)…(21)… or raw with FNC1 = ASCII GS, optionally after a ]d2/]C1/]Q3/]e0 symbology identifier) or a GS1 Digital Link; names the pack alone (not with gtin/lot/serial/exp); a bad scan is 400 bad_scan"),
+                param("gtin", "query", false, "GTIN (required unless scan is given)"), param("lot", "query", false, "lot"),
                 param("serial", "query", false, "serial"), param("exp", "query", false, "printed expiry YYMMDD")]), verdict(), &[])},
             "/": asset("the web page: verify a pack (paste a Digital Link or type GTIN/lot/serial)", "text/html"),
             "/index.html": asset("the web page (same as /)", "text/html"),
@@ -690,7 +754,9 @@ pub fn document() -> Value {
                 json!({"200": {"description": "the web page (Accept: text/html)", "content": {"text/html": {"schema": {"type": "string"}}}}}), &[])},
             "/01/{gtin}/10/{lot}": link("GTIN and lot", json!([gtin.clone(), lot.clone(), expiry.clone()])),
             "/01/{gtin}/21/{serial}": link("GTIN and serial", json!([gtin.clone(), serial.clone(), expiry.clone()])),
-            "/01/{gtin}/10/{lot}/21/{serial}": link("GTIN, lot and serial", json!([gtin.clone(), lot.clone(), serial, expiry])),
+            "/01/{gtin}/10/{lot}/21/{serial}": link("GTIN, lot and serial", json!([gtin.clone(), lot.clone(), serial.clone(), expiry])),
+            "/vrs/01/{gtin}/10/{lot}/21/{serial}": lightweight(json!([gtin.clone(), lot.clone(), serial.clone(), param("17", "query", true, "printed expiry YYMMDD (GS1 AI 17)")])),
+            "/vrs/gtin/{gtin}/lot/{lot}/ser/{serial}": lightweight(json!([gtin.clone(), lot.clone(), serial, param("exp", "query", true, "printed expiry YYMMDD")])),
             "/api/v1/lots/{gtin}/{lot}": {"get": op("lot provenance: product, custody chain, thermal summary", Access::Partner, json!([gtin.clone(), lot.clone()]),
                 json!({"200": answer("the provenance, naming the block it is true at (as_of_block)", "application/json", "Provenance")}), &[404])},
             "/api/v1/lots/{gtin}/{lot}/epcis": {"get": op("EPCIS 2.0 JSON-LD document of the lot's events", Access::Partner, json!([gtin, lot]),

@@ -84,7 +84,11 @@ pub fn decide(input: &VerdictInput<'_>) -> Verdict {
         if claimed != lot.get_expiry_date() {
             return verdict(
                 Unknown,
-                vec![format!("expiry on the pack ({claimed}) differs from the registered expiry ({}); the pack may be counterfeit", lot.get_expiry_date())],
+                vec![format!(
+                    "the expiry printed on the pack ({}) differs from the lot's registered expiry ({}): do not dispense; the pack may be counterfeit or relabelled",
+                    date_text(claimed),
+                    date_text(lot.get_expiry_date())
+                )],
             );
         }
     }
@@ -130,7 +134,10 @@ pub fn decide(input: &VerdictInput<'_>) -> Verdict {
     if lot.get_expiry_date() < input.today {
         return verdict(
             Expired,
-            vec![format!("the lot expired on {}", lot.get_expiry_date())],
+            vec![format!(
+                "the lot expired on {}",
+                date_text(lot.get_expiry_date())
+            )],
         );
     }
     if let Some(pack) = input.pack.filter(|p| p.get_dispensed()) {
@@ -168,6 +175,16 @@ pub fn decide(input: &VerdictInput<'_>) -> Verdict {
         None => reasons.push("no cold-chain readings recorded for the lot yet".into()),
     }
     verdict(AuthenticInSpec, reasons)
+}
+
+/// YYYYMMDD as `2027-06-30` (ISO 8601: unambiguous in every country).
+pub fn date_text(yyyymmdd: u32) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        yyyymmdd / 10000,
+        yyyymmdd / 100 % 100,
+        yyyymmdd % 100
+    )
 }
 
 /// Today's date (UTC) as YYYYMMDD, from unix seconds (the ledger's own rule).
@@ -227,7 +244,14 @@ mod tests {
         let lot = lot(LotStatus::ACTIVE);
         let mut asked = input(Some(&lot));
         asked.claimed_expiry = Some(20291231);
-        assert_eq!(decide(&asked).verdict, VerdictKind::Unknown);
+        let v = decide(&asked);
+        assert_eq!(v.verdict, VerdictKind::Unknown);
+        assert!(
+            v.reasons[0]
+                .contains("(2029-12-31) differs from the lot's registered expiry (2030-01-01)"),
+            "{:?}",
+            v.reasons
+        );
     }
 
     #[test]

@@ -390,6 +390,62 @@ impl Buckets {
     }
 }
 
+/// [`Buckets`] kept per logger on one shared grid (the grid of all the
+/// loggers' readings), so each logger's series lines up with the others and
+/// with the shipment's buckets: memory is one accumulator per logger and bucket.
+pub struct DeviceBuckets {
+    from_s: u64,
+    to_s: u64,
+    span: Option<(u64, u64)>,
+    layout: BucketLayout,
+    devices: std::collections::BTreeMap<String, Buckets>,
+}
+
+impl DeviceBuckets {
+    /// As [`Buckets::new`]; a logger's buckets start when its first chunk is added.
+    pub fn new(
+        from_s: u64,
+        to_s: u64,
+        span: Option<(u64, u64)>,
+        layout: BucketLayout,
+    ) -> DeviceBuckets {
+        DeviceBuckets {
+            from_s,
+            to_s,
+            span,
+            layout,
+            devices: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Decodes a chunk row and adds its readings to its logger's buckets.
+    pub fn add_chunk(&mut self, chunk: &ChunkRow<'_>) -> Result<(), ChunkError> {
+        let (from_s, to_s, span, layout) = (self.from_s, self.to_s, self.span, self.layout);
+        self.devices
+            .entry(chunk.device_id.to_string())
+            .or_insert_with(|| Buckets::new(from_s, to_s, span, layout))
+            .add_chunk(chunk)
+    }
+
+    /// Each logger's non-empty buckets in time order, loggers in id order.
+    pub fn finish(self) -> Vec<DeviceSeries> {
+        self.devices
+            .into_iter()
+            .map(|(device_id, buckets)| DeviceSeries {
+                device_id,
+                buckets: buckets.finish(),
+            })
+            .collect()
+    }
+}
+
+/// One logger's buckets.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceSeries {
+    pub device_id: String,
+    pub buckets: Vec<Bucket>,
+}
+
 /// A reading in query order: (time_s, device_id, sequence).
 struct Keyed(ReadingRow);
 

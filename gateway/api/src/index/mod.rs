@@ -243,6 +243,12 @@ pub trait IndexStore: Send + Sync {
     /// overlapping chunks: memory is the buckets plus a chunk, time is linear in
     /// the readings of the window; nothing is cut off at a row limit.
     fn reading_buckets(&self, query: BucketQuery) -> IndexFuture<'_, Vec<Bucket>>;
+    /// As [`IndexStore::reading_buckets`], one series per logger (device id
+    /// order), all on the grid `reading_buckets` would use for the same query.
+    fn device_reading_buckets(
+        &self,
+        query: BucketQuery,
+    ) -> IndexFuture<'_, Vec<chunk::DeviceSeries>>;
     /// The shipment's readings batches in chain order.
     fn readings_batches(&self, shipment_id: &str) -> IndexFuture<'_, Vec<ReadingsBatchRow>>;
     /// Binds an API token (stored as its SHA-256) to a participant key.

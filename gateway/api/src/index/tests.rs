@@ -224,6 +224,53 @@ async fn readings_over_chunks(index: &dyn IndexStore) {
         );
     }
 
+    // One series per logger on the shipment's grid, each equal to its own
+    // readings bucketed alone, and together the shipment's buckets.
+    let span = (
+        s_rows.first().map(|r| r.time_s).unwrap_or(T0),
+        s_rows.last().map(|r| r.time_s).unwrap_or(T0),
+    );
+    let bucket_query = BucketQuery {
+        shipment_id: "S".into(),
+        from_s: 0,
+        to_s: u64::MAX >> 1,
+        layout: BucketLayout::Points(37),
+    };
+    let series = index
+        .device_reading_buckets(bucket_query.clone())
+        .await
+        .expect("series");
+    let devices: Vec<&str> = series.iter().map(|s| s.device_id.as_str()).collect();
+    assert_eq!(devices, ["A", "B", "C"]);
+    for one in &series {
+        let mut alone = chunk::Buckets::new(0, u64::MAX >> 1, Some(span), BucketLayout::Points(37));
+        for r in s_rows.iter().filter(|r| r.device_id == one.device_id) {
+            alone.add(r.time_s, r.temperature_cdeg);
+        }
+        assert_eq!(one.buckets, alone.finish(), "device {}", one.device_id);
+    }
+    let merged = index.reading_buckets(bucket_query).await.expect("buckets");
+    for bucket in &merged {
+        let count: u64 = series
+            .iter()
+            .flat_map(|s| &s.buckets)
+            .filter(|b| b.from_s == bucket.from_s)
+            .map(|b| b.count)
+            .sum();
+        assert_eq!(count, bucket.count, "bucket at {}", bucket.from_s);
+    }
+    let none = BucketQuery {
+        shipment_id: "nobody".into(),
+        from_s: 0,
+        to_s: 10,
+        layout: BucketLayout::Points(5),
+    };
+    assert!(index
+        .device_reading_buckets(none)
+        .await
+        .expect("series")
+        .is_empty());
+
     // Roll back: the readings of the removed blocks are gone, the rest unchanged.
     index.roll_back_to(5).await.expect("rolled back");
     let kept = rows_of(&blocks[..6]);

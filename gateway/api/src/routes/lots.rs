@@ -268,19 +268,21 @@ pub async fn readings(state: &AppState, request: &Request, shipment_id: &str) ->
         .as_ref()
         .map(|t| crate::provenance::thermal_summary(&t.record));
     if let Some(points) = points {
-        let buckets = index
-            .reading_buckets(BucketQuery {
-                shipment_id: shipment_id.clone(),
-                from_s,
-                to_s,
-                layout: BucketLayout::Points(u32::try_from(points).unwrap_or(200)),
-            })
-            .await?;
+        let query = BucketQuery {
+            shipment_id: shipment_id.clone(),
+            from_s,
+            to_s,
+            layout: BucketLayout::Points(u32::try_from(points).unwrap_or(200)),
+        };
+        // `buckets` blends every logger (as before); `series` keeps each
+        // logger apart on the same grid, so a chart can draw one line per logger.
+        let buckets = index.reading_buckets(query.clone()).await?;
+        let series = index.device_reading_buckets(query).await?;
         return json_answer(
             200,
             &json!({
                 "shipment_id": shipment_id, "as_of_block": as_of_block, "profile": profile, "thermal": thermal_view,
-                "chain": chain, "buckets": buckets, "evidence": evidence,
+                "chain": chain, "buckets": buckets, "series": series, "evidence": evidence,
             }),
         );
     }

@@ -1,4 +1,5 @@
-//! Public verification: by query (`/api/v1/verify?gtin=&lot=&serial=&exp=`)
+//! Public verification: by query (`/api/v1/verify?gtin=&lot=&serial=&exp=`),
+//! by what a barcode scanner typed (`/api/v1/verify?scan=`, see [`crate::scan`])
 //! or by GS1 Digital Link path (`/01/{gtin}/10/{lot}/21/{serial}?17=YYMMDD`).
 //! Both answer 503 `cannot_verify_now` instead of a verdict while the index
 //! is not known to be current (see [`crate::freshness`]).
@@ -11,13 +12,17 @@ use super::{json_answer, now_s, Answer, AppState, Request};
 use crate::error::ApiError;
 use crate::identifiers::{check_code, expiry_from_yymmdd, normalize_gtin, parse_digital_link};
 use crate::records::load;
+use crate::scan::parse_scan;
 use crate::verdict::{date_of, decide, VerdictInput};
 
 pub async fn by_query(state: &AppState, request: &Request) -> Answer {
+    if let Some(text) = request.query.get("scan") {
+        return by_scan(state, request, text).await;
+    }
     let gtin = request.query.get("gtin").ok_or_else(|| {
         ApiError::bad_request(
             "missing_gtin",
-            "gtin is required, with lot and/or serial".into(),
+            "gtin is required, with lot and/or serial (or scan= with what the scanner read)".into(),
         )
     })?;
     let gtin = normalize_gtin(gtin)?;
@@ -29,6 +34,23 @@ pub async fn by_query(state: &AppState, request: &Request) -> Answer {
         .map(|e| expiry_from_yymmdd(e))
         .transpose()?;
     verify(state, gtin, lot, serial, expiry).await
+}
+
+/// `?scan=`: the text a barcode scanner typed, in any form [`parse_scan`]
+/// reads. It names the pack on its own, so it is not combined with the other
+/// parameters (two sources of one fact could disagree silently).
+async fn by_scan(state: &AppState, request: &Request, text: &str) -> Answer {
+    if let Some(other) = ["gtin", "lot", "serial", "exp"]
+        .into_iter()
+        .find(|k| request.query.contains_key(*k))
+    {
+        return Err(ApiError::bad_request(
+            "bad_parameter",
+            format!("scan= names the pack by itself; leave out {other}="),
+        ));
+    }
+    let scan = parse_scan(text)?;
+    verify(state, scan.gtin, scan.lot, scan.serial, scan.expiry).await
 }
 
 pub async fn digital_link(state: &AppState, request: &Request, rest: &[&str]) -> Answer {
@@ -119,6 +141,7 @@ async fn verify(
             "lot": lot_number,
             "serial": serial,
             "lot_record": lot_view,
+            "expiry_on_pack": expiry,
             "as_of_block": as_of_block,
             "index_lag_blocks": freshness.following.then_some(freshness.lag_blocks).flatten(),
             "evidence": evidence,
