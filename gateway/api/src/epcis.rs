@@ -2,13 +2,20 @@
 //! change (decided hand-off) and, per shipment with readings, an ObjectEvent
 //! (bizStep `sensor_reporting`) whose `sensorElementList` carries window
 //! aggregates (start/end, min/max/mean in CEL) with a pointer to the raw
-//! readings, and an alarm report for windows outside the allowed range.
-//! Identifiers are GS1 Digital Link URIs (`https://id.gs1.org/01/…/10/…`).
+//! readings, and an alarm report for windows outside the allowed range: one
+//! sensor element per logger and window, each computed from that logger's
+//! readings only (a shipment with two loggers has two series, not one blend).
+//! Identifiers are GS1 Digital Link URIs (`https://id.gs1.org/01/…/10/…`);
+//! our own ids are `urn:coldchain:<kind>:<id>` with the id percent-encoded
+//! ([`coldchain_urn`]), so a profile named `refrigerated 2-8 C` stays one URI.
+use std::collections::BTreeMap;
+
 use coldchain_processors::messages::coldchain::{HandoffOutcome, StorageProfile};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::index::{BucketLayout, BucketQuery, IndexStore};
+use crate::index::chunk::Buckets;
+use crate::index::{Bucket, BucketLayout, BucketQuery, IndexStore, ReadingsQuery};
 use crate::provenance::LotRecords;
 use crate::readings::celsius;
 
@@ -34,6 +41,25 @@ pub fn iso_time(unix_s: u64) -> String {
         ),
         None => format!("unix:{unix_s}"),
     }
+}
+
+/// Readings fetched per index query while the per-logger windows are summed.
+const READINGS_PAGE: u32 = 20_000;
+
+/// `urn:coldchain:<kind>:<id>`, the id percent-encoded (every byte but the
+/// RFC 3986 unreserved `A-Z a-z 0-9 - . _ ~`): EPCIS fields such as
+/// `deviceID` and `bizRules` are URIs, and ids and profile names may hold
+/// spaces, commas or colons.
+pub fn coldchain_urn(kind: &str, id: &str) -> String {
+    let mut urn = format!("urn:coldchain:{kind}:");
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            urn.push(char::from(byte));
+        } else {
+            urn.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    urn
 }
 
 fn number(cdeg: i32) -> Value {
@@ -77,9 +103,9 @@ pub async fn lot_document(
                 "disposition": if handoff.get_outcome() == HandoffOutcome::ACCEPTED { "in_progress" } else { "non_sellable_other" },
                 "quantityList": [{"epcClass": class, "quantity": lot.get_quantity()}],
                 "readPoint": {"id": format!("https://id.gs1.org/414/{}", handoff.get_at_gln())},
-                "bizTransactionList": [{"type": "bol", "bizTransaction": format!("urn:coldchain:shipment:{id}")}],
-                "sourceList": [{"type": "owning_party", "source": format!("urn:coldchain:org:{}", handoff.get_from_org_id())}],
-                "destinationList": [{"type": "owning_party", "destination": format!("urn:coldchain:org:{}", handoff.get_to_org_id())}],
+                "bizTransactionList": [{"type": "bol", "bizTransaction": coldchain_urn("shipment", id)}],
+                "sourceList": [{"type": "owning_party", "source": coldchain_urn("org", handoff.get_from_org_id())}],
+                "destinationList": [{"type": "owning_party", "destination": coldchain_urn("org", handoff.get_to_org_id())}],
                 "coldchain:evidence": {"blockId": found.evidence.block_id, "transactionId": found.evidence.transaction_id},
             }));
         }
@@ -99,32 +125,13 @@ pub async fn lot_document(
             .profile
             .clone()
             .unwrap_or_else(StorageProfile::default);
-        let elements: Vec<Value> = buckets
-            .iter()
-            .map(|b| {
-                let mut reports = vec![json!({
-                    "type": "gs1:Temperature", "minValue": number(b.min_cdeg), "maxValue": number(b.max_cdeg),
-                    "meanValue": number(b.mean_cdeg), "uom": "CEL",
-                })];
-                if b.max_cdeg > profile.get_max_cdeg() || b.min_cdeg < profile.get_min_cdeg() {
-                    let high = b.max_cdeg > profile.get_max_cdeg();
-                    reports.push(json!({
-                        "type": "gs1:Temperature", "exception": "ALARM_CONDITION",
-                        "value": number(if high { b.max_cdeg } else { b.min_cdeg }), "uom": "CEL",
-                        "coldchain:allowedRange": [number(profile.get_min_cdeg()), number(profile.get_max_cdeg())],
-                    }));
-                }
-                json!({
-                    "sensorMetadata": {
-                        "startTime": iso_time(b.from_s), "endTime": iso_time(b.to_s),
-                        "deviceID": format!("urn:coldchain:device:{}", shipment.get_device_ids().join(",")),
-                        "rawData": format!("/api/v1/shipments/{id}/readings?from={}&to={}", b.from_s, b.to_s),
-                        "bizRules": format!("urn:coldchain:profile:{}", profile.get_name()),
-                    },
-                    "sensorReport": reports,
-                })
-            })
-            .collect();
+        let windows = device_windows(index, id, &buckets).await?;
+        let mut elements = Vec::new();
+        for (device_id, device_buckets) in &windows {
+            for b in device_buckets {
+                elements.push(sensor_element(id, device_id, b, &profile));
+            }
+        }
         events.push(json!({
             "type": "ObjectEvent",
             "eventTime": iso_time(last_time_s),
@@ -132,7 +139,7 @@ pub async fn lot_document(
             "action": "OBSERVE",
             "bizStep": "sensor_reporting",
             "quantityList": [{"epcClass": class, "quantity": lot.get_quantity()}],
-            "bizTransactionList": [{"type": "bol", "bizTransaction": format!("urn:coldchain:shipment:{id}")}],
+            "bizTransactionList": [{"type": "bol", "bizTransaction": coldchain_urn("shipment", id)}],
             "sensorElementList": elements,
         }));
     }
@@ -147,9 +154,103 @@ pub async fn lot_document(
     }))
 }
 
+/// Each logger's hourly windows of a shipment, on the grid of the shipment's
+/// own windows (`shipment_buckets`, from the same span), so the loggers'
+/// windows line up. Streams the readings page by page: memory is one
+/// accumulator per logger and window, whatever the number of readings.
+async fn device_windows(
+    index: &dyn IndexStore,
+    shipment_id: &str,
+    shipment_buckets: &[Bucket],
+) -> Result<BTreeMap<String, Vec<Bucket>>, ApiError> {
+    let (Some(first), Some(last)) = (shipment_buckets.first(), shipment_buckets.last()) else {
+        return Ok(BTreeMap::new());
+    };
+    let span = (first.from_s, last.last_reading_s);
+    let mut per_device: BTreeMap<String, Buckets> = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = index
+            .readings(ReadingsQuery {
+                shipment_id: shipment_id.to_string(),
+                from_s: span.0,
+                to_s: span.1,
+                after: after.take(),
+                limit: READINGS_PAGE,
+            })
+            .await?;
+        for row in &page {
+            per_device
+                .entry(row.device_id.clone())
+                .or_insert_with(|| {
+                    Buckets::new(span.0, span.1, Some(span), BucketLayout::Width(WINDOW_S))
+                })
+                .add(row.time_s, row.temperature_cdeg);
+        }
+        match page.last() {
+            Some(row) if page.len() == READINGS_PAGE as usize => {
+                after = Some((row.time_s, row.device_id.clone(), row.sequence));
+            }
+            _ => break,
+        }
+    }
+    Ok(per_device
+        .into_iter()
+        .map(|(device, buckets)| (device, buckets.finish()))
+        .collect())
+}
+
+/// One logger's window: its min/max/mean and, when it left the allowed
+/// range, an alarm report.
+fn sensor_element(
+    shipment_id: &str,
+    device_id: &str,
+    b: &Bucket,
+    profile: &StorageProfile,
+) -> Value {
+    let mut reports = vec![json!({
+        "type": "gs1:Temperature", "minValue": number(b.min_cdeg), "maxValue": number(b.max_cdeg),
+        "meanValue": number(b.mean_cdeg), "uom": "CEL",
+    })];
+    if b.max_cdeg > profile.get_max_cdeg() || b.min_cdeg < profile.get_min_cdeg() {
+        let high = b.max_cdeg > profile.get_max_cdeg();
+        reports.push(json!({
+            "type": "gs1:Temperature", "exception": "ALARM_CONDITION",
+            "value": number(if high { b.max_cdeg } else { b.min_cdeg }), "uom": "CEL",
+            "coldchain:allowedRange": [number(profile.get_min_cdeg()), number(profile.get_max_cdeg())],
+        }));
+    }
+    json!({
+        "sensorMetadata": {
+            "startTime": iso_time(b.from_s), "endTime": iso_time(b.to_s),
+            "deviceID": coldchain_urn("device", device_id),
+            "rawData": format!("/api/v1/shipments/{shipment_id}/readings?from={}&to={}", b.from_s, b.to_s),
+            "bizRules": coldchain_urn("profile", profile.get_name()),
+        },
+        "sensorReport": reports,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::iso_time;
+    use super::{coldchain_urn, iso_time};
+
+    #[test]
+    fn urns_percent_encode_what_a_uri_cannot_hold() {
+        assert_eq!(
+            coldchain_urn("profile", "refrigerated 2-8 C"),
+            "urn:coldchain:profile:refrigerated%202-8%20C"
+        );
+        assert_eq!(
+            coldchain_urn("device", "TRK-42,TRK-43"),
+            "urn:coldchain:device:TRK-42%2CTRK-43"
+        );
+        assert_eq!(coldchain_urn("org", "café"), "urn:coldchain:org:caf%C3%A9");
+        assert_eq!(
+            coldchain_urn("shipment", "SHP_1.a~"),
+            "urn:coldchain:shipment:SHP_1.a~"
+        );
+    }
 
     #[test]
     fn unix_seconds_render_as_rfc3339_utc() {

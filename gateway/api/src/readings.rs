@@ -160,7 +160,8 @@ pub fn downsample(rows: &[ReadingRow], from_s: u64, to_s: u64, points: u32) -> V
     buckets.finish()
 }
 
-/// CSV with a header line; temperatures in °C with two decimals.
+/// CSV with a header line; temperatures in °C with two decimals; `humidity_permille`
+/// and `door` empty when the logger did not report them.
 pub fn to_csv(rows: &[ReadingRow]) -> String {
     let mut out = String::from(
         "time_s,device_id,sequence,temperature_c,humidity_permille,door,block_num,transaction_id\n",
@@ -177,12 +178,23 @@ pub fn to_csv(rows: &[ReadingRow]) -> String {
             r.sequence,
             celsius(r.temperature_cdeg),
             humidity,
-            r.door,
+            door_field(r.door),
             r.block_num,
             r.txn_id
         ));
     }
     out
+}
+
+/// The CSV `door` column: `1` closed, `2` open (the `DoorState` numbers of the
+/// JSON answer), empty when the logger did not say; an unknown door is not a
+/// closed one.
+fn door_field(door: i32) -> String {
+    if door == 0 {
+        String::new()
+    } else {
+        door.to_string()
+    }
 }
 
 /// Hundredths of a degree as plain decimal degrees: `-0.50`.
@@ -266,5 +278,19 @@ mod tests {
         let csv = to_csv(&[hostile]);
         assert!(csv.contains("\"'=cmd,\"\"x\"\"\""));
         assert!(csv.lines().nth(1).is_some_and(|l| l.contains(",5.25,")));
+    }
+
+    #[test]
+    fn csv_door_is_empty_when_the_logger_did_not_say() {
+        let (unknown, mut closed, mut open) = (row(1, 500), row(2, 500), row(3, 500));
+        closed.door = 1;
+        open.door = 2;
+        let csv = to_csv(&[unknown, closed, open]);
+        let doors: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|line| line.split(',').nth(5).unwrap_or("missing"))
+            .collect();
+        assert_eq!(doors, ["", "1", "2"], "{csv}");
     }
 }
