@@ -7,6 +7,8 @@ use std::time::Duration;
 pub enum Transport {
     Mqtt,
     Serial,
+    /// Modbus RTU slaves on a pty whose registers follow the loggers (the gateway polls them).
+    Modbus,
 }
 
 /// Arguments of `coldchain simulate`.
@@ -45,12 +47,18 @@ pub struct SimulateArgs {
     pub org: String,
     #[arg(long, value_enum, default_value_t = Encoding::Json)]
     pub encoding: Encoding,
+    /// Line speed of --transport modbus (the simulated line is paced to it).
+    #[arg(long, default_value_t = 9600)]
+    pub baud: u32,
 }
 
 /// Runs `coldchain simulate …`; prints what was sent.
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     if args.devices == 0 || args.rate.is_nan() || args.rate <= 0.0 {
         anyhow::bail!("--devices must be at least 1 and --rate above 0");
+    }
+    if args.transport == Transport::Modbus {
+        return modbus_slaves(&args).await;
     }
     let mut simulator = Simulator::new(SimulatorConfig {
         devices: args.devices,
@@ -80,6 +88,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_secs(1)).await;
             stats
         }
+        Transport::Modbus => return modbus_slaves(&args).await,
         Transport::Serial => {
             let mut transport = SerialTransport::open()?;
             println!(
@@ -136,4 +145,19 @@ fn progress(duration: Duration) -> impl FnMut(&[crate::DeviceReading]) {
         );
         let _ = stderr.flush();
     }
+}
+
+/// `--transport modbus`: transmitters the gateway polls; it numbers their
+/// readings itself, so no sequences are kept here.
+async fn modbus_slaves(args: &SimulateArgs) -> anyhow::Result<()> {
+    crate::modbus::simulate(&crate::modbus::SimulatedLine {
+        devices: args.devices,
+        device_prefix: args.device_prefix.clone(),
+        scenario: args.scenario,
+        set_point_cdeg: args.set_point_cdeg,
+        rate: args.rate,
+        baud: args.baud,
+        duration: Duration::from_secs(args.duration_s),
+    })
+    .await
 }

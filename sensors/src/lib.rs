@@ -8,6 +8,7 @@
 //! ## Layout
 //! - [`logger`]: one logger's physics and quirks (pure model).
 //! - [`transport`]: MQTT publishing and pty serial lines (I/O only).
+//! - [`modbus`]: a Modbus RTU slave on a pty (transmitters on an RS-485 line).
 //! - [`Simulator`]: many loggers on a schedule.
 //! - [`cli`]: `coldchain simulate`.
 //!
@@ -16,6 +17,7 @@
 //! (`docs/device-protocols.md`); it never talks to the ledger.
 pub mod cli;
 pub mod logger;
+pub mod modbus;
 pub mod transport;
 
 pub use logger::{Logger, Scenario};

@@ -42,6 +42,9 @@ pub struct GatewayConfig {
     pub serial: Vec<SerialPortConfig>,
     #[serde(default)]
     pub mqtt: Vec<MqttBrokerConfig>,
+    /// Modbus RTU lines (RS-485) and the transmitters polled on them.
+    #[serde(default)]
+    pub modbus: Vec<crate::sources::modbus::ModbusLineConfig>,
     /// Known devices by id.
     #[serde(default)]
     pub devices: BTreeMap<String, DeviceConfig>,
@@ -376,6 +379,10 @@ impl GatewayConfig {
                     broker.host, broker.port, broker.max_message_bytes
                 ));
             }
+        }
+        let mut modbus_devices = std::collections::BTreeSet::new();
+        for line in &self.modbus {
+            line.check(&mut modbus_devices).map_err(ConfigError::Invalid)?;
         }
         for (id, range) in &self.shipments {
             if range.min_cdeg > range.max_cdeg {

@@ -17,7 +17,7 @@
 //! - [`ledger`]: the Sawtooth REST API client.
 //! - [`submission`]: batching loop, sending, following and settling batches.
 //! - [`ingest`]: the single writer that stores arrivals in groups.
-//! - [`sources`]: serial and MQTT adapters.
+//! - [`sources`]: serial, MQTT and Modbus RTU adapters.
 //! - [`metrics`]: Prometheus counters, `/metrics` and `/health`.
 //! - [`cli`]: `coldchain gateway` arguments and entry point.
 //!
@@ -138,8 +138,16 @@ impl Gateway {
                 watch.clone(),
             )));
         }
+        for line in &config.modbus {
+            tasks.push(tokio::spawn(sources::modbus::run_modbus(
+                shared.clone(),
+                line.clone(),
+                sink.clone(),
+                watch.clone(),
+            )));
+        }
         tracing::info!(public_key = signer.public_key(), rest_url = %config.rest_url, serial_ports = config.serial.len(),
-            mqtt_brokers = config.mqtt.len(), ?metrics_addr, "gateway started");
+            mqtt_brokers = config.mqtt.len(), modbus_lines = config.modbus.len(), ?metrics_addr, "gateway started");
         Ok(GatewayHandle {
             metrics,
             metrics_addr,

@@ -204,6 +204,8 @@ pub struct Metrics {
     keep_excursion_log: AtomicBool,
     excursion_log: Mutex<Vec<ExcursionCommit>>,
     brokers: Mutex<Vec<std::sync::Arc<BrokerHealth>>>,
+    /// Polls, readings and gaps of each Modbus device.
+    pub modbus: crate::sources::modbus::ModbusCounters,
 }
 
 impl Default for Metrics {
@@ -227,6 +229,7 @@ impl Default for Metrics {
             keep_excursion_log: AtomicBool::new(false),
             excursion_log: Mutex::new(Vec::new()),
             brokers: Mutex::new(Vec::new()),
+            modbus: Default::default(),
         }
     }
 }
@@ -426,6 +429,7 @@ impl Metrics {
             );
         }
         self.render_brokers(&mut out);
+        self.modbus.render(&mut out);
         self.latency.render(
             &mut out,
             "coldchain_gateway_commit_latency_ms",
