@@ -20,6 +20,7 @@ use crate::index::IndexStore;
 use crate::node::NodeClient;
 
 mod health;
+mod lightweight_messaging;
 mod lots;
 mod verify;
 
@@ -365,6 +366,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/01/{gtin}/10/{lot}"),
     ("GET", "/01/{gtin}/21/{serial}"),
     ("GET", "/01/{gtin}/10/{lot}/21/{serial}"),
+    ("GET", "/vrs/01/{gtin}/10/{lot}/21/{serial}"),
+    ("GET", "/vrs/gtin/{gtin}/lot/{lot}/ser/{serial}"),
     ("GET", "/api/v1/status"),
     ("GET", "/api/v1/verify"),
     ("GET", "/api/v1/lots/{gtin}/{lot}"),
@@ -398,6 +401,8 @@ async fn dispatch(state: &AppState, request: &Request) -> Answer {
             Ok(respond(200, "text/html; charset=utf-8", PAGE))
         }
         (["01", rest @ ..], true) => verify::digital_link(state, request, rest).await,
+        // GS1 Lightweight Messaging verification requests (DSCSA VRS).
+        (["vrs", rest @ ..], _) => lightweight_messaging::serve(state, request, rest).await,
         (["api", "v1", rest @ ..], _) => api_v1(state, request, rest).await,
         _ => Err(ApiError::not_found(format!(
             "no such endpoint: {} {}; see /openapi.json",

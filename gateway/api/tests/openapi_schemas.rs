@@ -755,6 +755,27 @@ async fn every_answer_matches_the_document(index_url: &str) {
         let answer = c.check("GET", template, path, None).await;
         assert_eq!(answer.status, 200, "{path}: {}", answer.text);
     }
+    // GS1 Lightweight Messaging verification requests: verified, not
+    // verified with codes, and nothing of the serial on the ledger (no
+    // responderGLN, no corrUUID sent).
+    let vrs = "/vrs/01/{gtin}/10/{lot}/21/{serial}";
+    for (template, path) in [
+        (vrs, format!("/vrs/01/{GTIN}/10/L-OK/21/L-OK-S1?17=301231&linkType=verificationService&context=dscsaSaleableReturn&reqGLN=0614141000005&corrUUID=21f11c2b-4b0a-4b21-9a7b-5b2bd7e2f8a1")),
+        (vrs, format!("/vrs/01/{GTIN}/10/L-RECALL/21/L-RECALL-S1?17=301231&reqGLN=0614141000005")),
+        ("/vrs/gtin/{gtin}/lot/{lot}/ser/{serial}", format!("/vrs/gtin/{GTIN}/lot/L-NONE/ser/X1?exp=301231&reqGLN=0614141000005")),
+    ] {
+        let answer = c.check("GET", template, &path, None).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+    }
+    let answer = c
+        .check(
+            "GET",
+            vrs,
+            &format!("/vrs/01/{GTIN}/10/L-OK/21/L-OK-S1"),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text);
     for (template, path) in links
         .iter()
         .cloned()
@@ -811,6 +832,10 @@ async fn every_answer_matches_the_document(index_url: &str) {
         (
             "/01/{gtin}/10/{lot}/21/{serial}",
             format!("/01/{GTIN}/10/L-OK/21/L-OK-S1"),
+        ),
+        (
+            "/vrs/01/{gtin}/10/{lot}/21/{serial}",
+            format!("/vrs/01/{GTIN}/10/L-OK/21/L-OK-S1?17=301231&reqGLN=0614141000005"),
         ),
     ] {
         let answer = stale.check("GET", template, &path, None).await;
