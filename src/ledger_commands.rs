@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use coldchain_processors::messages::coldchain as pb;
 use coldchain_processors::signing::{Signer, TransactionSpec};
-use coldchain_processors::{custody, identifiers, registry};
+use coldchain_processors::{custody, identifiers, isbt128, registry};
 
 use crate::client::{LedgerClient, Outcome};
 use crate::keys;
@@ -245,7 +245,8 @@ pub enum ShipmentCommand {
         /// A lot as GTIN/LOT (repeat).
         #[arg(long = "lot")]
         lots: Vec<String>,
-        /// A blood unit's donation id (repeat).
+        /// A blood unit's donation id (repeat): 13 characters, as typed from the
+        /// label with its check character, or as scanned (`=A99992612345600`).
         #[arg(long = "blood-unit")]
         blood_units: Vec<String>,
         /// Transport profile; default: the strictest of the goods' profiles.
@@ -369,23 +370,39 @@ pub fn parse_group(text: &str) -> Result<(pb::AboGroup, pb::RhD)> {
 
 #[derive(Subcommand, Debug)]
 pub enum BloodCommand {
-    /// Register a blood unit held by your blood bank.
+    /// Register a blood unit held by your blood bank, from its ISBT 128 label
+    /// scans (--scan) and/or flags; a value given both ways must agree.
     Register {
-        /// ISBT 128 donation identification number.
+        /// ISBT 128 donation identification number: 13 characters
+        /// (A999926123456), as typed from the label with flags and/or the boxed
+        /// check character (A9999 26 123456 00 T), or as scanned (=A99992612345600).
         #[arg(long)]
-        din: String,
+        din: Option<String>,
+        /// What a label scanner reads from the bag (repeat, or several in one
+        /// argument): DIN =A99992612345600, product code =<E0398V00, blood group
+        /// =%9500, expiry &>0271232359. Quote it: < > & are special to the shell.
+        #[arg(long = "scan")]
+        scans: Vec<String>,
+        /// The component; needed unless a product code is scanned.
         #[arg(long, value_enum)]
-        component: ComponentArg,
-        /// ABO/Rh group, e.g. O- or AB+.
+        component: Option<ComponentArg>,
+        /// ABO/Rh group, e.g. O- or AB+; needed unless a blood group is scanned.
         #[arg(long)]
-        group: String,
+        group: Option<String>,
         #[arg(long, default_value_t = 280)]
         volume_ml: u32,
-        /// Expiry date, YYYYMMDD.
+        /// Expiry date, YYYYMMDD; needed unless an expiry is scanned.
         #[arg(long)]
-        expiry: u32,
+        expiry: Option<u32>,
         #[arg(long)]
         site: String,
+    },
+    /// Read a bag's ISBT 128 label scans and print what they say (DIN as printed,
+    /// with its check character; component; ABO/RhD; expiry). Nothing is sent.
+    Label {
+        /// Scanned bar codes, e.g. '=A99992612345600' '=<E0398V00' '=%9500'.
+        #[arg(required = true)]
+        scans: Vec<String>,
     },
     /// File an emergency request (hospitals).
     Request {
@@ -413,6 +430,8 @@ pub enum BloodCommand {
         request: String,
         #[arg(long)]
         offer: String,
+        /// A unit's DIN (repeat): 13 characters, typed with its check
+        /// character, or scanned (=A99992612345600).
         #[arg(long = "unit", required = true)]
         units: Vec<String>,
     },
@@ -610,7 +629,11 @@ pub fn shipment_spec(command: &ShipmentCommand, at_s: u64) -> Result<Transaction
                 refs.push(lot_ref(gtin, lot)?);
             }
             a.set_lots(refs.into());
-            a.set_blood_units(blood_units.clone().into());
+            let units = blood_units
+                .iter()
+                .map(|unit| ledger_din(unit))
+                .collect::<Result<Vec<_>>>()?;
+            a.set_blood_units(units.into());
             if let Some(preset) = profile {
                 a.set_profile(preset.profile());
             }
@@ -677,20 +700,22 @@ pub fn blood_spec(command: &BloodCommand, at_s: u64) -> Result<TransactionSpec> 
     Ok(match command {
         BloodCommand::Register {
             din,
+            scans,
             component,
             group,
             volume_ml,
             expiry,
             site,
         } => {
-            let (abo, rh) = parse_group(group)?;
+            let unit =
+                unit_to_register(din.as_deref(), scans, *component, group.as_deref(), *expiry)?;
             let mut a = pb::RegisterBloodUnit::new();
-            a.set_donation_id(din.clone());
-            a.set_component((*component).into());
-            a.set_abo(abo);
-            a.set_rh(rh);
+            a.set_donation_id(unit.din);
+            a.set_component(unit.component);
+            a.set_abo(unit.abo);
+            a.set_rh(unit.rh);
             a.set_volume_ml(*volume_ml);
-            a.set_expiry_date(*expiry);
+            a.set_expiry_date(unit.expiry);
             a.set_site_gln(site.clone());
             registry_spec(
                 pb::RegistryPayload_oneof_action::register_blood_unit(a),
@@ -730,7 +755,11 @@ pub fn blood_spec(command: &BloodCommand, at_s: u64) -> Result<TransactionSpec> 
             let mut a = pb::OfferBloodUnits::new();
             a.set_request_id(request.clone());
             a.set_offer_id(offer.clone());
-            a.set_donation_ids(units.clone().into());
+            let units = units
+                .iter()
+                .map(|unit| ledger_din(unit))
+                .collect::<Result<Vec<_>>>()?;
+            a.set_donation_ids(units.into());
             custody_spec(C::offer_blood_units(a), at_s)?
         }
         BloodCommand::Accept {
@@ -749,7 +778,133 @@ pub fn blood_spec(command: &BloodCommand, at_s: u64) -> Result<TransactionSpec> 
             a.set_request_id(request.clone());
             custody_spec(C::confirm_blood_delivery(a), at_s)?
         }
+        BloodCommand::Label { .. } => {
+            bail!("`blood label` only reads scans; it sends nothing to the ledger")
+        }
     })
+}
+
+/// The 13-character DIN the ledger keys a unit by, from what a person typed or
+/// a scanner read (see `coldchain_processors::isbt128`). A 13-character id the
+/// ledger accepted before ISBT 128 scans were read (facility code any 5 of
+/// `A-Z 0-9`) still passes unchanged.
+pub fn ledger_din(text: &str) -> Result<String> {
+    match isbt128::parse_donation_number(text) {
+        Ok(number) => Ok(number.din),
+        Err(_) if identifiers::check_donation_id(text).is_ok() => Ok(text.to_string()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What `blood register` registers.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnitToRegister {
+    pub din: String,
+    pub component: pb::BloodComponent,
+    pub abo: pb::AboGroup,
+    pub rh: pb::RhD,
+    pub expiry: u32,
+}
+
+/// One value from a flag and/or a scan: both must agree; one is needed.
+fn agreed<T: PartialEq + std::fmt::Debug>(
+    flag: Option<T>,
+    scanned: Option<T>,
+    what: &str,
+    how: &str,
+) -> Result<T> {
+    match (flag, scanned) {
+        (Some(flag), Some(scanned)) if flag != scanned => {
+            bail!("the {what} given by flag ({flag:?}) and the scanned label ({scanned:?}) differ; check the bag")
+        }
+        (Some(value), _) | (None, Some(value)) => Ok(value),
+        (None, None) => bail!("no {what}: {how}"),
+    }
+}
+
+/// Merges `blood register`'s flags with its label scans.
+pub fn unit_to_register(
+    din: Option<&str>,
+    scans: &[String],
+    component: Option<ComponentArg>,
+    group: Option<&str>,
+    expiry: Option<u32>,
+) -> Result<UnitToRegister> {
+    let label = isbt128::parse_scans(&scans.join(" "))?;
+    let din = agreed(
+        din.map(ledger_din).transpose()?,
+        label.donation.map(|d| d.din),
+        "donation number",
+        "give --din, or --scan the DIN bar code (=A99992612345600)",
+    )?;
+    let component = agreed(
+        component.map(pb::BloodComponent::from),
+        label.product.map(|p| p.component),
+        "component",
+        "give --component, or --scan the product code (=<E0398V00)",
+    )?;
+    let (abo, rh) = agreed(
+        group.map(parse_group).transpose()?,
+        label.group,
+        "blood group",
+        "give --group (O-, AB+, ...), or --scan the blood group (=%9500)",
+    )?;
+    let expiry = agreed(
+        expiry,
+        label.expiry,
+        "expiry",
+        "give --expiry YYYYMMDD, or --scan the expiry (&>0271232359)",
+    )?;
+    Ok(UnitToRegister {
+        din,
+        component,
+        abo,
+        rh,
+        expiry,
+    })
+}
+
+/// `coldchain blood label`: what a bag's scans say, as the label prints it.
+pub fn print_label(scans: &[String], json: bool) -> Result<()> {
+    let label = isbt128::parse_scans(&scans.join(" "))?;
+    let din = label.donation.as_ref();
+    let product = label.product.as_ref();
+    let group = label
+        .group
+        .map(|(abo, rh)| coldchain_processors::blood::BloodType::new(abo, rh).to_string());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "din": din.map(|d| &d.din),
+                "flags": din.and_then(|d| d.flags.as_ref()),
+                "check_character": din.map(|d| d.check_character().to_string()),
+                "label_text": din.map(|d| d.label_text()),
+                "product_code": product.map(|p| &p.code),
+                "component": product.map(|p| format!("{:?}", p.component).to_lowercase()),
+                "product_description": product.map(|p| p.description),
+                "blood_type": group,
+                "expiry_date": label.expiry,
+            })
+        );
+        return Ok(());
+    }
+    if let Some(d) = din {
+        println!("DIN          {}   (ledger id {})", d.label_text(), d.din);
+    }
+    if let Some(p) = product {
+        println!(
+            "product      {} {:?}: {} (collection {}, division {})",
+            p.code, p.component, p.description, p.collection, p.division
+        );
+    }
+    if let Some(group) = group {
+        println!("blood group  {group}");
+    }
+    if let Some(expiry) = label.expiry {
+        println!("expiry       {expiry} (last whole day of use)");
+    }
+    Ok(())
 }
 
 /// Prints an outcome; returns an error (non-zero exit) for refusals.
@@ -779,5 +934,107 @@ pub fn report(outcome: &Outcome, what: &str, json: bool) -> Result<()> {
         Outcome::Pending { batch_id } => bail!(
             "{what}: not committed yet (batch {batch_id}); check later with GET /batch_statuses?id={batch_id}"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scans(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_bags_scans_alone_register_the_unit() {
+        let unit = unit_to_register(
+            None,
+            &scans(&["=A99992612345600", "=<E0398V00 =%9500", "&>0271232359"]),
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            unit,
+            UnitToRegister {
+                din: "A999926123456".into(),
+                component: pb::BloodComponent::RED_CELLS,
+                abo: pb::AboGroup::O,
+                rh: pb::RhD::NEGATIVE,
+                expiry: 20270503,
+            }
+        );
+    }
+
+    #[test]
+    fn flags_alone_register_as_before() {
+        let unit = unit_to_register(
+            Some("A999926000001"),
+            &[],
+            Some(ComponentArg::Platelets),
+            Some("AB+"),
+            Some(20281231),
+        )
+        .unwrap();
+        assert_eq!(unit.din, "A999926000001");
+        assert_eq!(unit.component, pb::BloodComponent::PLATELETS);
+        assert_eq!((unit.abo, unit.rh), (pb::AboGroup::AB, pb::RhD::POSITIVE));
+    }
+
+    #[test]
+    fn a_flag_that_contradicts_the_label_is_refused() {
+        let err = unit_to_register(
+            None,
+            &scans(&["=A99992612345600 =<E0398V00 =%9500 &>0271232359"]),
+            Some(ComponentArg::Platelets),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("differ"), "{err}");
+        let err = unit_to_register(
+            Some("A999926123457"),
+            &scans(&["=A99992612345600"]),
+            Some(ComponentArg::RedCells),
+            Some("O-"),
+            Some(20270101),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("donation number"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_value_names_the_flag_and_the_scan() {
+        let err = unit_to_register(
+            None,
+            &scans(&["=A99992612345600 =<E0398V00"]),
+            None,
+            None,
+            Some(20270101),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("--group") && err.to_string().contains("=%9500"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dins_are_read_in_every_printed_and_scanned_form() {
+        for text in [
+            "A999926123456",
+            "A999926123456T",
+            "A9999 26 123456 00 T",
+            "=A99992612345600",
+        ] {
+            assert_eq!(ledger_din(text).unwrap(), "A999926123456", "{text}");
+        }
+        // A 13-character id the ledger accepted before (facility code of any
+        // 5 of A-Z 0-9) still passes unchanged.
+        assert_eq!(ledger_din("0XY1226000001").unwrap(), "0XY1226000001");
+        let err = ledger_din("A999926123456K").unwrap_err();
+        assert!(err.to_string().contains("gives 'T'"), "{err}");
+        assert!(ledger_din("nonsense").is_err());
     }
 }

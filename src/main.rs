@@ -231,6 +231,10 @@ fn run(command: Command) -> Result<()> {
             connection,
         } => ledger_commands::print_label(&scans, connection.json),
         Command::Blood {
+            command: BloodCommand::Label { scans },
+            connection,
+        } => ledger_commands::print_label(&scans, connection.json),
+        Command::Blood {
             command,
             connection,
         } => submit_action(&connection, &command, ledger_commands::blood_spec),

@@ -12,6 +12,8 @@
 //! - [`registry`]: the registry family (organisations, agents, sites, devices, gateways, lots, blood units).
 //! - [`custody`]: the custody family (shipments, hand-offs, dispensing, emergency blood transfers).
 //! - [`blood`]: ABO/Rh compatibility and blood-component profiles (pure rules).
+//! - [`isbt128`]: ISBT 128 label scans (DIN with flags and MOD 37-2 check character,
+//!   product codes, blood group codes, expiry) for the clients; pure parsing.
 //! - [`thermal`]: excursions, budgets, gaps, MKT and the readings hash chain (pure rules).
 //! - [`sensor`]: the sensor family (readings batches from gateways).
 //! - [`host`]: the ZeroMQ host that runs one family as an external TP process.
@@ -28,6 +30,7 @@ pub mod blood;
 pub mod custody;
 pub mod host;
 pub mod identifiers;
+pub mod isbt128;
 pub mod memory_context;
 #[allow(warnings, clippy::all)]
 pub mod messages;

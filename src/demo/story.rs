@@ -548,11 +548,12 @@ pub async fn emergency_blood(n: &mut Narrator, cast: &Cast) -> Result<()> {
     n.say("The blood bank holds three units of red cells");
     for (din, group) in DONATIONS.iter().zip(["O-", "O-", "A+"]) {
         let register = BloodCommand::Register {
-            din: (*din).into(),
-            component: ComponentArg::RedCells,
-            group: group.into(),
+            din: Some((*din).into()),
+            scans: Vec::new(),
+            component: Some(ComponentArg::RedCells),
+            group: Some(group.into()),
             volume_ml: 280,
-            expiry: 20281231,
+            expiry: Some(20281231),
             site: cast.blood_bank.gln.clone(),
         };
         n.commit(

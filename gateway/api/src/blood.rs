@@ -1,6 +1,12 @@
 //! The emergency blood board: open requests (most urgent first) and the units
 //! that could answer them: active, unexpired, not offered or shipped, cold
 //! chain intact, ABO/Rh compatible (rules from `coldchain_processors::blood`).
+//!
+//! The board reads what a label scanner reads (`coldchain_processors::isbt128`):
+//! `unit=` takes a DIN as scanned (`=A99992612345600`), typed with its check
+//! character, or as the 13 characters the ledger keys units by; `product=` a
+//! scanned product code (`=<E0398V00`) in place of `component=`. Each unit
+//! carries its DIN as printed on the label, with the boxed check character.
 use std::collections::HashMap;
 
 use coldchain_processors::addressing::RecordKind;
@@ -84,6 +90,8 @@ pub struct UnitFilter {
     /// The patient's type: only compatible units are listed.
     pub patient: Option<BloodType>,
     pub site_gln: Option<String>,
+    /// One unit, by its 13-character DIN.
+    pub donation_id: Option<String>,
 }
 
 fn bad(name: &str, value: &str, allowed: &str) -> ApiError {
@@ -97,7 +105,8 @@ fn bad(name: &str, value: &str, allowed: &str) -> ApiError {
 }
 
 impl UnitFilter {
-    /// From `component=red_cells&abo=A&rh=+&site=…` (all optional; abo and rh together).
+    /// From `component=red_cells&abo=A&rh=+&site=…&unit=…&product=…` (all
+    /// optional; abo and rh together; `product` instead of or agreeing with `component`).
     /// Components may be spelt as the CLI spells them too (`red-cells`,
     /// `whole-blood`, `plasma`, `cryo`), so a name copied from one works in the other.
     pub fn from_query(query: &HashMap<String, String>) -> Result<UnitFilter, ApiError> {
@@ -117,6 +126,28 @@ impl UnitFilter {
                     )),
                 }),
             };
+        let component = match query.get("product") {
+            None => component,
+            Some(scan) => {
+                let product = coldchain_processors::isbt128::parse_product_code(scan)
+                    .map_err(|e| ApiError::bad_request("bad_parameter", format!("product: {e}")))?;
+                if component.is_some_and(|c| c != product.component) {
+                    return Err(ApiError::bad_request(
+                        "bad_parameter",
+                        format!(
+                            "product={} is {} but component= names another component; give one of them",
+                            product.code,
+                            name(product.component)
+                        ),
+                    ));
+                }
+                Some(product.component)
+            }
+        };
+        let donation_id = match query.get("unit") {
+            None => None,
+            Some(text) => Some(ledger_din(text)?),
+        };
         let abo = match query.get("abo").map(|a| a.to_ascii_uppercase()) {
             None => None,
             Some(a) => Some(match a.as_str() {
@@ -159,13 +190,30 @@ impl UnitFilter {
             component,
             patient,
             site_gln,
+            donation_id,
         })
+    }
+}
+
+/// The ledger's 13-character DIN of a scanned or typed one (ids registered
+/// before scans were read, facility code any 5 of `A-Z 0-9`, pass unchanged).
+pub fn ledger_din(text: &str) -> Result<String, ApiError> {
+    use coldchain_processors::{identifiers, isbt128};
+    match isbt128::parse_donation_number(text) {
+        Ok(number) => Ok(number.din),
+        Err(_) if identifiers::check_donation_id(text).is_ok() => Ok(text.to_string()),
+        Err(e) => Err(ApiError::bad_request("bad_parameter", format!("unit: {e}"))),
     }
 }
 
 #[derive(Debug, Serialize)]
 pub struct UnitView {
     pub donation_id: String,
+    /// The DIN as printed under its bar code, with the boxed ISO 7064
+    /// MOD 37-2 check character: `A9999 26 123456 [T]`.
+    pub din_label: String,
+    /// That check character alone (what a person types after the 13 characters).
+    pub check_character: String,
     pub component: String,
     pub blood_type: String,
     pub volume_ml: u32,
@@ -193,6 +241,10 @@ pub fn is_available(
         .site_gln
         .as_deref()
         .is_none_or(|s| s == unit.get_site_gln());
+    let named = filter
+        .donation_id
+        .as_deref()
+        .is_none_or(|d| d == unit.get_donation_id());
     let compatible = match (filter.patient, filter.component) {
         (Some(patient), Some(component)) => is_compatible(
             component,
@@ -201,7 +253,7 @@ pub fn is_available(
         ),
         _ => true,
     };
-    basic && component && site && compatible
+    basic && component && site && named && compatible
 }
 
 /// Units that could be offered now, soonest expiry first.
@@ -218,8 +270,15 @@ pub async fn available_units(
         if !is_available(unit, thermal.as_ref().map(|t| &t.record), filter, today) {
             continue;
         }
+        let din = unit.get_donation_id();
+        let din_label = coldchain_processors::isbt128::din_label_text(din).unwrap_or_default();
+        let check_character = coldchain_processors::isbt128::din_check_character(din)
+            .map(String::from)
+            .unwrap_or_default();
         out.push(UnitView {
-            donation_id: unit.get_donation_id().to_string(),
+            donation_id: din.to_string(),
+            din_label,
+            check_character,
             component: name(unit.get_component()),
             blood_type: BloodType::new(unit.get_abo(), unit.get_rh()).to_string(),
             volume_ml: unit.get_volume_ml(),
@@ -313,6 +372,72 @@ mod tests {
             let filter = UnitFilter::from_query(&q(&[("component", spelling)])).unwrap();
             assert_eq!(filter.component, Some(component), "{spelling}");
         }
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_scanned_din_finds_its_unit_whatever_form_it_takes() {
+        let o_neg = unit(AboGroup::O, RhD::NEGATIVE);
+        for scan in [
+            "=A99992612345600",
+            "A999926123456",
+            "A999926123456T",
+            "A9999 26 123456 00 T",
+        ] {
+            let filter = UnitFilter::from_query(&query(&[("unit", scan)])).unwrap();
+            assert_eq!(filter.donation_id.as_deref(), Some("A999926123456"));
+            assert!(is_available(&o_neg, None, &filter, 20270101), "{scan}");
+        }
+        let other = UnitFilter::from_query(&query(&[("unit", "=A99992612345700")])).unwrap();
+        assert!(!is_available(&o_neg, None, &other, 20270101));
+    }
+
+    #[test]
+    fn a_din_with_a_wrong_check_character_is_a_bad_request() {
+        let err = UnitFilter::from_query(&query(&[("unit", "A999926123456K")])).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(
+            err.message.contains("MOD 37-2 gives 'T'"),
+            "{}",
+            err.message
+        );
+        let err = UnitFilter::from_query(&query(&[("unit", "=A99992612345688")])).unwrap_err();
+        assert_eq!(err.status, 400);
+    }
+
+    #[test]
+    fn a_scanned_product_code_names_the_component() {
+        let filter = UnitFilter::from_query(&query(&[
+            ("product", "=<E0398V00"),
+            ("abo", "AB"),
+            ("rh", "+"),
+        ]))
+        .unwrap();
+        assert_eq!(filter.component, Some(BloodComponent::RED_CELLS));
+        let agree = UnitFilter::from_query(&query(&[
+            ("product", "=<E0701V00"),
+            ("component", "plasma"),
+        ]))
+        .unwrap();
+        assert_eq!(agree.component, Some(BloodComponent::FRESH_FROZEN_PLASMA));
+        let err = UnitFilter::from_query(&query(&[
+            ("product", "=<E0398V00"),
+            ("component", "platelets"),
+        ]))
+        .unwrap_err();
+        assert!(err.message.contains("another component"), "{}", err.message);
+        let err = UnitFilter::from_query(&query(&[("product", "=<E9999V00")])).unwrap_err();
+        assert!(
+            err.message.contains("give the component by name"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

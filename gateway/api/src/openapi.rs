@@ -483,6 +483,8 @@ fn schemas() -> Value {
             "an available unit",
             json!({
         "donation_id": string(),
+        "din_label": {"type": "string", "description": "the DIN as printed on the label, with the boxed ISO 7064 MOD 37-2 check character: A9999 26 123456 [T]"},
+        "check_character": {"type": "string", "description": "the DIN's check character alone"},
         "component": strings(&["blood_component_unset", "red_cells", "whole_blood", "platelets", "fresh_frozen_plasma", "cryoprecipitate"]),
         "blood_type": string(), "volume_ml": integer(), "expiry_date": integer(), "holder_org_id": string(),
         "site_gln": string(), "evidence": schema("Evidence")}),
@@ -771,7 +773,9 @@ pub fn document() -> Value {
             "/api/v1/blood/units": {"get": op("available in-spec compatible units", Access::Partner, json!([
                 param("component", "query", false, "red_cells, whole_blood, platelets, fresh_frozen_plasma, cryoprecipitate"),
                 param("abo", "query", false, "patient ABO (with rh and component)"), param("rh", "query", false, "+ or -"),
-                param("site", "query", false, "GLN of the holding site")]),
+                param("site", "query", false, "GLN of the holding site"),
+                param("unit", "query", false, "one unit's DIN: scanned (=A99992612345600), typed with its check character (A999926123456T) or the 13 characters"),
+                param("product", "query", false, "a scanned ISBT 128 product code (=<E0398V00) in place of component")]),
                 json!({"200": answer("the available units", "application/json", "BloodUnits")}), &[])},
             "/api/v1/batches": {"post": batches},
             "/api/v1/tokens": {"post": op("create an API token bound to the signing key (signed request only; each signed request creates one token: a replay answers 401 replayed_request)", Access::Signed, json!([param("label", "query", false, "label"), param("nonce", "query", false, "any unique value, to sign several token requests in one second")]),

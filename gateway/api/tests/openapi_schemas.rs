@@ -1018,6 +1018,30 @@ async fn every_answer_matches_the_document(index_url: &str) {
         requests.json()["requests"].as_array().map(Vec::len),
         Some(1)
     );
+    // What a label scanner reads names one unit (ISBT 128 DIN bar code, or the
+    // DIN typed with its check character); the DIN comes back as printed.
+    for query in ["unit=%3DW12342700000100", "unit=W1234%2027%20000001%206"] {
+        let path = format!("/api/v1/blood/units?{query}");
+        let scanned = c
+            .check("GET", "/api/v1/blood/units", &path, Some(&blood.hospital))
+            .await;
+        assert_eq!(scanned.status, 200, "{path}: {}", scanned.text);
+        let units = scanned.json()["units"].clone();
+        assert_eq!(units.as_array().map(Vec::len), Some(1), "{path}: {units}");
+        assert_eq!(units[0]["donation_id"], "W123427000001");
+        assert_eq!(units[0]["din_label"], "W1234 27 000001 [6]");
+        assert_eq!(units[0]["check_character"], "6");
+    }
+    let mistyped = c
+        .check(
+            "GET",
+            "/api/v1/blood/units",
+            "/api/v1/blood/units?unit=W123427000001K",
+            Some(&blood.hospital),
+        )
+        .await;
+    assert_eq!(mistyped.status, 400, "{}", mistyped.text);
+    assert!(mistyped.text.contains("gives '6'"), "{}", mistyped.text);
 
     // Batches (to the stub node), tokens, the audit log.
     let body: &'static [u8] = b"\x0a\x00";
