@@ -9,7 +9,7 @@ use coldchain_api::chain::{ingest, Ingested};
 use coldchain_api::{Api, ApiConfig, ApiHandle};
 use serde_json::Value;
 use support::scenario::{self, site, GTIN};
-use support::Ledger;
+use support::{drop_postgres_schema, postgres_url, Ledger};
 
 /// The requestor: a pharmacy's GLN (valid check digit).
 const REQ_GLN: &str = "0614141000005";
@@ -392,4 +392,11 @@ async fn sqlite_every_verdict_is_answered_as_the_standard_says() {
         dir.path().join("index.db").display()
     ))
     .await;
+}
+
+#[tokio::test]
+async fn postgres_every_verdict_is_answered_as_the_standard_says() {
+    drop_postgres_schema("lightweight_messaging").await;
+    every_verdict_is_answered_as_the_standard_says(&postgres_url("lightweight_messaging")).await;
+    drop_postgres_schema("lightweight_messaging").await;
 }
