@@ -83,7 +83,7 @@ impl World {
                 (String::from("127.0.0.1"), port, Some(start_broker(port)?))
             }
         };
-        wait_for_tcp(&mqtt_host, mqtt_port).await?;
+        wait_for_broker(&mqtt_host, mqtt_port).await?;
 
         let api_port = port(args.api_port)?;
         let api_config = coldchain_api::ApiConfig {
@@ -374,15 +374,28 @@ next_connection_delay_ms = 1
     Ok(thread)
 }
 
-async fn wait_for_tcp(host: &str, port: u16) -> Result<()> {
+/// Waits until the broker at `host:port` answers an MQTT CONNECT with a
+/// CONNACK. A bare TCP probe is not enough and not polite: rumqttd logs a
+/// connection that closes before its CONNECT packet as an ERROR ("Error while
+/// handling MQTT connect packet"), which the demo printed at every start. The
+/// probe then closes its socket without DISCONNECT, which rumqttd takes as a
+/// peer that went away (logged at INFO), not as a router error.
+async fn wait_for_broker(host: &str, port: u16) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let client_id = format!("coldchain-demo-probe-{}", std::process::id());
+    let mut options = rumqttc::MqttOptions::new(client_id, host, port);
+    options.set_clean_session(true);
+    let (_client, mut events) = rumqttc::AsyncClient::new(options, 1);
     loop {
-        if tokio::net::TcpStream::connect((host, port)).await.is_ok() {
-            return Ok(());
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(remaining, events.poll()).await {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => bail!("MQTT broker {host}:{port} did not answer an MQTT CONNECT within 10 s"),
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!("MQTT broker {host}:{port} is not reachable");
+            bail!("MQTT broker {host}:{port} did not answer an MQTT CONNECT within 10 s");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
