@@ -193,8 +193,9 @@ fn simulate_and_gateway_subcommands_bring_mqtt_readings_onto_the_chain_once() {
     let printed = String::from_utf8_lossy(&simulate.stdout);
     assert!(simulate.status.success(), "simulate failed: {printed}");
     let sent: u64 = printed
-        .split_whitespace()
-        .nth(1)
+        .lines()
+        .find_map(|l| l.strip_prefix("sent "))
+        .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("simulate prints `sent N readings …`: {printed}"));
     assert!(sent >= 10, "simulate sent readings: {printed}");

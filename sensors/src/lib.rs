@@ -10,6 +10,7 @@
 //! - [`transport`]: MQTT publishing and pty serial lines (I/O only).
 //! - [`modbus`]: a Modbus RTU slave on a pty (transmitters on an RS-485 line).
 //! - [`Simulator`]: many loggers on a schedule.
+//! - [`sequences`]: the last sequence per logger, kept between runs.
 //! - [`cli`]: `coldchain simulate`.
 //!
 //! ## Boundaries
@@ -17,11 +18,12 @@
 //! (`docs/device-protocols.md`); it never talks to the ledger.
 pub mod cli;
 pub mod logger;
+pub mod sequences;
 pub mod modbus;
 pub mod transport;
 
 pub use logger::{Logger, Scenario};
-pub use transport::{Encoding, MqttTransport, SerialTransport};
+pub use transport::{Encoding, MqttTransport, ReaderWait, SerialTransport};
 
 use coldchain_gateway::protocol::DeviceReading;
 use std::time::{Duration, Instant};
@@ -85,6 +87,23 @@ impl Simulator {
     pub fn assign_scenario(&mut self, count: usize, scenario: Scenario) {
         for logger in self.loggers.iter_mut().take(count) {
             logger.scenario = scenario;
+        }
+    }
+
+    /// Makes every logger's next reading carry sequence `first`.
+    pub fn start_sequences_at(&mut self, first: u64) {
+        for logger in &mut self.loggers {
+            logger.continue_after(first.saturating_sub(1));
+        }
+    }
+
+    /// Makes each logger go on after the sequence `last_of` gives for its
+    /// device id (loggers it gives nothing for start at 1).
+    pub fn continue_sequences(&mut self, last_of: impl Fn(&str) -> Option<u64>) {
+        for logger in &mut self.loggers {
+            if let Some(last) = last_of(&logger.device_id) {
+                logger.continue_after(last);
+            }
         }
     }
 

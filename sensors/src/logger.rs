@@ -78,6 +78,12 @@ impl Logger {
         self.sequence
     }
 
+    /// Makes the next reading carry `last_sequence + 1` (a logger that was
+    /// switched off keeps counting where it stopped).
+    pub fn continue_after(&mut self, last_sequence: u64) {
+        self.sequence = last_sequence;
+    }
+
     /// Readings still held back by a power loss.
     pub fn buffered(&self) -> usize {
         self.buffered.len()

@@ -90,8 +90,19 @@ impl MqttTransport {
 /// the gateway opens [`SerialTransport::path`] as its serial port.
 pub struct SerialTransport {
     master: std::fs::File,
-    _slave: std::fs::File,
+    /// Our own handle on the gateway's end: it keeps the line up while no
+    /// reader has it open (writes are buffered instead of failing).
+    slave: Option<std::fs::File>,
     path: String,
+}
+
+/// How a wait for the reader of a serial line ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReaderWait {
+    /// Another program opened the line.
+    Opened,
+    /// Nobody opened it in time.
+    TimedOut,
 }
 
 impl SerialTransport {
@@ -118,7 +129,7 @@ impl SerialTransport {
             .map_err(|e| anyhow::anyhow!("tcsetattr failed: {e}"))?;
         Ok(SerialTransport {
             master,
-            _slave: slave,
+            slave: Some(slave),
             path,
         })
     }
@@ -126,6 +137,42 @@ impl SerialTransport {
     /// The device path to give the gateway (e.g. `/dev/pts/7`).
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Waits until another program (the gateway) opens the line, for at
+    /// most `timeout`. While only the simulator holds the pseudo-terminal its
+    /// end reports a hang-up; the hang-up clears as soon as a reader opens
+    /// the path. Our own handle is closed for the wait and opened again
+    /// after it, so the line stays up if the reader goes away later.
+    pub fn wait_for_reader(&mut self, timeout: std::time::Duration) -> anyhow::Result<ReaderWait> {
+        use nix::poll::{poll, PollFd, PollFlags};
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        self.slave = None;
+        let deadline = std::time::Instant::now() + timeout;
+        let outcome = loop {
+            let mut fds = [PollFd::new(self.master.as_raw_fd(), PollFlags::POLLOUT)];
+            poll(&mut fds, 0).map_err(|e| anyhow::anyhow!("poll on {} failed: {e}", self.path))?;
+            let hung_up = fds[0]
+                .revents()
+                .is_some_and(|events| events.contains(PollFlags::POLLHUP));
+            if !hung_up {
+                break ReaderWait::Opened;
+            }
+            if std::time::Instant::now() >= deadline {
+                break ReaderWait::TimedOut;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        // Not as our controlling terminal: the line belongs to the logger.
+        let reopened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NOCTTY)
+            .open(&self.path)
+            .map_err(|e| anyhow::anyhow!("cannot open {} again: {e}", self.path))?;
+        self.slave = Some(reopened);
+        Ok(outcome)
     }
 
     /// Writes the readings as `$CCR` lines.
@@ -141,5 +188,36 @@ impl SerialTransport {
         self.master
             .write_all(bytes)
             .map_err(|e| anyhow::anyhow!("serial write failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::time::Duration;
+
+    #[test]
+    fn a_serial_line_nobody_opens_times_out() {
+        let mut line = SerialTransport::open().unwrap();
+        let waited = line.wait_for_reader(Duration::from_millis(200)).unwrap();
+        assert_eq!(waited, ReaderWait::TimedOut);
+    }
+
+    #[test]
+    fn the_wait_ends_when_a_reader_opens_the_line_and_it_gets_what_is_sent() {
+        let mut line = SerialTransport::open().unwrap();
+        let path = line.path().to_string();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut port = std::fs::File::open(&path).unwrap();
+            let mut buffer = [0u8; 6];
+            port.read_exact(&mut buffer).unwrap();
+            buffer
+        });
+        let waited = line.wait_for_reader(Duration::from_secs(30)).unwrap();
+        assert_eq!(waited, ReaderWait::Opened);
+        line.send_raw(b"$CCR\r\n").unwrap();
+        assert_eq!(&reader.join().unwrap(), b"$CCR\r\n");
     }
 }
