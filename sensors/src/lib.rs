@@ -18,8 +18,8 @@
 //! (`docs/device-protocols.md`); it never talks to the ledger.
 pub mod cli;
 pub mod logger;
-pub mod sequences;
 pub mod modbus;
+pub mod sequences;
 pub mod transport;
 
 pub use logger::{Logger, Scenario};
