@@ -272,7 +272,7 @@ fn external_tps_reregister_after_a_node_crash_and_the_scenario_commits_through_t
     // The refusal was decided by the sensor TP process, after it re-registered.
     let sensor_log = read_log(dir.path(), "tp-sensor");
     let after_restart = sensor_log
-        .rfind("registered coldchain-sensor 1.0")
+        .rfind("registered coldchain-sensor 1.1")
         .expect("the sensor TP registered");
     assert!(
         sensor_log[after_restart..].contains("readings already recorded"),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use coldchain_processors::addressing::{
-    CUSTODY_FAMILY, FAMILY_VERSION, REGISTRY_FAMILY, SENSOR_FAMILY,
+    CUSTODY_FAMILY, FAMILY_VERSION, REGISTRY_FAMILY, SENSOR_FAMILY, SENSOR_FAMILY_VERSION,
 };
 use serde_json::{Map, Value};
 
@@ -234,7 +234,7 @@ fn genesis_settings_choose_pbft_and_allow_exactly_the_coldchain_families() {
     let expected: BTreeSet<(String, String)> = [
         (REGISTRY_FAMILY, FAMILY_VERSION),
         (CUSTODY_FAMILY, FAMILY_VERSION),
-        (SENSOR_FAMILY, FAMILY_VERSION),
+        (SENSOR_FAMILY, SENSOR_FAMILY_VERSION),
         ("sawtooth_settings", "1.0"),
         ("sawtooth_identity", "1.0"),
     ]

@@ -2,7 +2,9 @@
 //! (1) `thermal::apply_readings` alone, in readings/s;
 //! (2) `SensorHandler::apply` on a `MemoryContext` with transactions of 100
 //!     readings each (gateway, devices and shipments carrying 2 lots each
-//!     registered beforehand), in transactions/s and readings/s.
+//!     registered beforehand; 1, 2 and 4 loggers per shipment, each with its own
+//!     track; the lots' profile has a stability budget of bands and an
+//!     Arrhenius model), in transactions/s and readings/s.
 //! Run: `cargo bench -p coldchain-processors --bench sensor_apply`.
 //! Prints figures only; it asserts nothing about speed.
 use std::hint::black_box;
@@ -11,7 +13,8 @@ use std::time::Instant;
 use coldchain_processors::addressing::{gateway_key, goods_key, RecordKind};
 use coldchain_processors::memory_context::MemoryContext;
 use coldchain_processors::messages::coldchain::{
-    Device, GatewayGrant, Lot, LotRef, LotStatus, Reading, RecordReadings, Shipment, StorageProfile,
+    Device, GatewayGrant, Lot, LotRef, LotStatus, Reading, RecordReadings, Shipment,
+    StabilityArrhenius, StabilityBand, StorageProfile,
 };
 use coldchain_processors::sensor::{record_readings_spec, SensorHandler};
 use coldchain_processors::state;
@@ -44,6 +47,25 @@ fn profile() -> StorageProfile {
     p
 }
 
+/// The lots' profile: the transport profile plus a stability budget (two bands
+/// and a vaccine-vial-monitor-like Arrhenius model), so it is computed too.
+fn lot_profile() -> StorageProfile {
+    let mut p = profile();
+    for (min_cdeg, max_cdeg, hours) in [(801, 2_500, 72_000), (2_501, 3_000, 12_000)] {
+        let mut band = StabilityBand::new();
+        band.min_cdeg = min_cdeg;
+        band.max_cdeg = max_cdeg;
+        band.allowed_s = hours * 3_600;
+        p.stability_bands.push(band);
+    }
+    let mut model = StabilityArrhenius::new();
+    model.activation_j_per_mol = 100_000;
+    model.reference_cdeg = 3_700;
+    model.allowed_s = 30_000 * 86_400;
+    p.set_stability_arrhenius(model);
+    p
+}
+
 /// A temperature trace around 5 °C with a short excursion to 9 °C every 1 000 readings.
 fn temperature(i: u64) -> i32 {
     if i % 1_000 < 5 {
@@ -53,9 +75,9 @@ fn temperature(i: u64) -> i32 {
     }
 }
 
-/// Registers gateway `GATEWAY` for `ORG`, and per shipment `S-k` a device `D-k`
-/// attached to it and two lots `Lk-a`, `Lk-b` it carries.
-fn setup(shipments: u64) -> Result<MemoryContext, Box<dyn std::error::Error>> {
+/// Registers gateway `GATEWAY` for `ORG`, and per shipment `S-k` devices
+/// `D-k-j` (j < `loggers`) attached to it and two lots `Lk-a`, `Lk-b` it carries.
+fn setup(shipments: u64, loggers: u64) -> Result<MemoryContext, Box<dyn std::error::Error>> {
     let mut context = MemoryContext::new();
     let mut grant = GatewayGrant::new();
     grant.org_id = ORG.to_string();
@@ -63,16 +85,19 @@ fn setup(shipments: u64) -> Result<MemoryContext, Box<dyn std::error::Error>> {
     let grant_address = RecordKind::GatewayGrant.address(&gateway_key(ORG, GATEWAY));
     state::store(&mut context, grant_address, &grant)?;
     for k in 0..shipments {
-        let (device_id, shipment_id) = (format!("D-{k}"), format!("S-{k}"));
-        let mut device = Device::new();
-        device.device_id = device_id.clone();
-        device.org_id = ORG.to_string();
-        device.attached_shipment_id = shipment_id.clone();
-        state::store(
-            &mut context,
-            RecordKind::Device.address(&device_id),
-            &device,
-        )?;
+        let shipment_id = format!("S-{k}");
+        for j in 0..loggers {
+            let device_id = format!("D-{k}-{j}");
+            let mut device = Device::new();
+            device.device_id = device_id.clone();
+            device.org_id = ORG.to_string();
+            device.attached_shipment_id = shipment_id.clone();
+            state::store(
+                &mut context,
+                RecordKind::Device.address(&device_id),
+                &device,
+            )?;
+        }
         let mut shipment = Shipment::new();
         shipment.shipment_id = shipment_id.clone();
         shipment.set_profile(profile());
@@ -85,7 +110,7 @@ fn setup(shipments: u64) -> Result<MemoryContext, Box<dyn std::error::Error>> {
             lot.gtin = GTIN.to_string();
             lot.lot = name.clone();
             lot.status = LotStatus::ACTIVE;
-            lot.set_profile(profile());
+            lot.set_profile(lot_profile());
             let address = RecordKind::Lot.address(&goods_key(GTIN, &name));
             state::store(&mut context, address, &lot)?;
         }
@@ -98,16 +123,19 @@ fn setup(shipments: u64) -> Result<MemoryContext, Box<dyn std::error::Error>> {
     Ok(context)
 }
 
-/// `transactions` requests spread round-robin over `shipments` shipments.
-fn requests(shipments: u64, transactions: u64) -> Vec<TpProcessRequest> {
+/// `transactions` requests spread round-robin over `shipments` shipments and
+/// their `loggers` loggers.
+fn requests(shipments: u64, loggers: u64, transactions: u64) -> Vec<TpProcessRequest> {
     (0..transactions)
         .map(|tx| {
             let k = tx % shipments;
+            let j = (tx / shipments) % loggers;
+            let round = tx / (shipments * loggers);
             let mut batch = RecordReadings::new();
-            batch.device_id = format!("D-{k}");
+            batch.device_id = format!("D-{k}-{j}");
             batch.shipment_id = format!("S-{k}");
             for r in 0..READINGS_PER_TX {
-                let i = (tx / shipments) * READINGS_PER_TX + r;
+                let i = round * READINGS_PER_TX + r;
                 let mut reading = Reading::new();
                 reading.sequence = i + 1;
                 reading.time_s = 1_700_000_000 + i * 60;
@@ -178,10 +206,11 @@ fn bench_thermal(readings: u64) -> Result<(), Box<dyn std::error::Error>> {
 fn bench_handler(
     label: &str,
     shipments: u64,
+    loggers: u64,
     transactions: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut context = setup(shipments)?;
-    let requests = requests(shipments, transactions);
+    let mut context = setup(shipments, loggers)?;
+    let requests = requests(shipments, loggers, transactions);
     let handler = SensorHandler::new();
     let cpu_start = cpu_ns();
     let start = Instant::now();
@@ -192,8 +221,9 @@ fn bench_handler(
     let events = context.take_events().len();
     let cpu = per_cpu_second(transactions, cpu_start);
     println!(
-        "SensorHandler::apply, {label}: {transactions} transactions x {READINGS_PER_TX} \
-         readings over {shipments} shipment(s) in {seconds:.3} s = {:.0} transactions/s, \
+        "SensorHandler::apply, {label}, {loggers} logger(s) per shipment: {transactions} \
+         transactions x {READINGS_PER_TX} readings over {shipments} shipment(s) in \
+         {seconds:.3} s = {:.0} transactions/s, \
          {:.0} readings/s; transactions: {cpu} ({events} events)",
         transactions as f64 / seconds,
         (transactions * READINGS_PER_TX) as f64 / seconds
@@ -213,9 +243,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     bench_thermal(THERMAL_READINGS / divisor)?;
     // 500 shipments of 100 transactions each: 10 000 readings (about a week at one
     // a minute) and up to 10 excursions per record, as in real transport.
-    bench_handler("typical", 500, TRANSACTIONS / divisor)?;
-    // One shipment with 5 million readings: every record lists the maximum of
+    for loggers in [1, 2, 4] {
+        bench_handler("typical", 500, loggers, TRANSACTIONS / divisor)?;
+    }
+    // One shipment with 5 million readings: every track lists the maximum of
     // closed excursions, so each transaction decodes and encodes the largest records.
-    bench_handler("worst case", 1, TRANSACTIONS / divisor)?;
+    for loggers in [1, 2, 4] {
+        bench_handler("worst case", 1, loggers, TRANSACTIONS / divisor)?;
+    }
     Ok(())
 }

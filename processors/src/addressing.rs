@@ -12,8 +12,12 @@ pub const REGISTRY_FAMILY: &str = "coldchain-registry";
 pub const CUSTODY_FAMILY: &str = "coldchain-custody";
 /// Family name of the sensor processor (readings and the thermal records they update).
 pub const SENSOR_FAMILY: &str = "coldchain-sensor";
-/// The one version each family speaks.
+/// The version the registry and custody families speak.
 pub const FAMILY_VERSION: &str = "1.0";
+/// The version the sensor family speaks: 1.1 keeps one thermal track per logger
+/// (1.0 merged all loggers of a shipment into one record; see
+/// `docs/families-sensor.md` for the cut-over).
+pub const SENSOR_FAMILY_VERSION: &str = "1.1";
 
 /// The on-chain setting holding the comma-separated public keys of network admins.
 pub const ADMINS_SETTING: &str = "coldchain.admins";
@@ -94,8 +98,30 @@ impl RecordKind {
 
     /// The 70-hex address of the record with natural key `key`.
     pub fn address(self, key: &str) -> String {
-        let digest = hex::encode(Sha512::digest(key.as_bytes()));
-        format!("{}{}", self.address_prefix(), &digest[..62])
+        // A hot path (several addresses per readings transaction): the family
+        // namespace is hashed once, and only the 31 digest bytes used are encoded.
+        static NAMESPACES: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+        let namespaces = NAMESPACES.get_or_init(|| {
+            [
+                namespace(REGISTRY_FAMILY),
+                namespace(CUSTODY_FAMILY),
+                namespace(SENSOR_FAMILY),
+            ]
+        });
+        let family = match self.family() {
+            REGISTRY_FAMILY => &namespaces[0],
+            CUSTODY_FAMILY => &namespaces[1],
+            _ => &namespaces[2],
+        };
+        let digest = Sha512::digest(key.as_bytes());
+        let mut text = [0u8; 62];
+        let mut address = String::with_capacity(70);
+        address.push_str(family);
+        address.push_str(self.prefix());
+        if hex::encode_to_slice(&digest[..31], &mut text).is_ok() {
+            address.push_str(std::str::from_utf8(&text).unwrap_or_default());
+        }
+        address
     }
 }
 

@@ -98,6 +98,10 @@ pub fn strictest_profile(profiles: &[StorageProfile]) -> Result<StorageProfile, 
     if combined.get_name().len() > 100 {
         combined.set_name("strictest of the shipment's goods".into());
     }
+    // A stability budget belongs to a product: the lots' records use it up
+    // (per shipment, in their tracks); the transport profile has none.
+    combined.stability_bands.clear();
+    combined.clear_stability_arrhenius();
     if combined.get_has_mkt_limit() {
         let clamped = combined.get_mkt_limit_cdeg().clamp(
             combined.get_min_cdeg(),

@@ -60,6 +60,9 @@ pub fn check_profile(profile: &StorageProfile) -> Result<(), String> {
     } else if profile.get_mkt_limit_cdeg() != 0 {
         return Err("storage profile sets mkt_limit_cdeg but has_mkt_limit is false".into());
     }
+    if let Some(problem) = crate::thermal::stability::profile_problem(profile) {
+        return Err(format!("storage profile: {problem}"));
+    }
     Ok(())
 }
 

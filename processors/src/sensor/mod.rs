@@ -1,6 +1,7 @@
-//! The sensor family (`coldchain-sensor` 1.0): a gateway submits one device's
-//! readings for one shipment; the handler checks them and updates the thermal
-//! records of the shipment and of every lot and blood unit it carries.
+//! The sensor family (`coldchain-sensor` 1.1): a gateway submits one device's
+//! readings for one shipment; the handler checks them and updates that
+//! logger's track in the thermal records of the shipment and of every lot and
+//! blood unit it carries ([`crate::thermal::tracks`]).
 //!
 //! Layout: [`checks`] holds every refusal, [`spec`] builds the client's
 //! transaction, this file reads state, applies [`crate::thermal`] and writes.
@@ -48,7 +49,7 @@ impl TransactionHandler for SensorHandler {
     }
 
     fn family_versions(&self) -> Vec<String> {
-        vec![addressing::FAMILY_VERSION.to_string()]
+        vec![addressing::SENSOR_FAMILY_VERSION.to_string()]
     }
 
     fn namespaces(&self) -> Vec<String> {
@@ -268,16 +269,18 @@ fn apply_to_subject(
         time_s: r.time_s,
         temperature_cdeg: r.temperature_cdeg,
     });
-    let outcomes = thermal::apply_readings(&mut record, &batch.device_id, points)
-        .map_err(|e| ApplyError::InternalError(e.to_string()))?;
-    record.readings_chain_head =
-        thermal::next_chain_head(&record.readings_chain_head, payload_sha512).ok_or_else(|| {
-            ApplyError::InternalError(format!(
-                "thermal record of {} holds a malformed readings_chain_head",
-                subject.key
-            ))
-        })?;
-    record.readings_batches = record.readings_batches.saturating_add(1);
+    let outcomes = thermal::record_logger_readings(
+        &mut record,
+        &batch.shipment_id,
+        &batch.device_id,
+        points,
+        payload_sha512,
+        match subject.kind {
+            SubjectKind::Shipment => thermal::MAX_LISTED_PER_TRACK,
+            SubjectKind::Lot | SubjectKind::BloodUnit => 0,
+        },
+    )
+    .map_err(|e| ApplyError::InternalError(e.to_string()))?;
 
     for outcome in &outcomes {
         emit(context, outcome, subject, batch)?;

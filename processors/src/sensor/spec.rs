@@ -1,7 +1,7 @@
 //! The client side of the sensor family: the transaction a gateway signs.
 use protobuf::Message;
 
-use crate::addressing::{gateway_key, RecordKind, FAMILY_VERSION, SENSOR_FAMILY};
+use crate::addressing::{gateway_key, RecordKind, SENSOR_FAMILY, SENSOR_FAMILY_VERSION};
 use crate::messages::coldchain::{RecordReadings, SensorPayload, SensorPayload_oneof_action};
 use crate::signing::TransactionSpec;
 
@@ -39,7 +39,7 @@ pub fn record_readings_spec(
     outputs.extend(goods);
     TransactionSpec {
         family_name: SENSOR_FAMILY.to_string(),
-        family_version: FAMILY_VERSION.to_string(),
+        family_version: SENSOR_FAMILY_VERSION.to_string(),
         inputs,
         outputs,
         dependencies: Vec::new(),

@@ -471,7 +471,7 @@ fn spec_names_exact_addresses_and_goods_prefixes() {
     let b = in_range(1, 3);
     let spec = record_readings_spec(&b, ORG, GATEWAY);
     assert_eq!(spec.family_name, SENSOR_FAMILY);
-    assert_eq!(spec.family_version, "1.0");
+    assert_eq!(spec.family_version, "1.1");
     let grant = RecordKind::GatewayGrant.address(&gateway_key(ORG, GATEWAY));
     for address in [
         RecordKind::Device.address("D-1"),
@@ -498,7 +498,7 @@ fn spec_names_exact_addresses_and_goods_prefixes() {
 fn handler_registers_the_sensor_family_namespace() {
     let handler = SensorHandler::new();
     assert_eq!(handler.family_name(), "coldchain-sensor");
-    assert_eq!(handler.family_versions(), vec!["1.0".to_string()]);
+    assert_eq!(handler.family_versions(), vec!["1.1".to_string()]);
     assert_eq!(handler.namespaces(), vec![namespace(SENSOR_FAMILY)]);
 }
 

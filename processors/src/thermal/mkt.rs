@@ -49,6 +49,18 @@ fn div_round(num: i128, den: i128) -> i128 {
 
 /// `exp(x)` for `x` in Q60 (|x| < 64), returned scaled by 2^48 and rounded.
 fn exp_q48(x_q60: i128) -> u64 {
+    exp_scaled(x_q60, FACTOR_SCALE_BITS)
+}
+
+/// `exp(x)` for `x` in Q60, scaled by 2^`scale_bits` (≤ 60) and rounded;
+/// saturates at `u64::MAX`, and is 0 below e^−60.
+pub(crate) fn exp_scaled(x_q60: i128, scale_bits: u32) -> u64 {
+    if x_q60 > 60 * ONE_Q60 {
+        return u64::MAX;
+    }
+    if x_q60 < -60 * ONE_Q60 {
+        return 0;
+    }
     // x = n·ln2 + r with |r| ≤ ln2/2, so the series for exp(r) converges fast.
     let n = div_round(x_q60, LN2_Q60);
     let r = x_q60 - n * LN2_Q60;
@@ -60,10 +72,15 @@ fn exp_q48(x_q60: i128) -> u64 {
         sum += term;
         k += 1;
     }
-    // exp(x) · 2^48 = exp(r)·2^60 · 2^(n − 12).
-    let shift = n - i128::from(FRACTION_BITS - FACTOR_SCALE_BITS);
+    // exp(x) · 2^bits = exp(r)·2^60 · 2^(n − (60 − bits)).
+    let shift = n - i128::from(FRACTION_BITS - scale_bits);
+    if shift > 60 {
+        return u64::MAX;
+    }
     let scaled = if shift >= 0 {
         sum << shift
+    } else if shift < -120 {
+        0
     } else {
         let right = (-shift) as u32;
         (sum + (1 << (right - 1))) >> right
@@ -79,6 +96,26 @@ fn factor_exact(cdeg: i32) -> u64 {
     // = 10 000 · 100 · (T − T_ref) / (T · T_ref).
     let num = i128::from(ACTIVATION_KELVIN) * 100 * (t - t_ref) * ONE_Q60;
     exp_q48(div_round(num, t * t_ref))
+}
+
+/// R in hundred-thousandths of J/(mol·K): 8.3144 J/(mol·K), the value the MKT uses.
+const GAS_CONSTANT_E4: i128 = 83_144;
+
+/// `exp(Ea/R · (1/T_ref − 1/T))` scaled by 2^`scale_bits`, for the Arrhenius
+/// stability model: how many seconds at `reference_cdeg` one second at `cdeg`
+/// counts as. Integer arithmetic only (as [`factor_q48`]); `Ea` in J/mol.
+pub(crate) fn arrhenius_factor(
+    activation_j_per_mol: u32,
+    reference_cdeg: i32,
+    cdeg: i32,
+    scale_bits: u32,
+) -> u64 {
+    let t = ZERO_CELSIUS_CK + i128::from(cdeg.clamp(TABLE_MIN_CDEG, TABLE_MAX_CDEG));
+    let t_ref = ZERO_CELSIUS_CK + i128::from(reference_cdeg.clamp(TABLE_MIN_CDEG, TABLE_MAX_CDEG));
+    // Ea/R · (1/T_ref − 1/T) with T in hundredths of a kelvin and R = 83 144 / 10 000:
+    // = Ea · 10 000 · 100 · (T − T_ref) / (83 144 · T · T_ref).
+    let num = i128::from(activation_j_per_mol) * 1_000_000 * (t - t_ref) * ONE_Q60;
+    exp_scaled(div_round(num, GAS_CONSTANT_E4 * t * t_ref), scale_bits)
 }
 
 fn table() -> &'static [u64] {

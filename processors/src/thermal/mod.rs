@@ -28,9 +28,12 @@
 pub mod chain;
 pub mod mkt;
 pub mod presets;
+pub mod stability;
+pub mod tracks;
 
 pub use chain::{next_chain_head, payload_digest};
 pub use mkt::{mkt_cdeg, mkt_exceeds};
+pub use tracks::{record_logger_readings, track_of};
 
 use crate::messages::coldchain::{DataGap, Excursion, StorageProfile, ThermalRecord};
 
@@ -38,6 +41,9 @@ use crate::messages::coldchain::{DataGap, Excursion, StorageProfile, ThermalReco
 /// (the oldest ones); the totals keep counting. Bounds the record's size, so one
 /// flapping logger cannot make every later transaction slower.
 pub const MAX_LISTED: usize = 100;
+/// The same bound for one logger's track (sensor family 1.1): a record with four
+/// loggers lists as many as a 1.0 record did.
+pub const MAX_LISTED_PER_TRACK: usize = 25;
 
 /// MKT is a statement about a storage period; it is held against the profile's
 /// limit only once this much time (24 h) has been weighted.
@@ -80,6 +86,10 @@ pub enum ThermalOutcome {
 pub enum ThermalError {
     #[error("thermal record of {0} holds an mkt_sum longer than 128 bits")]
     CorruptMktSum(String),
+    #[error("thermal record of {0} holds a stability_arrhenius_sum longer than 128 bits")]
+    CorruptStabilitySum(String),
+    #[error("thermal record of {0} holds a malformed readings_chain_head")]
+    CorruptChainHead(String),
 }
 
 /// Where a temperature lies relative to the profile's range (inclusive).
@@ -137,20 +147,79 @@ struct Tally<'p> {
     mkt_sum: u128,
     current: Option<OpenExcursion>,
     compromised: bool,
+    stability: Option<StabilityTally>,
+    listed: usize,
+}
+
+/// Stability-budget counters of a record, present when its profile has a budget.
+struct StabilityTally {
+    band_s: Vec<u64>,
+    arrhenius_sum: u128,
+    table: Option<std::sync::Arc<Vec<u64>>>,
+    last_factor: u64,
+    /// `allowed_s` · 2^32: the Arrhenius budget is used up when the sum reaches it.
+    arrhenius_budget: Option<u128>,
+    bands_used_up: bool,
+    /// Time was added to a band since the bands were last judged.
+    bands_changed: bool,
 }
 
 /// Applies `readings` (in order) from `device_id` to `record` and returns what
-/// happened. The record's profile decides every band and budget.
+/// happened. The record's profile decides every band and budget. This is the
+/// rule of one logger's track; [`record_logger_readings`] keeps a record's
+/// tracks and its summary over them.
 pub fn apply_readings(
     record: &mut ThermalRecord,
     device_id: &str,
     readings: impl IntoIterator<Item = ReadingPoint>,
 ) -> Result<Vec<ThermalOutcome>, ThermalError> {
     let profile = record.profile.as_ref().cloned().unwrap_or_default();
+    apply_rules(record, &profile, device_id, readings, MAX_LISTED)
+}
+
+/// [`apply_readings`] under `profile` (a track holds no profile of its own),
+/// listing at most `listed` closed excursions and gaps.
+pub fn apply_rules(
+    record: &mut ThermalRecord,
+    profile: &StorageProfile,
+    device_id: &str,
+    readings: impl IntoIterator<Item = ReadingPoint>,
+    listed: usize,
+) -> Result<Vec<ThermalOutcome>, ThermalError> {
     let mkt_sum = mkt::decode_sum(&record.mkt_sum)
         .ok_or_else(|| ThermalError::CorruptMktSum(record.subject.clone()))?;
+    let stability_tally = if stability::has_budget(profile) {
+        let arrhenius_sum = mkt::decode_sum(&record.stability_arrhenius_sum)
+            .ok_or_else(|| ThermalError::CorruptStabilitySum(record.subject.clone()))?;
+        let table = profile
+            .stability_arrhenius
+            .as_ref()
+            .map(stability::arrhenius_table);
+        let mut band_s = record.stability_band_s.clone();
+        band_s.resize(profile.stability_bands.len(), 0);
+        let last_factor = table
+            .as_ref()
+            .map(|t| stability::factor(t, record.last_cdeg))
+            .unwrap_or(0);
+        let arrhenius_budget = profile
+            .stability_arrhenius
+            .as_ref()
+            .map(|m| u128::from(m.allowed_s) << stability::ARRHENIUS_SCALE_BITS);
+        let bands_used_up = stability::used_ppb_of_bands(profile, &band_s) >= stability::BUDGET_PPB;
+        Some(StabilityTally {
+            band_s,
+            arrhenius_sum,
+            table,
+            last_factor,
+            arrhenius_budget,
+            bands_used_up,
+            bands_changed: false,
+        })
+    } else {
+        None
+    };
     let mut tally = Tally {
-        profile: &profile,
+        profile,
         count: record.reading_count,
         min: record.min_cdeg,
         max: record.max_cdeg,
@@ -172,6 +241,8 @@ pub fn apply_readings(
             duration_s: e.duration_s,
         }),
         compromised: record.compromised,
+        stability: stability_tally,
+        listed,
     };
     let mut outcomes = Vec::new();
     for reading in readings {
@@ -231,7 +302,7 @@ impl Tally<'_> {
                     duration_s: open.duration_s,
                 };
                 record.excursions_closed_total = record.excursions_closed_total.saturating_add(1);
-                if record.closed.len() < MAX_LISTED {
+                if record.closed.len() < self.listed {
                     record.closed.push(to_excursion(&closed));
                 }
                 outcomes.push(ThermalOutcome::ExcursionEnded(closed));
@@ -256,6 +327,11 @@ impl Tally<'_> {
         }
         self.last_cdeg = c;
         self.last_factor = mkt::factor_q48(c);
+        if let Some(stability) = self.stability.as_mut() {
+            if let Some(table) = stability.table.as_ref() {
+                stability.last_factor = stability::factor(table, c);
+            }
+        }
         if !self.compromised {
             if let Some(reason) = self.broken_budget(c, extended) {
                 self.compromised = true;
@@ -274,7 +350,7 @@ impl Tally<'_> {
         if gap_limit > 0 && dt > gap_limit {
             self.in_gaps = self.in_gaps.saturating_add(dt);
             record.gaps_total = record.gaps_total.saturating_add(1);
-            if record.gaps.len() < MAX_LISTED {
+            if record.gaps.len() < self.listed {
                 let mut gap = DataGap::new();
                 gap.device_id = device_id.to_string();
                 gap.from_s = self.last;
@@ -294,12 +370,23 @@ impl Tally<'_> {
             self.mkt_sum = self
                 .mkt_sum
                 .saturating_add(u128::from(dt) * u128::from(self.last_factor));
+            if let Some(stability) = self.stability.as_mut() {
+                if let Some(i) = stability::band_of(self.profile, self.last_cdeg) {
+                    if let Some(seconds) = stability.band_s.get_mut(i) {
+                        *seconds = seconds.saturating_add(dt);
+                        stability.bands_changed = true;
+                    }
+                }
+                stability.arrhenius_sum = stability
+                    .arrhenius_sum
+                    .saturating_add(u128::from(dt) * u128::from(stability.last_factor));
+            }
         }
         self.last = t;
     }
 
     /// The first budget the record now breaks, as a reason; `None` while in budget.
-    fn broken_budget(&self, cdeg: i32, extended: Option<OpenExcursion>) -> Option<String> {
+    fn broken_budget(&mut self, cdeg: i32, extended: Option<OpenExcursion>) -> Option<String> {
         let p = self.profile;
         if p.has_hard_limits && (cdeg < p.hard_min_cdeg || cdeg > p.hard_max_cdeg) {
             return Some(format!(
@@ -352,6 +439,26 @@ impl Tally<'_> {
                 show_cdeg(p.mkt_limit_cdeg)
             ));
         }
+        if let Some(tally) = self.stability.as_mut() {
+            // Judged without dividing on every reading: the Arrhenius sum against
+            // its budget, the bands only when time was added to one.
+            if tally.bands_changed {
+                tally.bands_changed = false;
+                tally.bands_used_up =
+                    stability::used_ppb_of_bands(p, &tally.band_s) >= stability::BUDGET_PPB;
+            }
+            let arrhenius_used_up = tally
+                .arrhenius_budget
+                .is_some_and(|budget| tally.arrhenius_sum >= budget);
+            if tally.bands_used_up || arrhenius_used_up {
+                let used = stability::used_ppb(p, &tally.band_s, tally.arrhenius_sum);
+                return Some(format!(
+                    "stability budget used up ({} of the time the profile allows outside its \
+                     label range)",
+                    stability::show_used(used)
+                ));
+            }
+        }
         None
     }
 
@@ -370,6 +477,16 @@ impl Tally<'_> {
         record.mkt_weight_s = self.mkt_weight;
         record.mkt_sum = mkt::encode_sum(self.mkt_sum);
         record.compromised = self.compromised;
+        if let Some(tally) = self.stability {
+            record.stability_used_ppb =
+                stability::used_ppb(self.profile, &tally.band_s, tally.arrhenius_sum);
+            record.stability_band_s = tally.band_s;
+            record.stability_arrhenius_sum = if tally.table.is_some() {
+                mkt::encode_sum(tally.arrhenius_sum)
+            } else {
+                Vec::new()
+            };
+        }
         match self.current {
             Some(open) => {
                 let mut excursion = Excursion::new();
@@ -403,3 +520,5 @@ pub fn show_cdeg(cdeg: i32) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tracks;
