@@ -4,7 +4,8 @@
 //!
 //! Pure: the device directory is passed in as a function, so the same code
 //! serves live ingestion and dead-letter replay.
-use crate::protocol::{mqtt_payload, serial_line, ParseError};
+use crate::protocol::senml::{self, SenmlError, SenmlNaming};
+use crate::protocol::{mqtt_payload, serial_line, DeviceReading, ParseError};
 use crate::queue::{Arrival, RawForm, Route};
 use crate::validation::{Reason, Rejection};
 
@@ -98,6 +99,54 @@ pub fn from_mqtt_message(
         source: format!("mqtt:{topic}"),
         raw: payload.to_vec(),
         form: RawForm::MqttPayload,
+        size: payload.len() as u64,
+        outcome,
+    }
+}
+
+/// One SenML pack on `topic` (`<prefix>/<org>/<publisher>/senml[-cbor]`),
+/// read with the broker's `naming` (`None`: the broker takes no SenML).
+pub fn from_senml_message(
+    topic: &str,
+    payload: &[u8],
+    naming: Option<&SenmlNaming>,
+    directory: &dyn Fn(&str) -> Option<Route>,
+) -> Arrival {
+    let parsed = match (senml::split_senml_topic(topic), naming) {
+        (Some((_, _, format)), Some(naming)) => senml::parse_pack(format, payload, naming),
+        (None, _) => Err(SenmlError::Malformed(format!(
+            "topic {topic:?} is not <prefix>/<org>/<publisher>/senml or …/senml-cbor"
+        ))),
+        (Some(_), None) => Err(SenmlError::Malformed(format!(
+            "no [mqtt.senml] section for the broker of topic {topic:?}; add one to read SenML"
+        ))),
+    };
+    from_senml_parsed(topic, payload, parsed, directory)
+}
+
+/// [`from_senml_message`] for a pack already parsed (the MQTT source parses
+/// first, to look its device up on the ledger before routing).
+pub fn from_senml_parsed(
+    topic: &str,
+    payload: &[u8],
+    parsed: Result<Vec<DeviceReading>, SenmlError>,
+    directory: &dyn Fn(&str) -> Option<Route>,
+) -> Arrival {
+    let outcome = parsed
+        .map_err(|e| match e {
+            SenmlError::Malformed(m) => Rejection::new(Reason::Malformed, m),
+            SenmlError::UnknownName(m) => Rejection::new(Reason::UnknownDevice, m),
+        })
+        .and_then(|readings| {
+            let org = senml::split_senml_topic(topic).map_or("", |(_, org, _)| org);
+            let device = readings.first().map_or("", |r| r.device_id.as_str());
+            let route = route_on_topic(org, device, directory)?;
+            Ok((readings, route))
+        });
+    Arrival {
+        source: format!("mqtt:{topic}"),
+        raw: payload.to_vec(),
+        form: RawForm::Senml,
         size: payload.len() as u64,
         outcome,
     }

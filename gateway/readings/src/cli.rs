@@ -100,9 +100,16 @@ fn dead_letters(config: GatewayConfig, action: DeadLetterAction) -> anyhow::Resu
             let mut missing = 0;
             let (mut queued, mut refused, mut kept) = (0, 0, 0);
             for &id in &ids {
-                let outcome = queue.replay_dead_letter(
+                let outcome = queue.replay_dead_letter_with(
                     id,
                     &|d| directory.route(d),
+                    &|prefix| {
+                        config
+                            .mqtt
+                            .iter()
+                            .find(|b| b.topic_prefix == prefix)
+                            .and_then(|b| b.senml.clone())
+                    },
                     crate::submission::now_ms(),
                     limits,
                     config.queue_disk_cap_bytes,

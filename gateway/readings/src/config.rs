@@ -152,6 +152,11 @@ pub struct MqttBrokerConfig {
     /// MQTT allows, so an oversized message never costs the connection.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
+    /// SenML (RFC 8428) packs on `<prefix>/<org>/<publisher>/senml` (JSON) and
+    /// `…/senml-cbor` (CBOR), with how their names map to device ids. Without
+    /// this section the gateway does not subscribe to SenML topics.
+    #[serde(default)]
+    pub senml: Option<crate::protocol::senml::SenmlNaming>,
 }
 
 /// Largest packet MQTT 3.1.1 can carry (its remaining-length field's maximum,
@@ -373,6 +378,16 @@ impl GatewayConfig {
                     broker.host, broker.port
                 ));
             }
+            if let Some(senml) = &broker.senml {
+                if senml.devices.is_empty()
+                    && senml.name_prefix.as_deref().unwrap_or_default().is_empty()
+                {
+                    return invalid(format!(
+                        "MQTT broker {}:{}: [mqtt.senml] maps no SenML name to a device; give it devices = {{ \"<name or base name>\" = \"<device id>\" }} or name_prefix = \"urn:dev:mac:\"",
+                        broker.host, broker.port
+                    ));
+                }
+            }
             if !(1..=MQTT_MAX_PACKET_BYTES).contains(&broker.max_message_bytes) {
                 return invalid(format!(
                     "MQTT broker {}:{}: max_message_bytes {} must be between 1 and {MQTT_MAX_PACKET_BYTES} (MQTT's largest packet); the default is 1048576",
@@ -458,6 +473,22 @@ max_cdeg = 800
         assert!(config.check().is_err());
         config.mqtt[0].max_message_bytes = MQTT_MAX_PACKET_BYTES;
         assert!(config.check().is_ok());
+    }
+
+    #[test]
+    fn senml_naming_parses_and_must_map_something() {
+        let text = format!(
+            "{SAMPLE}\n[mqtt.senml]\nname_prefix = \"urn:dev:mac:\"\n[mqtt.senml.devices]\n\"urn:dev:ow:10e2\" = \"TRK-1\"\n"
+        );
+        let mut config = GatewayConfig::from_toml(&text).unwrap();
+        let senml = config.mqtt[0].senml.clone().unwrap();
+        assert_eq!(senml.device_of("urn:dev:ow:10e2:temp").as_deref(), Some("TRK-1"));
+        assert_eq!(senml.device_of("urn:dev:mac:00aa:temp").as_deref(), Some("00aa"));
+        assert!(config.check().is_ok());
+        config.mqtt[0].senml = Some(Default::default());
+        let message = config.check().unwrap_err().to_string();
+        assert!(message.contains("[mqtt.senml] maps no SenML name"), "{message}");
+        assert!(GatewayConfig::from_toml(SAMPLE).unwrap().mqtt[0].senml.is_none());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Replay re-judges an entry with today's configuration (a device added since,
 //! a clock fixed, a queue drained) from the bytes kept: a serial line is read
-//! as a serial line, an MQTT message with the MQTT decoder (JSON or binary).
+//! as a serial line, an MQTT message with the MQTT decoder (JSON or binary), a
+//! SenML pack with the SenML decoder and its broker's `[mqtt.senml]` naming.
 //! The entry leaves the store once its readings are queued, or when it is
 //! refused afresh (the new refusal replaces it), in the same transaction.
 //! Entries the ledger refused go straight back to the queue: the gateway
@@ -12,6 +13,7 @@
 //! Storage only; no network.
 use crate::admission::admit_in;
 use crate::arrivals;
+use crate::protocol::senml::{self, SenmlNaming};
 use crate::protocol::{mqtt_payload, serial_line};
 use crate::queue::{insert_reading, refresh_device, Admission, Arrival, Queue, QueueError, Route};
 use crate::validation::{Plausibility, Reason};
@@ -31,14 +33,17 @@ pub enum RawForm {
     /// A `$CCR` line the gateway rebuilt from a stored reading (readings the
     /// ledger refused; readings refused by gateways before the raw form was kept).
     ReadingLine,
+    /// A whole SenML pack as received (JSON or CBOR, as its topic says).
+    Senml,
 }
 
 impl RawForm {
-    pub const ALL: [RawForm; 4] = [
+    pub const ALL: [RawForm; 5] = [
         RawForm::SerialLine,
         RawForm::MqttPayload,
         RawForm::MqttPayloadCut,
         RawForm::ReadingLine,
+        RawForm::Senml,
     ];
 
     /// Stable label, as stored in the dead-letter store and listed.
@@ -48,6 +53,7 @@ impl RawForm {
             RawForm::MqttPayload => "mqtt_payload",
             RawForm::MqttPayloadCut => "mqtt_payload_cut",
             RawForm::ReadingLine => "reading_line",
+            RawForm::Senml => "senml_payload",
         }
     }
 
@@ -186,11 +192,26 @@ impl Queue {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Replays entry `id` with the current device directory, at `now_ms`.
+    /// Replays entry `id` with the current device directory, at `now_ms`
+    /// (SenML entries are kept: see [`Queue::replay_dead_letter_with`]).
     pub fn replay_dead_letter(
         &mut self,
         id: i64,
         directory: &dyn Fn(&str) -> Option<Route>,
+        now_ms: u64,
+        limits: Plausibility,
+        disk_cap_bytes: u64,
+    ) -> Result<ReplayOutcome, QueueError> {
+        self.replay_dead_letter_with(id, directory, &|_| None, now_ms, limits, disk_cap_bytes)
+    }
+
+    /// [`Queue::replay_dead_letter`], with `senml` giving the SenML naming of
+    /// the broker whose topic prefix it is passed (`[mqtt.senml]`).
+    pub fn replay_dead_letter_with(
+        &mut self,
+        id: i64,
+        directory: &dyn Fn(&str) -> Option<Route>,
+        senml: &dyn Fn(&str) -> Option<SenmlNaming>,
         now_ms: u64,
         limits: Plausibility,
         disk_cap_bytes: u64,
@@ -230,6 +251,20 @@ impl Queue {
                     )));
                 };
                 arrivals::from_mqtt_message(prefix, topic, &raw, directory)
+            }
+            Some(RawForm::Senml) => {
+                let topic = source.strip_prefix("mqtt:").unwrap_or(&source);
+                let Some((prefix, _, _)) = senml::split_senml_topic(topic) else {
+                    return Ok(ReplayOutcome::NotReplayable(format!(
+                        "its topic {topic:?} is not <prefix>/<org>/<publisher>/senml[-cbor]"
+                    )));
+                };
+                let Some(naming) = senml(prefix) else {
+                    return Ok(ReplayOutcome::NotReplayable(format!(
+                        "no [[mqtt]] broker with topic_prefix {prefix:?} has a [mqtt.senml] section to read it with"
+                    )));
+                };
+                arrivals::from_senml_message(topic, &raw, Some(&naming), directory)
             }
             Some(RawForm::MqttPayloadCut) => {
                 return Ok(ReplayOutcome::NotReplayable(format!(

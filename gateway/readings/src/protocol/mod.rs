@@ -3,10 +3,12 @@
 //! - [`serial_line`]: one `$CCR` line per reading with an NMEA-style XOR checksum.
 //! - [`mqtt_payload`]: JSON (one object or an array) or the compact binary form on
 //!   `coldchain/<org>/<device>/readings`.
+//! - [`senml`]: SenML (RFC 8428) packs, JSON or CBOR, on `…/<org>/<publisher>/senml[-cbor]`.
 //!
 //! Parsing only: nothing here knows which devices exist or what the ledger holds
 //! (that is [`crate::validation`]). See `docs/device-protocols.md`.
 pub mod mqtt_payload;
+pub mod senml;
 pub mod serial_line;
 
 /// Largest temperature magnitude a parser accepts syntactically (°C × 100);

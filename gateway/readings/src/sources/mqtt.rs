@@ -18,14 +18,20 @@
 //! is held in memory once while it is read (the broker's own limit, e.g.
 //! Mosquitto's `max_packet_size`, bounds that).
 //!
+//! SenML: with a `[mqtt.senml]` section the broker's `<prefix>/+/+/senml` and
+//! `<prefix>/+/+/senml-cbor` are subscribed too, and their packs are read by
+//! [`crate::protocol::senml`]; everything else (ack order, size limit, dead
+//! letters) is the same as for the gateway's own payloads.
+//!
 //! Connection health goes to [`crate::metrics::BrokerHealth`] (`/metrics`,
 //! `/health`); the backoff grows with failures in a row, which only a
 //! connection that carries a packet after its CONNACK resets.
-use crate::arrivals::from_mqtt_publish;
+use crate::arrivals::{from_mqtt_publish, from_senml_parsed};
 use crate::config::{MqttBrokerConfig, MQTT_MAX_PACKET_BYTES};
 use crate::ingest::Inbound;
 use crate::metrics::FAILING_AFTER;
 use crate::protocol::mqtt_payload::parse_topic;
+use crate::protocol::senml;
 use crate::submission::backoff_delay;
 use crate::Shared;
 use rumqttc::Publish;
@@ -70,6 +76,12 @@ async fn ack_in_order(
     }
 }
 
+/// The SenML format of a message on `topic`, when it is a SenML topic of this broker.
+fn senml_format(broker: &MqttBrokerConfig, topic: &str) -> Option<senml::SenmlFormat> {
+    let (prefix, _, format) = senml::split_senml_topic(topic)?;
+    (prefix == broker.topic_prefix && broker.senml.is_some()).then_some(format)
+}
+
 pub(crate) async fn run_mqtt(
     shared: Arc<Shared>,
     broker: MqttBrokerConfig,
@@ -97,6 +109,13 @@ pub(crate) async fn run_mqtt(
     }
     let (client, mut events) = AsyncClient::new(options, 1024);
     let filter = format!("{}/+/+/readings", broker.topic_prefix);
+    let senml_filters: Vec<String> = match broker.senml {
+        Some(_) => [senml::JSON_TOPIC_LEVEL, senml::CBOR_TOPIC_LEVEL]
+            .iter()
+            .map(|level| format!("{}/+/+/{level}", broker.topic_prefix))
+            .collect(),
+        None => Vec::new(),
+    };
     let health = shared
         .metrics
         .broker(&format!("{}:{}", broker.host, broker.port));
@@ -125,23 +144,44 @@ pub(crate) async fn run_mqtt(
                         tracing::error!(error = %e, "MQTT subscribe failed");
                     }
                 }
+                // Every time, not only for a new session: a [mqtt.senml] section
+                // added to a gateway whose session the broker kept still takes effect.
+                for senml_filter in &senml_filters {
+                    if let Err(e) = client.subscribe(senml_filter, QoS::AtLeastOnce).await {
+                        tracing::error!(error = %e, filter = %senml_filter, "MQTT subscribe failed");
+                    }
+                }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 health.proven();
                 let topic = publish.topic.clone();
                 let limit = broker.max_message_bytes;
-                if publish.payload.len() as u64 <= limit {
-                    if let Some((_, device)) = parse_topic(&broker.topic_prefix, &topic) {
-                        shared.directory.prepare(device).await;
+                let fits = publish.payload.len() as u64 <= limit;
+                let arrival = match (senml_format(&broker, &topic), &broker.senml) {
+                    (Some(format), Some(naming)) if fits => {
+                        let parsed = senml::parse_pack(format, &publish.payload, naming);
+                        if let Some(reading) = parsed.as_ref().ok().and_then(|r| r.first()) {
+                            shared.directory.prepare(&reading.device_id).await;
+                        }
+                        from_senml_parsed(&topic, &publish.payload, parsed, &|d| {
+                            shared.directory.route(d)
+                        })
                     }
-                }
-                let arrival = from_mqtt_publish(
-                    &broker.topic_prefix,
-                    &topic,
-                    &publish.payload,
-                    limit,
-                    &|d| shared.directory.route(d),
-                );
+                    _ => {
+                        if fits {
+                            if let Some((_, device)) = parse_topic(&broker.topic_prefix, &topic) {
+                                shared.directory.prepare(device).await;
+                            }
+                        }
+                        from_mqtt_publish(
+                            &broker.topic_prefix,
+                            &topic,
+                            &publish.payload,
+                            limit,
+                            &|d| shared.directory.route(d),
+                        )
+                    }
+                };
                 let (stored, on_disk) = oneshot::channel();
                 if sink
                     .send(Inbound {
