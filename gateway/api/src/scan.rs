@@ -430,7 +430,7 @@ mod tests {
     #[test]
     fn raw_element_string_with_fnc1_separators_is_read_in_any_field_order() {
         let raw = "\u{1d}01095011015300031728123110VAX-2026-A\u{1d}21A0002";
-        let scan = parse_scan(&raw).unwrap();
+        let scan = parse_scan(raw).unwrap();
         assert_eq!(pack(&scan), EXPECTED);
         assert_eq!(scan.form, ScanForm::ElementString);
         // A GTIN alone is a scan (verification then asks for a lot or serial).
