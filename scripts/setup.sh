@@ -32,6 +32,10 @@ if [[ $want_test -eq 1 ]]; then
   need_pkg chromium
   need_pkg python3
   need_pkg python3-venv
+  # tests/guides.rs: the guides' commands (curl) in a network namespace (unshare, ip)
+  need_pkg curl
+  need_pkg util-linux
+  need_pkg iproute2
 fi
 if [[ ${#missing[@]} -gt 0 ]]; then
   say "installing: ${missing[*]}"
