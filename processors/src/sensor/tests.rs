@@ -669,3 +669,74 @@ fn device_and_shipment_checks_refuse_an_empty_batch_on_their_own() {
         }
     }
 }
+
+/// Issue 13 through the handler: a second logger in range on the same shipment
+/// must not close the first logger's excursion. D-1 reads 11 °C for 80 s while
+/// D-2 reads 5 °C every 2 s in between; the shipment and both lots it carries
+/// are compromised by D-1's single excursion, and the reason names D-1.
+#[test]
+fn a_second_logger_cannot_hide_the_first_loggers_excursion() {
+    let mut fixture = Fixture::new();
+    let mut second = fixture.device();
+    second.device_id = "D-2".to_string();
+    state::store(
+        &mut fixture.context,
+        RecordKind::Device.address("D-2"),
+        &second,
+    )
+    .unwrap();
+    fixture.update(RecordKind::Shipment.address("S-1"), |s: &mut Shipment| {
+        let mut profile = fridge();
+        profile.max_single_high_s = 60;
+        s.set_profile(profile);
+    });
+    for lot in ["L1", "L2"] {
+        fixture.update(
+            RecordKind::Lot.address(&goods_key(GTIN, lot)),
+            |l: &mut Lot| {
+                let mut profile = fridge();
+                profile.max_single_high_s = 60;
+                l.set_profile(profile);
+            },
+        );
+    }
+    for step in 0..45u64 {
+        let warm = if (5..=45).contains(&step) { 1_100 } else { 500 };
+        fixture
+            .submit(&batch(&[(step + 1, 100 + step * 2, warm)]))
+            .unwrap();
+        let mut other = batch(&[(step + 1, 101 + step * 2, 500)]);
+        other.device_id = "D-2".to_string();
+        fixture.submit(&other).unwrap();
+    }
+    let shipment = fixture.thermal("S-1", RecordKind::ShipmentThermal);
+    assert_eq!(shipment.tracks.len(), 2);
+    assert!(shipment.compromised);
+    assert!(
+        shipment.compromised_reason.ends_with("(logger D-1)"),
+        "{}",
+        shipment.compromised_reason
+    );
+    let d1 = thermal::track_of(&shipment, "S-1", "D-1").unwrap();
+    assert_eq!(d1.current.as_ref().map(|e| e.duration_s), Some(78));
+    let d2 = thermal::track_of(&shipment, "S-1", "D-2").unwrap();
+    assert_eq!((d2.warnings, d2.time_above_s), (0, 0));
+    for lot in ["L1", "L2"] {
+        assert_eq!(fixture.lot(lot).status, LotStatus::COMPROMISED, "{lot}");
+        let record = fixture.thermal(&goods_key(GTIN, lot), RecordKind::GoodsThermal);
+        assert!(
+            record
+                .compromised_reason
+                .ends_with("(logger D-1 in shipment S-1)"),
+            "{}",
+            record.compromised_reason
+        );
+        assert!(record.tracks.iter().all(|t| t.closed.is_empty()));
+    }
+    let events = fixture.context.take_events();
+    let compromised: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == EVENT_COMPROMISED)
+        .collect();
+    assert_eq!(compromised.len(), 3, "shipment and both lots, once each");
+}
