@@ -1143,7 +1143,7 @@ fn the_validator_refuses_what_the_schema_does_not_allow() {
     let block =
         json!({"block_id": "ab", "block_num": 3, "previous_block_id": "aa", "state_root": "r"});
     let valid = json!({"verdict": "unknown", "reasons": ["no lot"], "gtin": GTIN, "lot": null, "serial": null,
-        "lot_record": null, "as_of_block": block, "index_lag_blocks": 0, "evidence": [], "lot_versions": []});
+        "lot_record": null, "expiry_on_pack": null, "as_of_block": block, "index_lag_blocks": 0, "evidence": [], "lot_versions": []});
     let schema = json!({"$ref": "#/components/schemas/Verification"});
     let errors = |value: &Value| {
         let mut found = Vec::new();
