@@ -8,14 +8,11 @@
 //! Identifiers are GS1 Digital Link URIs (`https://id.gs1.org/01/…/10/…`);
 //! our own ids are `urn:coldchain:<kind>:<id>` with the id percent-encoded
 //! ([`coldchain_urn`]), so a profile named `refrigerated 2-8 C` stays one URI.
-use std::collections::BTreeMap;
-
 use coldchain_processors::messages::coldchain::{HandoffOutcome, StorageProfile};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::index::chunk::Buckets;
-use crate::index::{Bucket, BucketLayout, BucketQuery, IndexStore, ReadingsQuery};
+use crate::index::{Bucket, BucketLayout, BucketQuery, IndexStore};
 use crate::provenance::LotRecords;
 use crate::readings::celsius;
 
@@ -42,9 +39,6 @@ pub fn iso_time(unix_s: u64) -> String {
         None => format!("unix:{unix_s}"),
     }
 }
-
-/// Readings fetched per index query while the per-logger windows are summed.
-const READINGS_PAGE: u32 = 20_000;
 
 /// `urn:coldchain:<kind>:<id>`, the id percent-encoded (every byte but the
 /// RFC 3986 unreserved `A-Z a-z 0-9 - . _ ~`): EPCIS fields such as
@@ -109,29 +103,34 @@ pub async fn lot_document(
                 "coldchain:evidence": {"blockId": found.evidence.block_id, "transactionId": found.evidence.transaction_id},
             }));
         }
-        let buckets = index
-            .reading_buckets(BucketQuery {
+        // One series per logger, all on the shipment's grid of hourly windows.
+        let series = index
+            .device_reading_buckets(BucketQuery {
                 shipment_id: id.to_string(),
                 from_s: 0,
                 to_s: i64::MAX as u64,
                 layout: BucketLayout::Width(WINDOW_S),
             })
             .await?;
-        let Some(last) = buckets.last() else {
+        let Some(last_time_s) = series
+            .iter()
+            .filter_map(|s| s.buckets.last().map(|b| b.last_reading_s))
+            .max()
+        else {
             continue;
         };
-        let last_time_s = last.last_reading_s;
         let profile = shipment
             .profile
             .clone()
             .unwrap_or_else(StorageProfile::default);
-        let windows = device_windows(index, id, &buckets).await?;
-        let mut elements = Vec::new();
-        for (device_id, device_buckets) in &windows {
-            for b in device_buckets {
-                elements.push(sensor_element(id, device_id, b, &profile));
-            }
-        }
+        let elements: Vec<Value> = series
+            .iter()
+            .flat_map(|s| {
+                s.buckets
+                    .iter()
+                    .map(|b| sensor_element(id, &s.device_id, b, &profile))
+            })
+            .collect();
         events.push(json!({
             "type": "ObjectEvent",
             "eventTime": iso_time(last_time_s),
@@ -152,52 +151,6 @@ pub async fn lot_document(
         "as_of_block": as_of_block,
         "epcisBody": {"eventList": events},
     }))
-}
-
-/// Each logger's hourly windows of a shipment, on the grid of the shipment's
-/// own windows (`shipment_buckets`, from the same span), so the loggers'
-/// windows line up. Streams the readings page by page: memory is one
-/// accumulator per logger and window, whatever the number of readings.
-async fn device_windows(
-    index: &dyn IndexStore,
-    shipment_id: &str,
-    shipment_buckets: &[Bucket],
-) -> Result<BTreeMap<String, Vec<Bucket>>, ApiError> {
-    let (Some(first), Some(last)) = (shipment_buckets.first(), shipment_buckets.last()) else {
-        return Ok(BTreeMap::new());
-    };
-    let span = (first.from_s, last.last_reading_s);
-    let mut per_device: BTreeMap<String, Buckets> = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = index
-            .readings(ReadingsQuery {
-                shipment_id: shipment_id.to_string(),
-                from_s: span.0,
-                to_s: span.1,
-                after: after.take(),
-                limit: READINGS_PAGE,
-            })
-            .await?;
-        for row in &page {
-            per_device
-                .entry(row.device_id.clone())
-                .or_insert_with(|| {
-                    Buckets::new(span.0, span.1, Some(span), BucketLayout::Width(WINDOW_S))
-                })
-                .add(row.time_s, row.temperature_cdeg);
-        }
-        match page.last() {
-            Some(row) if page.len() == READINGS_PAGE as usize => {
-                after = Some((row.time_s, row.device_id.clone(), row.sequence));
-            }
-            _ => break,
-        }
-    }
-    Ok(per_device
-        .into_iter()
-        .map(|(device, buckets)| (device, buckets.finish()))
-        .collect())
 }
 
 /// One logger's window: its min/max/mean and, when it left the allowed
