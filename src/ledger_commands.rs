@@ -13,7 +13,7 @@ use coldchain_processors::{custody, identifiers, isbt128, registry};
 
 use crate::client::{LedgerClient, Outcome};
 use crate::keys;
-use crate::profiles::ProfilePreset;
+use crate::profiles::{ProfilePreset, StabilityArgs};
 
 /// Flags every ledger command takes.
 #[derive(Args, Debug, Clone)]
@@ -214,6 +214,8 @@ pub struct LotSpec {
     pub serials: Vec<String>,
     #[arg(long, value_enum, default_value = "refrigerated")]
     pub profile: ProfilePreset,
+    #[command(flatten)]
+    pub stability: StabilityArgs,
     /// Site (GLN) where the lot is now.
     #[arg(long)]
     pub site: String,
@@ -588,7 +590,9 @@ pub fn create_lot_spec(spec: &LotSpec, at_s: u64) -> Result<TransactionSpec> {
     a.set_expiry_date(spec.expiry);
     a.set_quantity(spec.quantity);
     a.set_serials(spec.serials.clone().into());
-    a.set_profile(spec.profile.profile());
+    let mut profile = spec.profile.profile();
+    spec.stability.apply_to(&mut profile);
+    a.set_profile(profile);
     a.set_site_gln(spec.site.clone());
     a.set_product_name(spec.product.clone());
     registry_spec(pb::RegistryPayload_oneof_action::create_lot(a), at_s)
@@ -893,9 +897,12 @@ pub fn print_label(scans: &[String], json: bool) -> Result<()> {
         println!("DIN          {}   (ledger id {})", d.label_text(), d.din);
     }
     if let Some(p) = product {
+        let component = format!("{:?}", p.component)
+            .to_lowercase()
+            .replace('_', " ");
         println!(
-            "product      {} {:?}: {} (collection {}, division {})",
-            p.code, p.component, p.description, p.collection, p.division
+            "product      {} {component}: {} (collection {}, division {})",
+            p.code, p.description, p.collection, p.division
         );
     }
     if let Some(group) = group {

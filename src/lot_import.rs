@@ -95,7 +95,7 @@ pub fn parse_lot_csv(text: &str) -> Result<Vec<Row>, Vec<String>> {
 /// started reading, which may be a `#` comment or blank line it skipped
 /// before the record (and its own line count leaves comments out), so count
 /// from the byte offset and step over those.
-fn line_at(text: &str, position: &csv::Position) -> u64 {
+pub(crate) fn line_at(text: &str, position: &csv::Position) -> u64 {
     let offset = usize::try_from(position.byte()).unwrap_or(usize::MAX);
     let before = text.as_bytes().get(..offset).unwrap_or(text.as_bytes());
     let mut line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
@@ -163,6 +163,7 @@ fn parse_row(fields: &[&str], width: Option<usize>) -> Result<LotSpec> {
         quantity,
         serials,
         profile,
+        stability: Default::default(),
         site: field(5).to_string(),
         product: field(6).to_string(),
     };

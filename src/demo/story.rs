@@ -306,6 +306,14 @@ pub async fn ship_lots(n: &mut Narrator, cast: &Cast) -> Result<()> {
             quantity: 5,
             serials: serials(prefix, 5),
             profile: ProfilePreset::Refrigerated,
+            // The maker's stability data: 72 h in all at 8–25 °C, 12 h at 25–30 °C.
+            stability: crate::profiles::StabilityArgs {
+                bands: vec![
+                    crate::profiles::parse_band("8.01..25=72h").map_err(anyhow::Error::msg)?,
+                    crate::profiles::parse_band("25.01..30=12h").map_err(anyhow::Error::msg)?,
+                ],
+                arrhenius: None,
+            },
             site: cast.manufacturer.gln.clone(),
             product: "Influenza vaccine, 10 x 0.5 ml".into(),
         };
@@ -381,7 +389,12 @@ pub async fn shipment_thermal(n: &Narrator, shipment: &str) -> Result<Option<pb:
 }
 
 pub fn describe_thermal(record: &pb::ThermalRecord) -> String {
-    let excursions = record.get_closed().len() + usize::from(record.has_current());
+    // Sensor family 1.1 lists excursions on each logger's track; the record's
+    // total counts the worst logger's.
+    let excursions = record
+        .get_excursions_closed_total()
+        .max(record.get_closed().len() as u64)
+        + u64::from(record.has_current());
     let mut text = format!(
         "{} readings, {:.2}…{:.2} °C, {} min above range, {} excursion(s), {} warning(s)",
         record.get_reading_count(),

@@ -167,14 +167,37 @@ pub fn decide(input: &VerdictInput<'_>) -> Verdict {
             let excursions =
                 crate::provenance::closed_excursions_total(t) + u64::from(t.has_current());
             let plural = if excursions == 1 { "" } else { "s" };
+            let loggers = t
+                .get_tracks()
+                .iter()
+                .filter(|k| !k.get_device_id().is_empty())
+                .count();
+            let from = match loggers {
+                0 | 1 => String::new(),
+                n => format!(" from {n} loggers"),
+            };
             reasons.push(format!(
-                "cold chain in specification over {} readings ({excursions} excursion{plural} within budget)",
+                "cold chain in specification over {} readings{from} ({excursions} excursion{plural} within budget)",
                 t.get_reading_count(),
             ))
         }
         None => reasons.push("no cold-chain readings recorded for the lot yet".into()),
     }
+    if let Some(used) = stability_budget_used(lot, input.lot_thermal) {
+        reasons.push(format!(
+            "stability budget used: {}",
+            coldchain_processors::thermal::stability::show_used(used)
+        ));
+    }
     verdict(AuthenticInSpec, reasons)
+}
+
+/// The fraction (ppb) of the lot's stability budget used so far, when its
+/// profile has one (`None` otherwise: nothing to show).
+pub fn stability_budget_used(lot: &Lot, thermal: Option<&ThermalRecord>) -> Option<u64> {
+    let profile = lot.profile.as_ref()?;
+    coldchain_processors::thermal::stability::has_budget(profile)
+        .then(|| thermal.map(|t| t.get_stability_used_ppb()).unwrap_or(0))
 }
 
 /// YYYYMMDD as `2027-06-30` (ISO 8601: unambiguous in every country).
@@ -217,6 +240,40 @@ mod tests {
             lot_thermal: None,
             today: 20270101,
         }
+    }
+
+    #[test]
+    fn a_lot_with_a_stability_budget_shows_how_much_is_used() {
+        let mut lot = lot(LotStatus::ACTIVE);
+        let mut profile = coldchain_processors::thermal::presets::refrigerated();
+        let mut band = coldchain_processors::messages::coldchain::StabilityBand::new();
+        band.set_min_cdeg(801);
+        band.set_max_cdeg(2500);
+        band.set_allowed_s(72 * 3600);
+        profile.stability_bands.push(band);
+        lot.set_profile(profile);
+        let mut thermal = ThermalRecord::new();
+        thermal.set_reading_count(10);
+        thermal.set_stability_used_ppb(370_000_000);
+        let mut asked = input(Some(&lot));
+        asked.lot_thermal = Some(&thermal);
+        let decided = decide(&asked);
+        assert_eq!(decided.verdict, VerdictKind::AuthenticInSpec);
+        assert!(
+            decided
+                .reasons
+                .contains(&"stability budget used: 37 %".to_string()),
+            "{:?}",
+            decided.reasons
+        );
+        // No budget in the profile: nothing said about it.
+        let plain = self::lot(LotStatus::ACTIVE);
+        let mut asked = input(Some(&plain));
+        asked.lot_thermal = Some(&thermal);
+        assert!(!decide(&asked)
+            .reasons
+            .iter()
+            .any(|r| r.contains("stability")));
     }
 
     #[test]
