@@ -323,6 +323,7 @@ fn schemas() -> Value {
         object(
             "an excursion out of the allowed range",
             json!({
+        "device_id": {"type": "string", "description": "the logger whose readings left the range (empty when the record does not say)"},
         "high": boolean(), "start_s": integer(),
         "end_s": {"type": "integer", "nullable": true, "description": "null while open"},
         "peak_cdeg": integer(), "duration_s": integer()}),

@@ -76,6 +76,8 @@ pub struct HandoffView {
 
 #[derive(Debug, Serialize)]
 pub struct ExcursionView {
+    /// The logger whose readings left the range (empty on records that do not say).
+    pub device_id: String,
     pub high: bool,
     pub start_s: u64,
     pub end_s: Option<u64>,
@@ -183,29 +185,60 @@ pub fn closed_excursions_total(record: &ThermalRecord) -> u64 {
         .max(record.get_closed().len() as u64)
 }
 
+/// The listed excursions (closed, then the open one) and gaps of a record.
+/// A sensor family 1.1 record lists them on its per-logger tracks only (its
+/// own lists summarise); those are gathered here, each naming its logger.
+fn listed_excursions_and_gaps(record: &ThermalRecord) -> (Vec<ExcursionView>, Vec<GapView>) {
+    let sources: Vec<&ThermalRecord> = if record.get_tracks().is_empty() {
+        vec![record]
+    } else {
+        record.get_tracks().iter().collect()
+    };
+    let mut excursions = Vec::new();
+    let mut gaps = Vec::new();
+    for source in sources {
+        let logger = |id: &str| {
+            if id.is_empty() {
+                source.get_device_id().to_string()
+            } else {
+                id.to_string()
+            }
+        };
+        for e in source.get_closed() {
+            excursions.push(ExcursionView {
+                device_id: logger(e.get_device_id()),
+                high: e.get_high(),
+                start_s: e.get_start_s(),
+                end_s: Some(e.get_end_s()),
+                peak_cdeg: e.get_peak_cdeg(),
+                duration_s: e.get_duration_s(),
+            });
+        }
+        if let Some(open) = source.current.as_ref() {
+            excursions.push(ExcursionView {
+                device_id: logger(open.get_device_id()),
+                high: open.get_high(),
+                start_s: open.get_start_s(),
+                end_s: None,
+                peak_cdeg: open.get_peak_cdeg(),
+                duration_s: open.get_duration_s(),
+            });
+        }
+        gaps.extend(source.get_gaps().iter().map(|g| GapView {
+            device_id: logger(g.get_device_id()),
+            from_s: g.get_from_s(),
+            to_s: g.get_to_s(),
+        }));
+    }
+    excursions.sort_by_key(|e| (e.start_s, e.device_id.clone()));
+    gaps.sort_by_key(|g| (g.from_s, g.device_id.clone()));
+    (excursions, gaps)
+}
+
 /// Min, max, MKT, time out of range, excursions and gaps of a thermal record.
 pub fn thermal_summary(record: &ThermalRecord) -> ThermalSummary {
     let has = record.get_reading_count() > 0;
-    let mut excursions: Vec<ExcursionView> = record
-        .get_closed()
-        .iter()
-        .map(|e| ExcursionView {
-            high: e.get_high(),
-            start_s: e.get_start_s(),
-            end_s: Some(e.get_end_s()),
-            peak_cdeg: e.get_peak_cdeg(),
-            duration_s: e.get_duration_s(),
-        })
-        .collect();
-    if let Some(open) = record.current.as_ref() {
-        excursions.push(ExcursionView {
-            high: open.get_high(),
-            start_s: open.get_start_s(),
-            end_s: None,
-            peak_cdeg: open.get_peak_cdeg(),
-            duration_s: open.get_duration_s(),
-        });
-    }
+    let (excursions, gaps) = listed_excursions_and_gaps(record);
     ThermalSummary {
         subject: record.get_subject().to_string(),
         reading_count: record.get_reading_count(),
@@ -223,15 +256,7 @@ pub fn thermal_summary(record: &ThermalRecord) -> ThermalSummary {
         excursions,
         gaps_total: record.get_gaps_total().max(record.get_gaps().len() as u64),
         time_in_gaps_s: record.get_time_in_gaps_s(),
-        gaps: record
-            .get_gaps()
-            .iter()
-            .map(|g| GapView {
-                device_id: g.get_device_id().to_string(),
-                from_s: g.get_from_s(),
-                to_s: g.get_to_s(),
-            })
-            .collect(),
+        gaps,
         compromised: record.get_compromised(),
         compromised_reason: record.get_compromised_reason().to_string(),
         readings_chain_head: record.get_readings_chain_head().to_string(),
