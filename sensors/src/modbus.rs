@@ -80,6 +80,13 @@ pub fn char_time(baud: u32, bits_per_char: u32) -> Duration {
     Duration::from_nanos(bits_per_char as u64 * 1_000_000_000 / baud.max(1) as u64)
 }
 
+/// A whole 0x03/0x04 request: unit, function, address, quantity and a good CRC.
+fn is_complete_read_request(frame: &[u8]) -> bool {
+    frame.len() == 8
+        && matches!(frame[1], 0x03 | 0x04)
+        && crc16_modbus(&frame[..6]).to_le_bytes() == frame[6..]
+}
+
 /// The answer to one request frame (CRC already checked), or `None` when the
 /// slave stays silent. Pure: the register map and behaviour are passed in.
 pub fn answer(
@@ -295,8 +302,13 @@ impl Line {
             };
             let started = Instant::now();
             let mut frame = buf[..first].to_vec();
-            // The frame ends at a silence of 3.5 characters.
-            while let Ok(Some(n)) = self.read_within(gap, &mut buf) {
+            // The frame ends at a silence of 3.5 characters. A read request
+            // (8 bytes, good CRC) is known complete at once; the answer still
+            // waits out that silence through the pacing below.
+            while !is_complete_read_request(&frame) {
+                let Ok(Some(n)) = self.read_within(gap, &mut buf) else {
+                    break;
+                };
                 if n == 0 || frame.len() > 256 {
                     break;
                 }

@@ -136,6 +136,47 @@ async fn polled_registers_become_queued_readings_with_increasing_sequences() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adjacent_registers_of_one_unit_are_read_with_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let slave = ModbusSlave::open(BAUD).unwrap();
+    slave.set_register(5, 0, 21); // 2.1 °C
+    slave.set_register(5, 1, 35); // 3.5 °C
+    slave.set_float32(5, 2, -20.25);
+    let config = config(
+        dir.path(),
+        slave.path(),
+        &[
+            (
+                "CH-1",
+                "unit_id = 5\nregister = 0\ndata_type = \"int16\"\nscale = 10",
+            ),
+            (
+                "CH-2",
+                "unit_id = 5\nregister = 1\ndata_type = \"uint16\"\nscale = 10",
+            ),
+            ("CH-3", "unit_id = 5\nregister = 2\ndata_type = \"float32\""),
+        ],
+    );
+    let queue = config.queue_path.clone();
+    let gateway = Gateway::start(config).await.unwrap();
+    let channels = ["CH-1", "CH-2", "CH-3"];
+    assert!(eventually(20, || channels.iter().all(|c| queued(&queue, c).len() >= 5)).await);
+    gateway.stop().await;
+    let requests = slave.requests();
+    let readings: usize = channels.iter().map(|c| queued(&queue, c).len()).sum();
+    assert!(
+        readings as u64 >= 3 * requests - 3,
+        "{readings} readings from {requests} requests: one request should carry all three channels"
+    );
+    assert!(queued(&queue, "CH-1").iter().all(|r| r.2 == 210));
+    assert!(queued(&queue, "CH-2").iter().all(|r| r.2 == 350));
+    assert!(queued(&queue, "CH-3").iter().all(|r| r.2 == -2025));
+    for channel in channels {
+        assert_increasing(&queued(&queue, channel));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slave_that_stops_answering_is_a_timeout_gap_and_no_reading() {
     let dir = tempfile::tempdir().unwrap();
     let slave = ModbusSlave::open(BAUD).unwrap();
@@ -302,4 +343,92 @@ fn modbus_settings_are_checked_with_clear_messages() {
     assert!(message.contains("poll_interval_ms 10"), "{message}");
     let message = check("unit_id = 1\ndata_type = \"float32\"\nregister = 65535\n").unwrap_err();
     assert!(message.contains("65535"), "{message}");
+}
+
+/// The bench of issue 14: 200 registers polled every second on one line, at
+/// 9600, 19200 and 115200 baud, against the simulator pacing the pty to the
+/// baud rate; once as 200 transmitters of one register each (200 requests a
+/// second) and once as 20 transmitters of 10 adjacent registers (20 requests
+/// of 10 registers). Prints register reads/s achieved, missed poll slots and
+/// gaps beside the theoretical limit. Run with
+/// `cargo nextest run -p coldchain-gateway --test modbus --run-ignored only --no-capture`
+/// (`MODBUS_BENCH_SECONDS`, default 10 per run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: about 80 s"]
+async fn bench_200_registers_at_1_hz_on_one_line() {
+    let seconds = std::env::var("MODBUS_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10u64);
+    println!("layout | baud | theoretical ms/request | theoretical line load at 1 Hz | register reads/s measured | missed slots | gaps");
+    for (units, per_unit) in [(200u16, 1u16), (20, 10)] {
+        for baud in [9_600u32, 19_200, 115_200] {
+            let (reads, missed, gaps) = bench_run(units, per_unit, baud, seconds).await;
+            let bits = 11.0;
+            let gap_s = if baud > 19_200 {
+                0.00175
+            } else {
+                3.5 * bits / baud as f64
+            };
+            // Request 8 bytes; answer 5 + 2 per register; a 3.5-character silence after each.
+            let request_s = (13.0 + 2.0 * per_unit as f64) * bits / baud as f64 + 2.0 * gap_s;
+            println!(
+                "{units} units x {per_unit} | {baud} | {:.2} | {:.0} % | {reads:.1} | {missed} | {gaps}",
+                request_s * 1000.0,
+                100.0 * request_s * units as f64,
+            );
+        }
+    }
+}
+
+/// One bench run: (register reads/s, missed slots, gaps) over `seconds`.
+async fn bench_run(units: u16, per_unit: u16, baud: u32, seconds: u64) -> (f64, u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let slave = ModbusSlave::open(baud).unwrap();
+    let mut names = Vec::new();
+    let mut bodies = Vec::new();
+    for unit in 1..=units {
+        for register in 0..per_unit {
+            slave.set_register(unit as u8, register, 45);
+            names.push(format!("BENCH-{unit}-{register}"));
+            bodies.push(format!(
+                "unit_id = {unit}\nregister = {register}\ndata_type = \"int16\"\nscale = 10"
+            ));
+        }
+    }
+    let devices: Vec<(&str, &str)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(bodies.iter().map(String::as_str))
+        .collect();
+    let mut config = config(dir.path(), slave.path(), &devices);
+    config.modbus[0].baud = baud;
+    config.modbus[0].response_timeout_ms = 200;
+    for device in &mut config.modbus[0].devices {
+        device.poll_interval_ms = 1000;
+    }
+    let gateway = Gateway::start(config).await.unwrap();
+    // Let the first round (all due at once) pass, then measure whole seconds.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let totals = |g: &GatewayHandle| {
+        let m = &g.metrics().modbus;
+        let readings: u64 = names.iter().map(|d| m.readings(d)).sum();
+        let missed: u64 = names.iter().map(|d| m.missed_polls(d)).sum();
+        let gaps: u64 = names
+            .iter()
+            .flat_map(|d| GapKind::ALL.map(|k| m.gaps(d, k)))
+            .sum();
+        (readings, missed, gaps)
+    };
+    let before = totals(&gateway);
+    let started = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+    let after = totals(&gateway);
+    let elapsed = started.elapsed().as_secs_f64();
+    gateway.stop().await;
+    (
+        (after.0 - before.0 + after.2 - before.2) as f64 / elapsed,
+        after.1 - before.1,
+        after.2 - before.2,
+    )
 }

@@ -30,7 +30,9 @@ pub mod gaps;
 pub mod register;
 
 pub use gaps::{GapKind, ModbusCounters};
-pub use register::{DataType, ModbusDeviceConfig, ModbusLineConfig, Parity, RegisterFunction};
+pub use register::{
+    DataType, ModbusDeviceConfig, ModbusLineConfig, Parity, PollGroup, RegisterFunction,
+};
 
 use crate::ingest::Inbound;
 use crate::protocol::{serial_line, DeviceReading};
@@ -231,29 +233,23 @@ struct Failure {
     reopen: bool,
 }
 
-/// One request/answer for `device`: its register words or why there are none.
-async fn poll_device(
+/// One request/answer for `group`: its register words or why there are none.
+async fn poll_group(
     line: &mut OpenLine,
-    device: &ModbusDeviceConfig,
+    group: &PollGroup,
     timeout: Duration,
 ) -> Result<Vec<u16>, Failure> {
-    line.client.set_slave(Slave(device.unit_id));
+    line.client.set_slave(Slave(group.unit_id));
     if let Ok(mut tap) = line.tap.lock() {
         tap.new_request = true;
     }
-    let count = device.data_type.registers();
+    let count = group.count;
     let call = async {
-        match device.function {
+        match group.function {
             RegisterFunction::Holding => {
-                line.client
-                    .read_holding_registers(device.register, count)
-                    .await
+                line.client.read_holding_registers(group.start, count).await
             }
-            RegisterFunction::Input => {
-                line.client
-                    .read_input_registers(device.register, count)
-                    .await
-            }
+            RegisterFunction::Input => line.client.read_input_registers(group.start, count).await,
         }
     };
     let answered = tokio::time::timeout(timeout, call).await;
@@ -382,20 +378,26 @@ pub(crate) async fn run_modbus(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let counters = &shared.metrics.modbus;
-    let source = format!("modbus:{}", line.path.display());
     let path = line.path.display().to_string();
     let timeout = Duration::from_millis(line.response_timeout_ms);
     let gap = frame_gap(line.baud, line.bits_per_char());
-    for device in &line.devices {
-        counters.register(&device.device);
+    let groups = register::group_polls(&line.devices, line.max_registers_per_request);
+    let mut devices = Vec::with_capacity(line.devices.len());
+    for config in &line.devices {
+        counters.register(&config.device);
+        devices.push(PolledDevice {
+            floor: ledger_floor(&shared, &config.device).await,
+            block: SequenceBlock::default(),
+        });
     }
-    let mut floors = Vec::with_capacity(line.devices.len());
-    for device in &line.devices {
-        floors.push(ledger_floor(&shared, &device.device).await);
-    }
-    let mut blocks = vec![SequenceBlock::default(); line.devices.len()];
+    let poller = Poller {
+        shared: &shared,
+        source: format!("modbus:{path}"),
+        line: &line,
+        sink: &sink,
+    };
     let start = Instant::now();
-    let mut due: Vec<Duration> = vec![Duration::ZERO; line.devices.len()];
+    let mut due: Vec<Duration> = vec![Duration::ZERO; groups.len()];
     let mut open: Option<OpenLine> = None;
     let mut quiet_from = Instant::now();
     let mut port_warned = false;
@@ -403,7 +405,7 @@ pub(crate) async fn run_modbus(
         let Some((index, at)) = due.iter().copied().enumerate().min_by_key(|(_, d)| *d) else {
             return;
         };
-        let device = &line.devices[index];
+        let group = &groups[index];
         tokio::select! {
             _ = tokio::time::sleep_until((start + at).into()) => {}
             _ = shutdown.changed() => return,
@@ -411,7 +413,8 @@ pub(crate) async fn run_modbus(
         if open.is_none() {
             match open_line(&line) {
                 Ok(opened) => {
-                    tracing::info!(port = %path, baud = line.baud, devices = line.devices.len(), "Modbus line open");
+                    tracing::info!(port = %path, baud = line.baud, devices = line.devices.len(),
+                        requests = groups.len(), "Modbus line open");
                     port_warned = false;
                     open = Some(opened);
                 }
@@ -420,77 +423,141 @@ pub(crate) async fn run_modbus(
                         tracing::warn!(port = %path, error = %e, "cannot open Modbus serial port; polls are port_error gaps until it opens");
                         port_warned = true;
                     }
-                    counters.gap(&device.device, GapKind::PortError);
+                    poller.gap(group, GapKind::PortError, &e);
                 }
             }
         }
         if let Some(opened) = open.as_mut() {
             tokio::time::sleep_until(quiet_from.into()).await;
-            let polled = poll_device(opened, device, timeout).await;
+            let polled = poll_group(opened, group, timeout).await;
             quiet_from = Instant::now() + gap;
-            let value = polled.and_then(|words| {
-                register::to_cdeg(device, &words).map_err(|detail| Failure {
-                    kind: GapKind::BadValue,
-                    detail,
-                    reopen: false,
-                })
-            });
-            match value {
-                Ok(temperature_cdeg) => {
-                    let sequence = match next_sequence(
-                        &shared,
-                        &device.device,
-                        &mut blocks[index],
-                        floors[index],
-                    )
-                    .await
-                    {
-                        Ok(sequence) => sequence,
-                        Err(e) => {
-                            // No number can be promised never to repeat: no reading.
-                            tracing::error!(device = device.device, error = %e, "cannot reserve sequence numbers in the queue; the poll is dropped");
-                            counters.gap(&device.device, GapKind::PortError);
-                            (due[index], _) = next_slot(at, interval(device), start.elapsed());
-                            continue;
-                        }
-                    };
-                    counters.reading(&device.device);
-                    let reading = DeviceReading {
-                        device_id: device.device.clone(),
-                        sequence,
-                        time_s: now_s(),
-                        temperature_cdeg,
-                        humidity_permille: None,
-                        door: None,
-                        location: None,
-                    };
-                    shared.directory.prepare(&device.device).await;
-                    let inbound = Inbound {
-                        arrivals: vec![arrival(&source, reading, &shared)],
-                        stored: None,
-                    };
-                    if sink.send(inbound).await.is_err() {
+            match polled {
+                Ok(words) => {
+                    if !poller.readings(group, &words, &mut devices).await {
                         return;
                     }
                 }
                 Err(failure) => {
-                    counters.gap(&device.device, failure.kind);
-                    tracing::debug!(device = device.device, unit_id = device.unit_id, kind = failure.kind.label(),
-                        detail = %failure.detail, "Modbus poll gave no reading");
+                    poller.gap(group, failure.kind, &failure.detail);
                     if failure.reopen {
                         open = None;
                     }
                 }
             }
         }
-        let (next, missed) = next_slot(at, interval(device), start.elapsed());
-        counters.missed(&device.device, missed);
+        let (next, missed) = next_slot(
+            at,
+            Duration::from_millis(group.interval_ms),
+            start.elapsed(),
+        );
+        for (member, _) in &group.members {
+            counters.missed(&line.devices[*member].device, missed);
+        }
         due[index] = next;
     }
 }
 
-fn interval(device: &ModbusDeviceConfig) -> Duration {
-    Duration::from_millis(device.poll_interval_ms)
+/// What the poll loop keeps per device.
+struct PolledDevice {
+    /// The device's `last_sequence` on the ledger at start-up (0 if unknown).
+    floor: u64,
+    block: SequenceBlock,
+}
+
+/// Turns answers into readings or gaps for one line.
+struct Poller<'a> {
+    shared: &'a Arc<Shared>,
+    source: String,
+    line: &'a ModbusLineConfig,
+    sink: &'a mpsc::Sender<Inbound>,
+}
+
+impl Poller<'_> {
+    /// Every device of `group` got no reading.
+    fn gap(&self, group: &PollGroup, kind: GapKind, detail: &str) {
+        for (member, _) in &group.members {
+            let device = &self.line.devices[*member];
+            self.shared.metrics.modbus.gap(&device.device, kind);
+            tracing::debug!(
+                device = device.device,
+                unit_id = device.unit_id,
+                kind = kind.label(),
+                detail,
+                "Modbus poll gave no reading"
+            );
+        }
+    }
+
+    /// Decodes each device's registers from `words` and hands the readings to
+    /// ingestion; false once ingestion has stopped.
+    async fn readings(
+        &self,
+        group: &PollGroup,
+        words: &[u16],
+        devices: &mut [PolledDevice],
+    ) -> bool {
+        let counters = &self.shared.metrics.modbus;
+        let mut arrivals = Vec::with_capacity(group.members.len());
+        for &(member, offset) in &group.members {
+            let config = &self.line.devices[member];
+            let span = offset as usize..(offset + config.data_type.registers()) as usize;
+            let decoded = words
+                .get(span)
+                .ok_or_else(|| "answer shorter than the request".to_string())
+                .and_then(|own| register::to_cdeg(config, own));
+            let temperature_cdeg = match decoded {
+                Ok(value) => value,
+                Err(detail) => {
+                    counters.gap(&config.device, GapKind::BadValue);
+                    tracing::debug!(
+                        device = config.device,
+                        detail,
+                        "Modbus registers hold no temperature"
+                    );
+                    continue;
+                }
+            };
+            let state = &mut devices[member];
+            let sequence = match next_sequence(
+                self.shared,
+                &config.device,
+                &mut state.block,
+                state.floor,
+            )
+            .await
+            {
+                Ok(sequence) => sequence,
+                Err(e) => {
+                    // No number can be promised never to repeat: no reading.
+                    tracing::error!(device = config.device, error = %e, "cannot reserve sequence numbers in the queue; the poll is dropped");
+                    counters.gap(&config.device, GapKind::PortError);
+                    continue;
+                }
+            };
+            counters.reading(&config.device);
+            let reading = DeviceReading {
+                device_id: config.device.clone(),
+                sequence,
+                time_s: now_s(),
+                temperature_cdeg,
+                humidity_permille: None,
+                door: None,
+                location: None,
+            };
+            self.shared.directory.prepare(&config.device).await;
+            arrivals.push(arrival(&self.source, reading, self.shared));
+        }
+        if arrivals.is_empty() {
+            return true;
+        }
+        self.sink
+            .send(Inbound {
+                arrivals,
+                stored: None,
+            })
+            .await
+            .is_ok()
+    }
 }
 
 #[cfg(test)]

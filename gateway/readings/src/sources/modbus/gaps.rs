@@ -78,6 +78,9 @@ pub fn crc16_modbus(bytes: &[u8]) -> u16 {
     crc
 }
 
+/// One per-device series: name, help, value.
+type DeviceSeries = (&'static str, &'static str, fn(&DeviceCounts) -> u64);
+
 #[derive(Clone, Copy, Debug, Default)]
 struct DeviceCounts {
     polls: u64,
@@ -149,7 +152,7 @@ impl ModbusCounters {
         if devices.is_empty() {
             return;
         }
-        let series: [(&str, &str, fn(&DeviceCounts) -> u64); 3] = [
+        let series: [DeviceSeries; 3] = [
             (
                 "coldchain_gateway_modbus_polls_total",
                 "Modbus polls sent (each gives a reading or a gap).",

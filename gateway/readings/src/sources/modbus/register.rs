@@ -28,6 +28,11 @@ pub struct ModbusLineConfig {
     /// How long to wait for an answer before the poll is a `timeout` gap.
     #[serde(default = "default_response_timeout_ms")]
     pub response_timeout_ms: u64,
+    /// Devices of one unit id with adjacent registers (same function and
+    /// interval) are read with one request of up to this many registers;
+    /// 1 reads every device on its own. At most 125 (Modbus' limit for 0x03/0x04).
+    #[serde(default = "default_max_registers_per_request")]
+    pub max_registers_per_request: u16,
     /// The registers polled on this line, one per device.
     pub devices: Vec<ModbusDeviceConfig>,
 }
@@ -109,6 +114,9 @@ fn default_baud() -> u32 {
 fn default_response_timeout_ms() -> u64 {
     500
 }
+fn default_max_registers_per_request() -> u16 {
+    125
+}
 fn default_scale() -> u32 {
     1
 }
@@ -148,6 +156,12 @@ impl ModbusLineConfig {
             return Err(format!(
                 "{line}: response_timeout_ms {} must be between 10 and 10000",
                 self.response_timeout_ms
+            ));
+        }
+        if !(1..=125).contains(&self.max_registers_per_request) {
+            return Err(format!(
+                "{line}: max_registers_per_request {} must be between 1 and 125",
+                self.max_registers_per_request
             ));
         }
         if self.devices.is_empty() {
@@ -201,6 +215,63 @@ impl ModbusDeviceConfig {
         }
         Ok(())
     }
+}
+
+/// Registers read with one request, and the devices they hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollGroup {
+    pub unit_id: u8,
+    pub function: RegisterFunction,
+    pub start: u16,
+    pub count: u16,
+    pub interval_ms: u64,
+    /// (index into the line's devices, offset of its first register from `start`).
+    pub members: Vec<(usize, u16)>,
+}
+
+/// Groups a line's devices into requests: devices of one unit id, function
+/// and poll interval whose registers follow each other without a hole (a
+/// hole could be an unmapped address, answered with exception 0x02) share a
+/// request of at most `max_registers` registers. Ordered by unit id, then
+/// function, interval and address.
+pub fn group_polls(devices: &[ModbusDeviceConfig], max_registers: u16) -> Vec<PollGroup> {
+    let mut order: Vec<usize> = (0..devices.len()).collect();
+    order.sort_by_key(|&i| {
+        let d = &devices[i];
+        (
+            d.unit_id,
+            d.function == RegisterFunction::Input,
+            d.poll_interval_ms,
+            d.register,
+        )
+    });
+    let mut groups: Vec<PollGroup> = Vec::new();
+    for i in order {
+        let d = &devices[i];
+        let n = d.data_type.registers();
+        if let Some(group) = groups.last_mut() {
+            let end = group.start as u32 + group.count as u32;
+            if group.unit_id == d.unit_id
+                && group.function == d.function
+                && group.interval_ms == d.poll_interval_ms
+                && d.register as u32 == end
+                && group.count as u32 + n as u32 <= max_registers as u32
+            {
+                group.members.push((i, group.count));
+                group.count += n;
+                continue;
+            }
+        }
+        groups.push(PollGroup {
+            unit_id: d.unit_id,
+            function: d.function,
+            start: d.register,
+            count: n,
+            interval_ms: d.poll_interval_ms,
+            members: vec![(i, 0)],
+        });
+    }
+    groups
 }
 
 /// Converts the register words read for `device` to hundredths of °C.
@@ -288,6 +359,14 @@ mod tests {
         assert_eq!(to_cdeg(&float, &[high, low]), Ok(456));
         float.word_order = WordOrder::LowWordFirst;
         assert_eq!(to_cdeg(&float, &[low, high]), Ok(456));
+        // The float's own value is rounded: 4.555 as f32 is 4.55499982…
+        let halfway = 4.555f32.to_bits();
+        let mut whole = device(DataType::Float32, 1);
+        whole.word_order = WordOrder::HighWordFirst;
+        assert_eq!(
+            to_cdeg(&whole, &[(halfway >> 16) as u16, halfway as u16]),
+            Ok(455)
+        );
         let nan = f32::NAN.to_bits();
         assert!(to_cdeg(&float, &[nan as u16, (nan >> 16) as u16]).is_err());
         assert!(to_cdeg(&float, &[1]).is_err());
@@ -300,6 +379,7 @@ mod tests {
             parity: Parity::Even,
             stop_bits: None,
             response_timeout_ms: 500,
+            max_registers_per_request: 125,
             devices,
         }
     }
@@ -335,6 +415,44 @@ mod tests {
             .check(&mut BTreeSet::new())
             .unwrap_err()
             .contains("configured twice"));
+    }
+
+    #[test]
+    fn adjacent_registers_of_one_unit_share_a_request() {
+        let at = |unit_id, register, data_type| ModbusDeviceConfig {
+            unit_id,
+            register,
+            ..device(data_type, 10)
+        };
+        let devices = vec![
+            at(2, 0, DataType::Int16),
+            at(1, 1, DataType::Float32),
+            at(1, 0, DataType::Int16),
+            at(1, 4, DataType::Int16), // a hole at 3: its own request
+            at(2, 1, DataType::Uint16),
+        ];
+        let groups = group_polls(&devices, 125);
+        let spans = groups
+            .iter()
+            .map(|g| (g.unit_id, g.start, g.count, g.members.clone()));
+        assert_eq!(
+            spans.collect::<Vec<_>>(),
+            vec![
+                (1, 0, 3, vec![(2, 0), (1, 1)]),
+                (1, 4, 1, vec![(3, 0)]),
+                (2, 0, 2, vec![(0, 0), (4, 1)]),
+            ]
+        );
+        assert_eq!(
+            group_polls(&devices, 1).len(),
+            5,
+            "1 reads each device alone"
+        );
+        assert_eq!(
+            group_polls(&devices, 2).len(),
+            4,
+            "a float does not fit after an int16"
+        );
     }
 
     #[test]
