@@ -10,6 +10,7 @@ mod keys;
 mod ledger_commands;
 mod lot_import;
 mod profiles;
+mod readings_import;
 mod token;
 mod tp;
 mod verify;
@@ -111,6 +112,13 @@ enum Command {
     Blood {
         #[command(subcommand)]
         command: BloodCommand,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Readings from logger files (a USB/PDF logger's CSV export).
+    Readings {
+        #[command(subcommand)]
+        command: readings_import::ReadingsCommand,
         #[command(flatten)]
         connection: Connection,
     },
@@ -231,13 +239,13 @@ fn run(command: Command) -> Result<()> {
             connection,
         } => ledger_commands::print_label(&scans, connection.json),
         Command::Blood {
-            command: BloodCommand::Label { scans },
-            connection,
-        } => ledger_commands::print_label(&scans, connection.json),
-        Command::Blood {
             command,
             connection,
         } => submit_action(&connection, &command, ledger_commands::blood_spec),
+        Command::Readings {
+            command,
+            connection,
+        } => readings_import::run(command, &connection),
         Command::Verify(args) => {
             let code = runtime()?.block_on(verify::verify(args));
             if code != 0 {
