@@ -87,3 +87,37 @@ fn verify_names_the_provenance_api_given_as_url_and_maps_its_503_to_exit_2() {
     assert_eq!(json["error"], "cannot_verify_now", "{json}");
     assert!(json["verdict"].is_null(), "{json}");
 }
+
+/// What a barcode scanner typed is read before anything is asked: an
+/// application identifier the parser does not read, a wrong GTIN check digit
+/// or a scan naming only a GTIN is a usage error (exit 1) that says what was
+/// wrong; a scan is not combined with --gtin/--lot/--serial.
+#[test]
+fn verify_reads_scanner_text_and_names_what_is_wrong_with_a_bad_scan() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    for (scan, expected) in [
+        ("(01)09501101530003(99)X(21)S1", "(99)"),
+        ("]d2010950110153000421S1", "(01)"),
+        ("(17)281231(10)L1", "no GTIN"),
+        ("]d20109501101530003", "alone names no pack or lot"),
+        (
+            "010950110153000310L1-THAT-SWALLOWED-21S1",
+            "separator (GS) may be missing",
+        ),
+    ] {
+        let (code, stderr) = verify(&[scan, "--url", &url]);
+        assert_eq!(code, Some(1), "{scan:?}: {stderr}");
+        assert!(stderr.contains(expected), "{scan:?}: {stderr}");
+    }
+    // A readable scan gets as far as asking the ledger (nothing answers: exit 2).
+    for scan in [
+        "(01)09501101530003(17)281231(10)L1(21)S1",
+        "]d201095011015300031728123110L1\u{1d}21S1",
+    ] {
+        let (code, stderr) = verify(&[scan, "--url", &url]);
+        assert_eq!(code, Some(2), "{scan:?}: {stderr}");
+    }
+    let (code, stderr) = verify(&["(01)09501101530003(21)S1", "--lot", "L2", "--url", &url]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
