@@ -371,67 +371,118 @@ pub struct SimulatedLine {
 /// tenths of °C as int16 — `data_type = "int16"`, `scale = 10` in the gateway.
 pub const TEMPERATURE_REGISTER: u16 = 0;
 
-/// Serves the simulated transmitters for `line.duration`, printing the pty
-/// path and the gateway configuration that polls them.
-pub async fn simulate(line: &SimulatedLine) -> anyhow::Result<()> {
-    if !(1..=247).contains(&line.devices) {
-        anyhow::bail!(
-            "--devices {} with --transport modbus: a Modbus line has unit ids 1-247",
-            line.devices
-        );
+/// Transmitters on a pty whose temperature registers follow simulated loggers.
+pub struct SimulatedTransmitters {
+    slave: ModbusSlave,
+    loggers: Vec<crate::Logger>,
+    baud: u32,
+}
+
+impl SimulatedTransmitters {
+    /// Opens the line with `line.devices` transmitters (unit ids 1…N).
+    pub fn open(line: &SimulatedLine) -> anyhow::Result<SimulatedTransmitters> {
+        if !(1..=247).contains(&line.devices) {
+            anyhow::bail!(
+                "--devices {} with --transport modbus: a Modbus line has unit ids 1-247",
+                line.devices
+            );
+        }
+        let loggers = (1..=line.devices)
+            .map(|n| {
+                crate::Logger::new(
+                    format!("{}{n}", line.device_prefix),
+                    line.scenario,
+                    line.set_point_cdeg,
+                )
+            })
+            .collect();
+        let mut transmitters = SimulatedTransmitters {
+            slave: ModbusSlave::open(line.baud)?,
+            loggers,
+            baud: line.baud,
+        };
+        // Registers hold a value before the first poll can come.
+        transmitters.step(&mut rand::thread_rng());
+        Ok(transmitters)
     }
-    let slave = ModbusSlave::open(line.baud)?;
-    println!(
-        "Modbus RTU slaves (unit ids 1-{}) on {} at {} baud, 8E1; temperature in register {TEMPERATURE_REGISTER}, int16, °C × 10. Gateway config:",
-        line.devices,
-        slave.path(),
-        line.baud
-    );
-    println!(
-        "[[modbus]]\npath = {:?}\nbaud = {}",
-        slave.path(),
-        line.baud
-    );
-    let mut loggers: Vec<crate::Logger> = (1..=line.devices)
-        .map(|n| {
-            crate::Logger::new(
-                format!("{}{n}", line.device_prefix),
-                line.scenario,
-                line.set_point_cdeg,
-            )
-        })
-        .collect();
-    for (n, logger) in loggers.iter().enumerate() {
-        println!(
-            "[[modbus.devices]]\ndevice = {:?}\nunit_id = {}\nregister = {TEMPERATURE_REGISTER}\ndata_type = \"int16\"\nscale = 10\npoll_interval_ms = 1000",
-            logger.device_id,
-            n + 1
-        );
+
+    /// The serial device to give the gateway.
+    pub fn path(&self) -> &str {
+        self.slave.path()
     }
-    let interval = Duration::from_secs_f64(1.0 / line.rate.max(0.001));
-    let started = Instant::now();
-    let mut rng = rand::thread_rng();
-    let mut updates: u64 = 0;
-    while started.elapsed() < line.duration {
+
+    /// The slave itself (faults, request count).
+    pub fn slave(&self) -> &ModbusSlave {
+        &self.slave
+    }
+
+    /// The `[[modbus]]` section of a gateway config that polls every transmitter each second.
+    pub fn gateway_config(&self) -> String {
+        let mut text = format!(
+            "[[modbus]]\npath = {:?}\nbaud = {}\n",
+            self.path(),
+            self.baud
+        );
+        for (n, logger) in self.loggers.iter().enumerate() {
+            text.push_str(&format!(
+                "[[modbus.devices]]\ndevice = {:?}\nunit_id = {}\nregister = {TEMPERATURE_REGISTER}\ndata_type = \"int16\"\nscale = 10\npoll_interval_ms = 1000\n",
+                logger.device_id,
+                n + 1
+            ));
+        }
+        text
+    }
+
+    /// One step of every logger: its temperature, rounded to tenths, into its register.
+    /// Returns the registers updated (a logger that buffers, in a power loss, leaves its own).
+    fn step(&mut self, rng: &mut impl rand::Rng) -> u64 {
         let now_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        for (n, logger) in loggers.iter_mut().enumerate() {
-            // A reading the logger buffers (power loss) leaves the register as it was.
-            if let Some(reading) = logger.step(now_s, &mut rng).last() {
+        let mut updated = 0;
+        for (n, logger) in self.loggers.iter_mut().enumerate() {
+            if let Some(reading) = logger.step(now_s, rng).last() {
                 let cdeg = reading.temperature_cdeg;
                 let tenths = ((cdeg + if cdeg >= 0 { 5 } else { -5 }) / 10)
                     .clamp(i16::MIN as i32, i16::MAX as i32);
-                slave.set_register((n + 1) as u8, TEMPERATURE_REGISTER, tenths as i16 as u16);
-                updates += 1;
+                self.slave
+                    .set_register((n + 1) as u8, TEMPERATURE_REGISTER, tenths as i16 as u16);
+                updated += 1;
             }
         }
-        tokio::time::sleep(interval).await;
+        updated
     }
+
+    /// Steps the loggers `rate` times a second for `duration`; returns the register updates.
+    pub async fn run(&mut self, rate: f64, duration: Duration) -> u64 {
+        let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+        let started = Instant::now();
+        let mut updates = 0;
+        while started.elapsed() < duration {
+            updates += self.step(&mut rand::thread_rng());
+            tokio::time::sleep(interval).await;
+        }
+        updates
+    }
+}
+
+/// Serves the simulated transmitters for `line.duration`, printing the pty
+/// path and the gateway configuration that polls them.
+pub async fn simulate(line: &SimulatedLine) -> anyhow::Result<()> {
+    let mut transmitters = SimulatedTransmitters::open(line)?;
+    println!(
+        "Modbus RTU slaves (unit ids 1-{}) on {} at {} baud, 8E1; temperature in register {TEMPERATURE_REGISTER}, int16, °C × 10. Gateway config:",
+        line.devices,
+        transmitters.path(),
+        line.baud
+    );
+    print!("{}", transmitters.gateway_config());
+    let started = Instant::now();
+    let updates = transmitters.run(line.rate, line.duration).await;
     println!(
         "served {} requests; {updates} register updates in {:.1} s",
-        slave.requests(),
+        transmitters.slave().requests(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

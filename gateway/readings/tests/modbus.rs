@@ -318,6 +318,63 @@ async fn after_a_gateway_restart_sequences_continue_and_are_never_reused() {
     assert!(both[first_run.len()].0 > highest_before, "{both:?}");
 }
 
+/// `coldchain simulate --transport modbus`: its transmitters are polled with
+/// the configuration it prints, and their registers follow the loggers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_transmitters_follow_the_loggers_temperatures() {
+    use coldchain_sensors::modbus::{SimulatedLine, SimulatedTransmitters};
+    let dir = tempfile::tempdir().unwrap();
+    let mut transmitters = SimulatedTransmitters::open(&SimulatedLine {
+        devices: 3,
+        device_prefix: "SIM-".into(),
+        scenario: coldchain_sensors::Scenario::Steady,
+        set_point_cdeg: -1800,
+        rate: 10.0,
+        baud: 19_200,
+        duration: std::time::Duration::from_secs(60),
+    })
+    .unwrap();
+    let key = dir.path().join("gateway.priv");
+    std::fs::write(&key, Signer::generate().private_hex()).unwrap();
+    let mut text = format!(
+        "key_file = {key:?}\nrest_url = \"http://127.0.0.1:{}\"\nqueue_path = {:?}\nmetrics_bind = \"\"\n",
+        free_port(),
+        dir.path().join("queue.sqlite")
+    );
+    text.push_str(
+        &transmitters
+            .gateway_config()
+            .replace("poll_interval_ms = 1000", "poll_interval_ms = 200"),
+    );
+    for n in 1..=3 {
+        text.push_str(&format!(
+            "[devices.SIM-{n}]\norg = \"carrier\"\nshipment = \"S-1\"\n"
+        ));
+    }
+    let config = GatewayConfig::from_toml(&text).unwrap();
+    let queue = config.queue_path.clone();
+    let gateway = Gateway::start(config).await.unwrap();
+    transmitters
+        .run(10.0, std::time::Duration::from_secs(2))
+        .await;
+    assert!(
+        eventually(20, || (1..=3)
+            .all(|n| queued(&queue, &format!("SIM-{n}")).len() >= 5))
+        .await
+    );
+    gateway.stop().await;
+    for n in 1..=3 {
+        let readings = queued(&queue, &format!("SIM-{n}"));
+        assert_increasing(&readings);
+        assert!(
+            readings
+                .iter()
+                .all(|r| (-2100..=-1500).contains(&r.2) && r.2 % 10 == 0),
+            "a freezer at -18 °C, in tenths: {readings:?}"
+        );
+    }
+}
+
 #[test]
 fn modbus_settings_are_checked_with_clear_messages() {
     let base = "key_file = \"k\"\n[[modbus]]\npath = \"/dev/ttyUSB0\"\n[[modbus.devices]]\ndevice = \"CR-1\"\n";
