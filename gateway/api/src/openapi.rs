@@ -345,7 +345,19 @@ fn schemas() -> Value {
         "time_above_s": integer(), "time_below_s": integer(), "warnings": integer(),
         "excursions_total": integer(), "excursions": array(schema("Excursion")),
         "gaps_total": integer(), "time_in_gaps_s": integer(), "gaps": array(schema("Gap")),
-        "compromised": boolean(), "compromised_reason": string(), "readings_chain_head": string()})));
+        "compromised": boolean(), "compromised_reason": string(), "readings_chain_head": string(),
+        "stability_budget_used_ppb": {"type": "integer", "nullable": true, "description": "fraction of the product's stability budget used, parts per billion (1000000000 = all); null when the profile has no budget"},
+        "stability_budget_used": {"type": "string", "nullable": true, "description": "the same as people read it, e.g. \"37 %\""},
+        "loggers": array(schema("Logger"))})));
+    add("Logger", object("one logger's own track in a thermal record (per shipment and logger on a lot's record); device_id is empty for readings recorded before per-logger tracks", json!({
+        "device_id": string(), "shipment_id": string(), "reading_count": integer(),
+        "min_cdeg": {"type": "integer", "nullable": true}, "max_cdeg": {"type": "integer", "nullable": true},
+        "mkt_cdeg": {"type": "integer", "nullable": true},
+        "first_time_s": integer(), "last_time_s": integer(), "time_above_s": integer(), "time_below_s": integer(),
+        "warnings": integer(), "excursions_total": integer(), "gaps_total": integer(),
+        "stability_budget_used_ppb": {"type": "integer", "nullable": true},
+        "compromised": boolean(), "compromised_reason": string(),
+        "readings_chain_head": string(), "readings_batches": integer()})));
     add(
         "Shipment",
         object(

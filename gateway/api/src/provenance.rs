@@ -110,6 +110,37 @@ pub struct ThermalSummary {
     pub compromised: bool,
     pub compromised_reason: String,
     pub readings_chain_head: String,
+    /// Fraction of the product's stability budget used (10⁹ = all), when the
+    /// record's profile has one; `null` otherwise.
+    pub stability_budget_used_ppb: Option<u64>,
+    /// The same as people read it ("37 %"), or `null`.
+    pub stability_budget_used: Option<String>,
+    /// One entry per logger (per shipment and logger on a lot), sensor family 1.1.
+    pub loggers: Vec<LoggerView>,
+}
+
+/// One logger's own track in a thermal record.
+#[derive(Debug, Serialize)]
+pub struct LoggerView {
+    /// Empty for the readings a record held before per-logger tracks (1.0).
+    pub device_id: String,
+    pub shipment_id: String,
+    pub reading_count: u64,
+    pub min_cdeg: Option<i32>,
+    pub max_cdeg: Option<i32>,
+    pub mkt_cdeg: Option<i32>,
+    pub first_time_s: u64,
+    pub last_time_s: u64,
+    pub time_above_s: u64,
+    pub time_below_s: u64,
+    pub warnings: u32,
+    pub excursions_total: u64,
+    pub gaps_total: u64,
+    pub stability_budget_used_ppb: Option<u64>,
+    pub compromised: bool,
+    pub compromised_reason: String,
+    pub readings_chain_head: String,
+    pub readings_batches: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -230,6 +261,14 @@ fn listed_excursions_and_gaps(record: &ThermalRecord) -> (Vec<ExcursionView>, Ve
             to_s: g.get_to_s(),
         }));
     }
+    if !record.get_tracks().is_empty() {
+        // The record's own gaps: times no logger of a shipment reported.
+        gaps.extend(record.get_gaps().iter().map(|g| GapView {
+            device_id: String::new(),
+            from_s: g.get_from_s(),
+            to_s: g.get_to_s(),
+        }));
+    }
     excursions.sort_by_key(|e| (e.start_s, e.device_id.clone()));
     gaps.sort_by_key(|g| (g.from_s, g.device_id.clone()));
     (excursions, gaps)
@@ -238,6 +277,10 @@ fn listed_excursions_and_gaps(record: &ThermalRecord) -> (Vec<ExcursionView>, Ve
 /// Min, max, MKT, time out of range, excursions and gaps of a thermal record.
 pub fn thermal_summary(record: &ThermalRecord) -> ThermalSummary {
     let has = record.get_reading_count() > 0;
+    let budget = record
+        .profile
+        .as_ref()
+        .is_some_and(coldchain_processors::thermal::stability::has_budget);
     let (excursions, gaps) = listed_excursions_and_gaps(record);
     ThermalSummary {
         subject: record.get_subject().to_string(),
@@ -260,6 +303,39 @@ pub fn thermal_summary(record: &ThermalRecord) -> ThermalSummary {
         compromised: record.get_compromised(),
         compromised_reason: record.get_compromised_reason().to_string(),
         readings_chain_head: record.get_readings_chain_head().to_string(),
+        stability_budget_used_ppb: budget.then(|| record.get_stability_used_ppb()),
+        stability_budget_used: budget.then(|| {
+            coldchain_processors::thermal::stability::show_used(record.get_stability_used_ppb())
+        }),
+        loggers: record
+            .get_tracks()
+            .iter()
+            .map(|t| logger_view(t, budget))
+            .collect(),
+    }
+}
+
+fn logger_view(track: &ThermalRecord, budget: bool) -> LoggerView {
+    let has = track.get_reading_count() > 0;
+    LoggerView {
+        device_id: track.get_device_id().to_string(),
+        shipment_id: track.get_shipment_id().to_string(),
+        reading_count: track.get_reading_count(),
+        min_cdeg: has.then(|| track.get_min_cdeg()),
+        max_cdeg: has.then(|| track.get_max_cdeg()),
+        mkt_cdeg: mkt_cdeg(track),
+        first_time_s: track.get_first_time_s(),
+        last_time_s: track.get_last_time_s(),
+        time_above_s: track.get_time_above_s(),
+        time_below_s: track.get_time_below_s(),
+        warnings: track.get_warnings(),
+        excursions_total: closed_excursions_total(track) + u64::from(track.has_current()),
+        gaps_total: track.get_gaps_total().max(track.get_gaps().len() as u64),
+        stability_budget_used_ppb: budget.then(|| track.get_stability_used_ppb()),
+        compromised: track.get_compromised(),
+        compromised_reason: track.get_compromised_reason().to_string(),
+        readings_chain_head: track.get_readings_chain_head().to_string(),
+        readings_batches: track.get_readings_batches(),
     }
 }
 

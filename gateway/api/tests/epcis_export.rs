@@ -6,11 +6,9 @@ mod support;
 
 use coldchain_api::chain::ingest;
 use coldchain_api::{Api, ApiConfig, ApiHandle};
-use coldchain_processors::messages::coldchain::CustodyPayload_oneof_action as C;
-use coldchain_processors::messages::coldchain::*;
 use support::http::{signed_get, token_for};
-use support::scenario::{self, site, GTIN, T0};
-use support::{custody, drop_postgres_schema, postgres_url, Chain, Ledger};
+use support::scenario::{self, GTIN, T0};
+use support::{drop_postgres_schema, postgres_url, Ledger};
 
 async fn start(index_url: &str) -> ApiHandle {
     Api::start(ApiConfig {
@@ -24,49 +22,17 @@ async fn start(index_url: &str) -> ApiHandle {
     .expect("API starts")
 }
 
-/// The maker ships lot L-OK in SH-TWO with loggers D1 and D2 to the carrier.
-fn ship_with_two_loggers(ledger: &mut Ledger, p: &scenario::Parties, at: u64) {
-    let mut lot = LotRef::new();
-    lot.set_gtin(GTIN.into());
-    lot.set_lot("L-OK".into());
-    let mut create = CreateShipment::new();
-    create.set_shipment_id("SH-TWO".into());
-    create.set_from_gln(site("maker"));
-    create.set_to_gln(site("pharmacy"));
-    create.set_lots(vec![lot].into());
-    let attach = |device: &str| {
-        let mut attach = AttachDevice::new();
-        attach.set_shipment_id("SH-TWO".into());
-        attach.set_device_id(device.into());
-        custody(&p.carrier, at, C::attach_device(attach))
-    };
-    let mut propose = ProposeHandoff::new();
-    propose.set_shipment_id("SH-TWO".into());
-    propose.set_to_org_id("carrier".into());
-    propose.set_at_gln(site("maker"));
-    ledger
-        .submit(vec![
-            custody(&p.maker, at, C::create_shipment(create)),
-            attach("D1"),
-            attach("D2"),
-            custody(&p.maker, at, C::propose_handoff(propose)),
-        ])
-        .expect("shipment created and proposed");
-    let mut accept = AcceptHandoff::new();
-    accept.set_shipment_id("SH-TWO".into());
-    ledger
-        .submit(vec![custody(
-            &p.carrier,
-            at + 60,
-            C::accept_handoff(accept),
-        )])
-        .expect("carrier accepts");
-}
-
 async fn two_loggers_two_series(index_url: &str) {
     let mut ledger = Ledger::new();
     let parties = scenario::register(&mut ledger);
-    ship_with_two_loggers(&mut ledger, &parties, T0 + 100);
+    scenario::ship_with_loggers(
+        &mut ledger,
+        &parties,
+        "SH-TWO",
+        "L-OK",
+        &["D1", "D2"],
+        T0 + 100,
+    );
     // Same hour: D1 stays at 5 °C, D2 (near the door) reaches 12 °C.
     let start_s = T0 + 3_600;
     scenario::record(

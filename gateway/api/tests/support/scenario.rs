@@ -168,25 +168,48 @@ pub fn ship_to_carrier_for(
     destination_org: &str,
     at: u64,
 ) {
+    ship_with_loggers_for(ledger, p, shipment, lot, &[device], destination_org, at);
+}
+
+/// Like [`ship_to_carrier`], with several loggers attached to the shipment.
+pub fn ship_with_loggers(
+    ledger: &mut impl Chain,
+    p: &Parties,
+    shipment: &str,
+    lot: &str,
+    devices: &[&str],
+    at: u64,
+) {
+    ship_with_loggers_for(ledger, p, shipment, lot, devices, "pharmacy", at);
+}
+
+fn ship_with_loggers_for(
+    ledger: &mut impl Chain,
+    p: &Parties,
+    shipment: &str,
+    lot: &str,
+    devices: &[&str],
+    destination_org: &str,
+    at: u64,
+) {
     let mut create = CreateShipment::new();
     create.set_shipment_id(shipment.into());
     create.set_from_gln(site("maker"));
     create.set_to_gln(site(destination_org));
     create.set_lots(vec![lot_ref(lot)].into());
-    let mut attach = AttachDevice::new();
-    attach.set_shipment_id(shipment.into());
-    attach.set_device_id(device.into());
+    let mut txns = vec![custody(&p.maker, at, C::create_shipment(create))];
+    for device in devices {
+        let mut attach = AttachDevice::new();
+        attach.set_shipment_id(shipment.into());
+        attach.set_device_id(device.to_string());
+        txns.push(custody(&p.carrier, at, C::attach_device(attach)));
+    }
     let mut propose = ProposeHandoff::new();
     propose.set_shipment_id(shipment.into());
     propose.set_to_org_id("carrier".into());
     propose.set_at_gln(site("maker"));
-    ledger
-        .submit(vec![
-            custody(&p.maker, at, C::create_shipment(create)),
-            custody(&p.carrier, at, C::attach_device(attach)),
-            custody(&p.maker, at, C::propose_handoff(propose)),
-        ])
-        .expect("shipment created and proposed");
+    txns.push(custody(&p.maker, at, C::propose_handoff(propose)));
+    ledger.submit(txns).expect("shipment created and proposed");
     let mut accept = AcceptHandoff::new();
     accept.set_shipment_id(shipment.into());
     ledger

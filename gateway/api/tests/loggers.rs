@@ -1,0 +1,123 @@
+//! Issue 13 through the API: two loggers on one shipment. D2 (near the door)
+//! reads 12 °C for 40 minutes while D1 stays at 5 °C; their batches are
+//! committed one reading at a time, interleaved. Under sensor family 1.0 every
+//! D1 reading "closed" D2's excursion and the lot verified in specification;
+//! now D2's own track breaks the 30-minute single-excursion limit, the lot is
+//! compromised naming D2, and the summaries list each logger.
+mod support;
+
+use coldchain_api::chain::ingest;
+use coldchain_api::{Api, ApiConfig, ApiHandle};
+use support::http::{get, signed_get};
+use support::scenario::{self, GTIN, T0};
+use support::{drop_postgres_schema, postgres_url, Ledger};
+
+async fn start(index_url: &str, ledger: &Ledger) -> ApiHandle {
+    let api = Api::start(ApiConfig {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        rest_url: "http://127.0.0.1:9".into(),
+        component: "tcp://127.0.0.1:9".into(),
+        index_url: index_url.into(),
+        follow: false,
+    })
+    .await
+    .expect("API starts");
+    for update in &ledger.blocks {
+        ingest(api.index().as_ref(), &ledger.lookup(), update.clone())
+            .await
+            .expect("ingested");
+    }
+    api
+}
+
+async fn a_second_logger_cannot_hide_an_excursion(index_url: &str) {
+    let mut ledger = Ledger::new();
+    let parties = scenario::register(&mut ledger);
+    scenario::ship_with_loggers(
+        &mut ledger,
+        &parties,
+        "SH-TWO",
+        "L-OK",
+        &["D1", "D2"],
+        T0 + 100,
+    );
+    let start_s = T0 + 3_600;
+    let warm = [600, 1_200, 1_200, 1_200, 1_200, 1_200, 700];
+    for (i, d2) in warm.iter().enumerate() {
+        let at = start_s + 600 * i as u64;
+        let sequence = 1 + i as u64;
+        scenario::record(&mut ledger, &parties, "D2", "SH-TWO", sequence, at, &[*d2]);
+        scenario::record(
+            &mut ledger,
+            &parties,
+            "D1",
+            "SH-TWO",
+            sequence,
+            at + 300,
+            &[500],
+        );
+    }
+    let api = start(index_url, &ledger).await;
+    let base = api.url();
+
+    let (status, verdict) = get(&base, &format!("/api/v1/verify?gtin={GTIN}&lot=L-OK")).await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["verdict"], "compromised", "{verdict}");
+    let reasons = verdict["reasons"].to_string();
+    assert!(
+        reasons.contains("single high excursion of 2400 s") && reasons.contains("logger D2"),
+        "{reasons}"
+    );
+
+    let (status, provenance) =
+        signed_get(&base, &format!("/api/v1/lots/{GTIN}/L-OK"), &parties.maker).await;
+    assert_eq!(status, 200, "{provenance}");
+    let shipment = provenance["shipments"]
+        .as_array()
+        .expect("shipments")
+        .iter()
+        .find(|s| s["shipment_id"] == "SH-TWO")
+        .expect("SH-TWO")
+        .clone();
+    let thermal = &shipment["thermal"];
+    let loggers = thermal["loggers"].as_array().expect("loggers");
+    let devices: Vec<&str> = loggers
+        .iter()
+        .filter_map(|l| l["device_id"].as_str())
+        .collect();
+    assert_eq!(devices, ["D1", "D2"], "{thermal}");
+    assert_eq!(loggers[0]["time_above_s"], 0);
+    assert_eq!(loggers[0]["compromised"], false);
+    assert_eq!(loggers[1]["time_above_s"], 3_000);
+    assert_eq!(loggers[1]["excursions_total"], 1);
+    assert_eq!(loggers[1]["compromised"], true);
+    assert_eq!(thermal["excursions_total"], 1, "{thermal}");
+    let excursions = thermal["excursions"].as_array().expect("excursions");
+    assert_eq!(excursions.len(), 1, "{thermal}");
+    assert_eq!(excursions[0]["device_id"], "D2");
+    assert_eq!(excursions[0]["duration_s"], 3_000);
+    assert_eq!(thermal["stability_budget_used"], serde_json::Value::Null);
+    let lot = &provenance["thermal"];
+    assert_eq!(lot["compromised"], true, "{lot}");
+    let lot_loggers = lot["loggers"].as_array().expect("lot loggers");
+    assert!(
+        lot_loggers.iter().all(|l| l["shipment_id"] == "SH-TWO"),
+        "{lot}"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_logger_cannot_hide_an_excursion_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("index.db").display());
+    a_second_logger_cannot_hide_an_excursion(&url).await;
+}
+
+#[tokio::test]
+async fn a_second_logger_cannot_hide_an_excursion_postgres() {
+    let test = "loggers_two";
+    drop_postgres_schema(test).await;
+    a_second_logger_cannot_hide_an_excursion(&postgres_url(test)).await;
+    drop_postgres_schema(test).await;
+}
