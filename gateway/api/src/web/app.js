@@ -107,7 +107,8 @@ function celsius(cdeg) { return (cdeg / 100).toFixed(2) + " °C"; }
 function readable(text) {
   return String(text)
     .replace(/\b(since|at|from|until|after|before|on) (\d{10})\b/g, (_, word, s) => `${word} ${when(Number(s))}`)
-    .replace(/\b(\d{2,}) s\b/g, (all, s) => (Number(s) >= 60 ? duration(Number(s)) : all));
+    .replace(/\b(\d{2,}) s\b/g, (all, s) => (Number(s) >= 60 ? duration(Number(s)) : all))
+    .replace(/\b1 (reading|excursion|batche|gap|block|unit|logger|pack)s\b/g, (_, word) => `1 ${word === "batche" ? "batch" : word}`);
 }
 function zoneName() {
   const offset = -new Date().getTimezoneOffset();
@@ -309,11 +310,11 @@ function temperatures(target, readings) {
   series.forEach((s, i) => legend.append(el("li", {},
     el("span", { class: "swatch", style: `background:${SERIES_COLOURS[i % SERIES_COLOURS.length]}` }),
     s.device_id ? `logger ${s.device_id}` : "temperature")));
-  legend.append(el("li", {}, el("span", { class: "swatch excursion" }), "excursion"));
-  legend.append(el("li", {}, el("span", { class: "swatch gap" }), "no data"));
-  target.append(legend);
   const excursions = (t && t.excursions) || [];
   const gaps = (t && t.gaps) || [];
+  if (excursions.length) legend.append(el("li", {}, el("span", { class: "swatch excursion" }), "excursion"));
+  if (gaps.length) legend.append(el("li", {}, el("span", { class: "swatch gap" }), "no data"));
+  target.append(legend);
   target.append(el("h4", {}, excursions.length ? `Excursions (${(t && t.excursions_total) || excursions.length})` : "Excursions"));
   if (excursions.length) {
     target.append(el("ul", { class: "excursions" }, ...excursions.map((e) => el("li", {},
@@ -378,10 +379,11 @@ function chart(readings, series, W) {
   for (let s = Math.ceil((t0 + offset) / step) * step - offset; s <= t1; s += step) {
     const px = x(s);
     root.append(svg("line", { x1: px, x2: px, y1: H - bottom, y2: H - bottom + 5, class: "axis" }));
-    root.append(svg("text", { x: px, y: H - bottom + 18, "text-anchor": "middle" }, localClock(s)));
     const d = new Date(s * 1000).toLocaleDateString(undefined, { day: "numeric", month: "short" });
-    if (d !== lastDay) {
-      root.append(svg("text", { x: px, y: H - bottom + 34, "text-anchor": "middle", class: "date" }, d));
+    // Ticks a day or more apart fall at midnight: the date alone says it.
+    if (step < 86400) root.append(svg("text", { x: px, y: H - bottom + 18, "text-anchor": "middle" }, localClock(s)));
+    if (d !== lastDay || step >= 86400) {
+      root.append(svg("text", { x: px, y: H - bottom + (step < 86400 ? 34 : 18), "text-anchor": "middle", class: "date" }, d));
       lastDay = d;
     }
   }
