@@ -116,7 +116,7 @@ pub fn used_ppb(profile: &StorageProfile, band_s: &[u64], arrhenius_sum: u128) -
 pub fn show_used(used_ppb: u64) -> String {
     // Tenths of a percent, rounded down, so 99.96 % never shows as 100 %.
     let tenths = used_ppb / 1_000_000;
-    if tenths >= 100 || tenths % 10 == 0 {
+    if tenths >= 100 || tenths.is_multiple_of(10) {
         format!("{} %", tenths / 10)
     } else {
         format!("{}.{} %", tenths / 10, tenths % 10)

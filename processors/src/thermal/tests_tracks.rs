@@ -316,6 +316,11 @@ fn stability_profiles_are_validated() {
         .contains("activation energy 5 J/mol"));
 }
 
+/// A batch of one logger in one shipment: (shipment, device, readings).
+type Batch = (String, String, Vec<(u64, i32)>);
+/// A logger's readings in one shipment: (shipment, device, readings).
+type Logger<'a> = (&'a str, &'a str, Vec<(u64, i32)>);
+
 /// One logger's readings: (time offset, cdeg), times non-decreasing.
 fn logger_readings() -> impl Strategy<Value = Vec<(u64, i32)>> {
     prop::collection::vec((0u64..400, -300i32..1_500), 1..40).prop_map(|steps| {
@@ -333,10 +338,10 @@ fn logger_readings() -> impl Strategy<Value = Vec<(u64, i32)>> {
 /// Splits each logger's readings into batches and returns them in one commit
 /// order chosen by `order` (a logger's batches keep their own order).
 fn interleave(
-    loggers: &[(&str, &str, Vec<(u64, i32)>)],
+    loggers: &[Logger<'_>],
     cuts: &[usize],
     order: &[usize],
-) -> Vec<(String, String, Vec<(u64, i32)>)> {
+) -> Vec<Batch> {
     let mut queues: Vec<std::collections::VecDeque<Vec<(u64, i32)>>> = loggers
         .iter()
         .enumerate()
