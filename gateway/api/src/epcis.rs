@@ -8,13 +8,16 @@
 //! Identifiers are GS1 Digital Link URIs (`https://id.gs1.org/01/…/10/…`);
 //! our own ids are `urn:coldchain:<kind>:<id>` with the id percent-encoded
 //! ([`coldchain_urn`]), so a profile named `refrigerated 2-8 C` stays one URI.
-use coldchain_processors::messages::coldchain::{HandoffOutcome, StorageProfile};
+use coldchain_processors::addressing::{goods_key, RecordKind};
+use coldchain_processors::messages::coldchain::{HandoffOutcome, StorageProfile, ThermalRecord};
+use coldchain_processors::thermal::stability;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::index::{Bucket, BucketLayout, BucketQuery, IndexStore};
 use crate::provenance::LotRecords;
 use crate::readings::celsius;
+use crate::records::load;
 
 /// Window length of the sensor aggregates (every reading of a shipment is
 /// summarised, up to [`crate::index::chunk::MAX_BUCKETS`] windows).
@@ -76,6 +79,22 @@ pub async fn lot_document(
         lot.get_gtin(),
         lot.get_lot()
     );
+    // The lot's stability budget (when its profile has one): how much each
+    // shipment used (its worst logger) and all of them together, in an
+    // extension field of the shipment's sensor event (EPCIS has no standard
+    // field for it).
+    let budget = lot.profile.as_ref().is_some_and(stability::has_budget);
+    let lot_thermal = if budget {
+        load::<ThermalRecord>(
+            index,
+            RecordKind::GoodsThermal,
+            &goods_key(lot.get_gtin(), lot.get_lot()),
+        )
+        .await?
+        .map(|found| found.record)
+    } else {
+        None
+    };
     let mut events = Vec::new();
     for found in &records.shipments {
         let shipment = &found.record;
@@ -131,7 +150,7 @@ pub async fn lot_document(
                     .map(|b| sensor_element(id, &s.device_id, b, &profile))
             })
             .collect();
-        events.push(json!({
+        let mut event = json!({
             "type": "ObjectEvent",
             "eventTime": iso_time(last_time_s),
             "eventTimeZoneOffset": "+00:00",
@@ -140,7 +159,24 @@ pub async fn lot_document(
             "quantityList": [{"epcClass": class, "quantity": lot.get_quantity()}],
             "bizTransactionList": [{"type": "bol", "bizTransaction": coldchain_urn("shipment", id)}],
             "sensorElementList": elements,
-        }));
+        });
+        if budget {
+            let record = lot_thermal.clone().unwrap_or_default();
+            let in_shipment = record
+                .get_tracks()
+                .iter()
+                .filter(|t| t.get_shipment_id() == id)
+                .map(|t| t.get_stability_used_ppb())
+                .max()
+                .unwrap_or(0);
+            event["coldchain:stabilityBudget"] = json!({
+                "usedInShipmentPpb": in_shipment,
+                "usedInShipment": stability::show_used(in_shipment),
+                "usedByLotPpb": record.get_stability_used_ppb(),
+                "usedByLot": stability::show_used(record.get_stability_used_ppb()),
+            });
+        }
+        events.push(event);
     }
     events.sort_by(|a, b| a["eventTime"].as_str().cmp(&b["eventTime"].as_str()));
     Ok(json!({

@@ -8,9 +8,11 @@ mod support;
 
 use coldchain_api::chain::ingest;
 use coldchain_api::{Api, ApiConfig, ApiHandle};
+use coldchain_processors::messages::coldchain::RegistryPayload_oneof_action as R;
+use coldchain_processors::messages::coldchain::{CreateLot, StabilityBand};
 use support::http::{get, signed_get};
-use support::scenario::{self, GTIN, T0};
-use support::{drop_postgres_schema, postgres_url, Ledger};
+use support::scenario::{self, site, GTIN, T0};
+use support::{drop_postgres_schema, postgres_url, registry, Chain, Ledger};
 
 async fn start(index_url: &str, ledger: &Ledger) -> ApiHandle {
     let api = Api::start(ApiConfig {
@@ -105,6 +107,98 @@ async fn a_second_logger_cannot_hide_an_excursion(index_url: &str) {
         "{lot}"
     );
     api.stop().await;
+}
+
+/// A lot whose maker allows 2 h in all at 8.01–25 °C: 30 minutes at 12 °C
+/// use a quarter of it; the verdict, the summary and the EPCIS sensor event
+/// say so.
+async fn the_stability_budget_used_is_shown(index_url: &str) {
+    let mut ledger = Ledger::new();
+    let parties = scenario::register(&mut ledger);
+    let mut profile = scenario::profile();
+    let mut band = StabilityBand::new();
+    band.set_min_cdeg(801);
+    band.set_max_cdeg(2_500);
+    band.set_allowed_s(7_200);
+    profile.stability_bands.push(band);
+    let mut create = CreateLot::new();
+    create.set_gtin(GTIN.into());
+    create.set_lot("L-BUDGET".into());
+    create.set_expiry_date(20301231);
+    create.set_quantity(1);
+    create.set_serials(vec!["L-BUDGET-S1".to_string()].into());
+    create.set_profile(profile);
+    create.set_site_gln(site("maker"));
+    create.set_product_name("Cold vaccine".into());
+    ledger
+        .submit(vec![registry(
+            &parties.maker,
+            T0 + 20,
+            R::create_lot(create),
+        )])
+        .expect("lot with a budget registers");
+    scenario::ship_with_loggers(&mut ledger, &parties, "SH-B", "L-BUDGET", &["D1"], T0 + 100);
+    let start_s = T0 + 3_600;
+    scenario::record(
+        &mut ledger,
+        &parties,
+        "D1",
+        "SH-B",
+        1,
+        start_s,
+        &[500, 1_200, 1_200, 1_200, 500],
+    );
+    let api = start(index_url, &ledger).await;
+    let base = api.url();
+
+    let (status, verdict) = get(&base, &format!("/api/v1/verify?gtin={GTIN}&lot=L-BUDGET")).await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["verdict"], "authentic_in_spec", "{verdict}");
+    let reasons = verdict["reasons"].to_string();
+    assert!(reasons.contains("stability budget used: 25 %"), "{reasons}");
+
+    let (_, provenance) = signed_get(
+        &base,
+        &format!("/api/v1/lots/{GTIN}/L-BUDGET"),
+        &parties.maker,
+    )
+    .await;
+    assert_eq!(
+        provenance["thermal"]["stability_budget_used_ppb"], 250_000_000,
+        "{provenance}"
+    );
+    assert_eq!(provenance["thermal"]["stability_budget_used"], "25 %");
+
+    let (status, epcis) = signed_get(
+        &base,
+        &format!("/api/v1/lots/{GTIN}/L-BUDGET/epcis"),
+        &parties.maker,
+    )
+    .await;
+    assert_eq!(status, 200, "{epcis}");
+    let sensor = epcis["epcisBody"]["eventList"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["type"] == "ObjectEvent")
+        .expect("sensor event")
+        .clone();
+    assert_eq!(
+        sensor["coldchain:stabilityBudget"]["usedInShipment"], "25 %",
+        "{sensor}"
+    );
+    assert_eq!(
+        sensor["coldchain:stabilityBudget"]["usedByLotPpb"], 250_000_000,
+        "{sensor}"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn the_stability_budget_used_is_shown_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("index.db").display());
+    the_stability_budget_used_is_shown(&url).await;
 }
 
 #[tokio::test]
