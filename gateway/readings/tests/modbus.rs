@@ -318,6 +318,44 @@ async fn after_a_gateway_restart_sequences_continue_and_are_never_reused() {
     assert!(both[first_run.len()].0 > highest_before, "{both:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_queue_file_continues_above_the_ledgers_last_sequence() {
+    // The ledger already holds 500 readings of CR-1 (an earlier gateway whose
+    // queue file is gone): new readings must be numbered above them, or the
+    // sensor processor would take them for replays.
+    let ledger = support::StandInLedger::start().await;
+    ledger
+        .state
+        .lock()
+        .unwrap()
+        .recorded
+        .insert("CR-1".into(), (1..=500).map(|s| (s, 450)).collect());
+    let dir = tempfile::tempdir().unwrap();
+    let slave = ModbusSlave::open(BAUD).unwrap();
+    slave.set_register(1, 0, 45);
+    let mut config = config(
+        dir.path(),
+        slave.path(),
+        &[(
+            "CR-1",
+            "unit_id = 1\nregister = 0\ndata_type = \"int16\"\nscale = 10",
+        )],
+    );
+    config.rest_url = ledger.url.clone();
+    config.batching.max_age_ms = 200;
+    config.batching.tick_ms = 20;
+    let gateway = Gateway::start(config).await.unwrap();
+    assert!(
+        eventually(30, || ledger.recorded("CR-1").len() >= 503).await,
+        "recorded {} readings, {} refused as replays",
+        ledger.recorded("CR-1").len(),
+        ledger.replays_refused()
+    );
+    gateway.stop().await;
+    assert_eq!(ledger.replays_refused(), 0);
+    assert!(ledger.recorded("CR-1")[500..].iter().all(|s| *s > 500));
+}
+
 /// `coldchain simulate --transport modbus`: its transmitters are polled with
 /// the configuration it prints, and their registers follow the loggers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -344,6 +344,24 @@ async fn ledger_floor(shared: &Shared, device: &str) -> u64 {
     }
 }
 
+/// Every device's `last_sequence` on the ledger, asked all at once so a slow
+/// ledger delays the first polls by at most the 2 s of one question.
+async fn ledger_floors(shared: &Arc<Shared>, devices: &[ModbusDeviceConfig]) -> Vec<u64> {
+    let mut questions = tokio::task::JoinSet::new();
+    for (index, config) in devices.iter().enumerate() {
+        let shared = shared.clone();
+        let device = config.device.clone();
+        questions.spawn(async move { (index, ledger_floor(&shared, &device).await) });
+    }
+    let mut floors = vec![0; devices.len()];
+    while let Some(answer) = questions.join_next().await {
+        if let Ok((index, floor)) = answer {
+            floors[index] = floor;
+        }
+    }
+    floors
+}
+
 /// The arrival for one good poll: the reading and its route (or why it has none).
 fn arrival(source: &str, reading: DeviceReading, shared: &Shared) -> Arrival {
     let raw = serial_line::format_line(&reading).into_bytes();
@@ -382,14 +400,17 @@ pub(crate) async fn run_modbus(
     let timeout = Duration::from_millis(line.response_timeout_ms);
     let gap = frame_gap(line.baud, line.bits_per_char());
     let groups = register::group_polls(&line.devices, line.max_registers_per_request);
-    let mut devices = Vec::with_capacity(line.devices.len());
     for config in &line.devices {
         counters.register(&config.device);
-        devices.push(PolledDevice {
-            floor: ledger_floor(&shared, &config.device).await,
-            block: SequenceBlock::default(),
-        });
     }
+    let mut devices: Vec<PolledDevice> = ledger_floors(&shared, &line.devices)
+        .await
+        .into_iter()
+        .map(|floor| PolledDevice {
+            floor,
+            block: SequenceBlock::default(),
+        })
+        .collect();
     let poller = Poller {
         shared: &shared,
         source: format!("modbus:{path}"),
