@@ -63,7 +63,11 @@ fn bad(message: String) -> ApiError {
 
 /// A character for an error message: printable as itself, else its code.
 fn show(c: char) -> String {
-    if c.is_ascii_graphic() {
+    if c == ' ' {
+        "a space".into()
+    } else if c == GS {
+        "a GS separator".into()
+    } else if c.is_ascii_graphic() {
         format!("{c:?}")
     } else {
         format!("U+{:04X}", u32::from(c))
@@ -524,7 +528,7 @@ mod tests {
         assert!(message(&long_lot).contains("longer than 20"));
         // A missing separator: the lot swallows the serial and is too long.
         assert!(message("010950110153000310VAX-2026-A-LONGER21A0002").contains("separator"));
-        assert!(message("(01)09501101530003(21)A B").contains("cannot carry"));
+        assert!(message("(01)09501101530003(21)A B").contains("contains a space"));
         assert!(message("(01)09501101530003(21)Aé").contains("cannot carry"));
         assert!(message("(01)09501101530003(21)A/B").contains("'/'"));
         assert!(message("(01)09501101530003(21)").contains("empty"));
