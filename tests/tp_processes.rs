@@ -203,10 +203,10 @@ fn external_tps_reregister_after_a_node_crash_and_the_scenario_commits_through_t
     }
     // The TP processes are the ones started before the crash: each noticed
     // the lost connection and registered a second time by itself.
-    for family in ["registry", "custody", "sensor"] {
+    for (family, version) in [("registry", "1.0"), ("custody", "1.0"), ("sensor", "1.1")] {
         // The node logs a registration before the TP has read the node's
         // answer and logged its own line: give the TP a moment.
-        let registered = format!("registered coldchain-{family} 1.0");
+        let registered = format!("registered coldchain-{family} {version}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while read_log(dir.path(), &format!("tp-{family}"))
             .matches(&registered)
@@ -222,8 +222,7 @@ fn external_tps_reregister_after_a_node_crash_and_the_scenario_commits_through_t
             "tp {family} did not notice the crash:\n{log}"
         );
         assert_eq!(
-            log.matches(&format!("registered coldchain-{family} 1.0"))
-                .count(),
+            log.matches(&registered).count(),
             2,
             "tp {family} should have registered twice (start, after the restart):\n{log}"
         );
