@@ -56,18 +56,34 @@ struct Story {
 /// emergency request.
 fn story(ledger: &mut Ledger) -> Story {
     let p = scenario::register(ledger);
-    let mut device = RegisterDevice::new();
-    device.set_device_id("D3".into());
-    device.set_org_id("carrier".into());
-    device.set_model("logger".into());
-    device.set_calibration_due_date(20301231);
-    ledger
-        .submit(vec![registry(
-            &p.carrier,
-            T0 + 20,
-            R::register_device(device),
-        )])
-        .expect("D3 registers");
+    for id in ["D3", "D4"] {
+        let mut device = RegisterDevice::new();
+        device.set_device_id(id.into());
+        device.set_org_id("carrier".into());
+        device.set_model("logger".into());
+        device.set_calibration_due_date(20301231);
+        ledger
+            .submit(vec![registry(
+                &p.carrier,
+                T0 + 20,
+                R::register_device(device),
+            )])
+            .expect("logger registers");
+    }
+    // Four days of ten-minute readings at 5 °C for L-RECALL.
+    scenario::ship_to_carrier(ledger, &p, "SH-LONG", "L-RECALL", "D4", T0 + 100);
+    let day: Vec<i32> = (0..144).map(|i| 480 + (i % 7) * 10).collect();
+    for d in 0..4u64 {
+        scenario::record(
+            ledger,
+            &p,
+            "D4",
+            "SH-LONG",
+            1 + d * 144,
+            T0 + 200 + d * 86_400,
+            &day,
+        );
+    }
 
     scenario::ship_to_carrier(ledger, &p, "SH-TWO", "L-HOT", "D1", T0 + 100);
     let mut attach = AttachDevice::new();
@@ -362,7 +378,9 @@ async fn scanner_input_is_read_the_same_by_the_api_and_the_page() {
     );
     // The refused scan is a 400 the page shows, not an error in the page.
     assert!(
-        problems.iter().all(|p| p.contains("status of 400") || p.contains("HTTP 400 for")),
+        problems
+            .iter()
+            .all(|p| p.contains("status of 400") || p.contains("HTTP 400 for")),
         "{problems:#?}"
     );
     api.stop().await;
@@ -509,6 +527,45 @@ async fn temperature_chart_is_readable_on_a_phone_and_a_desktop() {
         assert!(
             empty.contains("cancelled by the requester"),
             "{name}: {empty}"
+        );
+        // Four days on one axis: ticks a day or more apart, dates only, still ≥ 11 px.
+        let long_url = format!("{base}/01/{GTIN}/10/L-RECALL");
+        let long_token = token.clone();
+        let (long_labels, long_sizes) = tokio::task::spawn_blocking(move || {
+            let mut browser = Browser::start(width, height, mobile);
+            browser.open(&long_url);
+            browser.eval(&format!("sessionStorage.setItem('coldchain-token', {long_token:?})"));
+            browser.open(&long_url);
+            browser.wait_for("document.querySelector('#provenance .chain')");
+            let labels = browser.eval("[...document.querySelectorAll('figure.chart svg text')].map(t => t.textContent)");
+            let sizes = browser.eval("[...document.querySelectorAll('figure.chart svg text')].map(t => { const svg = t.ownerSVGElement; return parseFloat(getComputedStyle(t).fontSize) * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; })");
+            keep(&mut browser, &format!("long-chart-{name}"));
+            assert_readable(&mut browser, &format!("long chart on a {name}"));
+            (labels, sizes)
+        })
+        .await
+        .expect("browser");
+        let long_labels: Vec<&str> = long_labels
+            .as_array()
+            .expect("labels")
+            .iter()
+            .filter_map(|l| l.as_str())
+            .collect();
+        assert!(
+            long_labels.iter().any(|l| l.starts_with("Nov 1")),
+            "{name}: {long_labels:?}"
+        );
+        assert!(
+            !long_labels.contains(&"00:00") || name == "desktop",
+            "{name}: midnight ticks: {long_labels:?}"
+        );
+        assert!(
+            long_sizes
+                .as_array()
+                .expect("sizes")
+                .iter()
+                .all(|s| s.as_f64().unwrap_or(0.0) >= 11.0),
+            "{name}: {long_sizes}"
         );
     }
     api.stop().await;
