@@ -324,7 +324,7 @@ async fn scanner_input_is_read_the_same_by_the_api_and_the_page() {
     let seen = tokio::task::spawn_blocking(move || {
         let mut browser = Browser::start(390, 844, true);
         browser.open(&page);
-        browser.wait_for("document.getElementById('code')");
+        browser.wait_for("document.readyState === 'complete' && document.getElementById('code')");
         browser.eval("document.getElementById('code').focus()");
         browser.call("Input.insertText", serde_json::json!({"text": "]d201095011015300031730123110L-HOT"}));
         for kind in ["rawKeyDown", "keyUp"] {
