@@ -355,6 +355,40 @@ async fn scanner_input_is_read_the_same_by_the_api_and_the_page() {
     .await
     .expect("browser");
     let (typed, verdict, address, mismatch, refused, problems) = seen;
+
+    // At a desktop counter: the scanner types and presses Enter, twice, into the
+    // same field; the second scan replaces the first instead of being appended.
+    let page = format!("{base}/");
+    let (first, second) = tokio::task::spawn_blocking(move || {
+        let mut browser = Browser::start(1280, 900, false);
+        browser.open(&page);
+        browser.wait_for("document.readyState === 'complete' && document.getElementById('code')");
+        browser.eval("document.getElementById('code').focus()");
+        let mut scan = |browser: &mut Browser, text: &str| {
+            browser.call("Input.insertText", serde_json::json!({"text": text}));
+            browser.call("Input.dispatchKeyEvent", serde_json::json!({"type": "keyDown", "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r"}));
+            browser.call("Input.dispatchKeyEvent", serde_json::json!({"type": "keyUp", "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13}));
+        };
+        scan(&mut browser, "(01)09501101530003(17)301231(10)L-HOT(21)L-HOT-S1");
+        browser.wait_for("location.pathname.includes('L-HOT-S1') && document.getElementById('code').selectionEnd > document.getElementById('code').selectionStart");
+        let first = browser.eval("document.getElementById('verdict').innerText");
+        scan(&mut browser, "(01)09501101530003(17)301231(10)L-OK(21)L-OK-S3");
+        browser.wait_for("location.pathname.includes('L-OK-S3')");
+        let second = browser.eval("[document.getElementById('code').value, document.getElementById('verdict').innerText]");
+        assert_readable(&mut browser, "two scans at a desktop");
+        (first, second)
+    })
+    .await
+    .expect("browser");
+    assert!(
+        first.as_str().unwrap_or_default().contains("Compromised"),
+        "{first}"
+    );
+    assert_eq!(second[0], "(01)09501101530003(17)301231(10)L-OK(21)L-OK-S3");
+    assert!(
+        second[1].as_str().unwrap_or_default().contains("Authentic"),
+        "{second}"
+    );
     assert_eq!(typed, "]d201095011015300031730123110L-HOT\u{1d}21L-HOT-S1");
     let verdict = verdict.as_str().unwrap_or_default();
     assert!(verdict.contains("lot L-HOT · serial L-HOT-S1"), "{verdict}");

@@ -481,7 +481,12 @@ function start() {
     const code = $("code").value.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "");
     const asked = request(code, $("lot").value.trim(), $("serial").value.trim());
     if (asked.link) history.replaceState(null, "", asked.path);
-    verify(asked.path, asked.link);
+    // A scanner ends with Enter in the field: select its text once the verdict
+    // is shown, so the next scan replaces it instead of being appended to it.
+    // (Not with a touch screen, where focusing the field covers the verdict
+    // with the keyboard.)
+    const scanning = document.activeElement === $("code") && !matchMedia("(pointer: coarse)").matches;
+    verify(asked.path, asked.link).then(() => { if (scanning) $("code").select(); });
   });
   if (location.pathname === "/blood") { bloodBoard(); return; }
   if (location.pathname.startsWith("/01/")) {
