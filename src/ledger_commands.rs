@@ -451,6 +451,17 @@ pub enum BloodCommand {
         #[arg(long)]
         request: String,
     },
+    /// Withdraw your hospital's request: while it is open (offered units are
+    /// released), or when its accepted delivery will not come (refused at the
+    /// door, not sent); the bank then ends the shipment with
+    /// `coldchain shipment cancel-shipment`. A new need is a new request.
+    Cancel {
+        #[arg(long)]
+        request: String,
+        /// Why (kept on the ledger with the request).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub fn now_s() -> u64 {
@@ -781,6 +792,12 @@ pub fn blood_spec(command: &BloodCommand, at_s: u64) -> Result<TransactionSpec> 
             let mut a = pb::ConfirmBloodDelivery::new();
             a.set_request_id(request.clone());
             custody_spec(C::confirm_blood_delivery(a), at_s)?
+        }
+        BloodCommand::Cancel { request, reason } => {
+            let mut a = pb::CancelBloodRequest::new();
+            a.set_request_id(request.clone());
+            a.set_reason(reason.clone());
+            custody_spec(C::cancel_blood_request(a), at_s)?
         }
         BloodCommand::Label { .. } => {
             bail!("`blood label` only reads scans; it sends nothing to the ledger")

@@ -3,7 +3,8 @@
 //! day, not compromised, not offered elsewhere); the hospital accepts one
 //! offer, which opens a shipment of those units under the component's
 //! transport profile; the hospital confirms delivery, which closes the request
-//! and records the request-to-delivery time.
+//! and records the request-to-delivery time — or withdraws the request while
+//! no delivery has arrived (its offered units are released).
 use sawtooth_sdk::processor::handler::{ApplyError, TransactionContext};
 
 use super::{handoff, load_shipment};
@@ -11,9 +12,9 @@ use crate::addressing::RecordKind;
 use crate::blood::{self, BloodType};
 use crate::identifiers::{check_donation_id, check_record_id, day_of};
 use crate::messages::coldchain::{
-    AboGroup, AcceptBloodOffer, BloodComponent, BloodOffer, BloodUnit, ConfirmBloodDelivery,
-    EmergencyRequest, FileEmergencyRequest, LotStatus, OfferBloodUnits, Priority, RequestStatus,
-    RhD, Role, Shipment, ShipmentStatus, ThermalRecord,
+    AboGroup, AcceptBloodOffer, BloodComponent, BloodOffer, BloodUnit, CancelBloodRequest,
+    ConfirmBloodDelivery, EmergencyRequest, FileEmergencyRequest, LotStatus, OfferBloodUnits,
+    Priority, RequestStatus, RhD, Role, Shipment, ShipmentStatus, ThermalRecord,
 };
 use crate::registry::request::{bad_identifier, emit, invalid, not_before};
 use crate::registry::{authorize, load_own_site, Signed};
@@ -386,6 +387,74 @@ fn release_other_offers(
         }
     }
     Ok(())
+}
+
+/// Longest reason a hospital may give for withdrawing a request.
+const MAX_CANCEL_REASON: usize = 500;
+
+pub(super) fn cancel_request(
+    context: &mut dyn TransactionContext,
+    by: Signed,
+    action: &CancelBloodRequest,
+) -> Result<(), ApplyError> {
+    let mut request = load_request(context, action.get_request_id())?;
+    let hospital = request.get_hospital_org_id().to_string();
+    authorize(context, by.signer, Some(&hospital), &[Role::HOSPITAL])?;
+    let reason = action.get_reason().trim();
+    if reason.is_empty() || reason.len() > MAX_CANCEL_REASON {
+        return Err(invalid(format!(
+            "give the reason for withdrawing emergency request {} (1-{MAX_CANCEL_REASON} \
+             characters, `--reason`)",
+            request.get_request_id()
+        )));
+    }
+    let id = request.get_request_id().to_string();
+    let mut entries = Vec::new();
+    match request.get_status() {
+        RequestStatus::OPEN => release_other_offers(context, &request, "", &mut entries)?,
+        RequestStatus::OFFER_ACCEPTED => {
+            let shipment = load_shipment(context, request.get_shipment_id())?;
+            if shipment.get_status() == ShipmentStatus::DELIVERED {
+                return Err(invalid(format!(
+                    "emergency request {id}: shipment {} was delivered; confirm the delivery \
+                     instead (`coldchain blood deliver --request {id}`)",
+                    shipment.get_shipment_id()
+                )));
+            }
+        }
+        other => {
+            return Err(invalid(format!(
+                "emergency request {id} is {other:?}; only an open request, or one whose \
+                 accepted delivery has not arrived, can be withdrawn"
+            )))
+        }
+    }
+    not_before(
+        by.now,
+        request.get_requested_at_s(),
+        "the request was filed",
+    )?;
+    request.set_status(RequestStatus::REQUEST_CANCELLED);
+    request.set_cancelled_reason(reason.to_string());
+    request.set_cancelled_at_s(by.now);
+    entries.insert(
+        0,
+        (
+            RecordKind::EmergencyRequest.address(&id),
+            state::encode(&request)?,
+        ),
+    );
+    state::store_all(context, entries)?;
+    emit(
+        context,
+        "blood-request-cancelled",
+        &[
+            ("request_id", &id),
+            ("hospital_org_id", &hospital),
+            ("shipment_id", request.get_shipment_id()),
+        ],
+        &state::encode(&request)?,
+    )
 }
 
 pub(super) fn confirm_delivery(

@@ -116,6 +116,7 @@ impl TransactionHandler for CustodyHandler {
             Action::offer_blood_units(a) => emergency::offer_units(context, by, a),
             Action::accept_blood_offer(a) => emergency::accept_offer(context, by, a),
             Action::confirm_blood_delivery(a) => emergency::confirm_delivery(context, by, a),
+            Action::cancel_blood_request(a) => emergency::cancel_request(context, by, a),
         }
     }
 }

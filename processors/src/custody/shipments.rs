@@ -9,8 +9,9 @@ use crate::addressing::RecordKind;
 use crate::blood;
 use crate::identifiers::{check_donation_id, check_lot, check_record_id, day_of, normalize_gtin};
 use crate::messages::coldchain::{
-    AttachDevice, BloodUnit, CancelShipment, CreateShipment, DetachDevice, Device, Lot, LotRef,
-    LotStatus, Shipment, ShipmentStatus, StorageProfile,
+    AttachDevice, BloodUnit, CancelShipment, CreateShipment, DetachDevice, Device,
+    EmergencyRequest, Lot, LotRef, LotStatus, RequestStatus, Shipment, ShipmentStatus,
+    StorageProfile,
 };
 use crate::registry::goods::lot_last_time;
 use crate::registry::request::{bad_identifier, emit, invalid, not_before};
@@ -415,10 +416,16 @@ pub(super) fn cancel_shipment(
         }
     }
     if !shipment.get_blood_request_id().is_empty() {
-        return Err(invalid(format!(
-            "shipment {id} carries blood for emergency request {}; it is closed by delivery, not cancelled (`coldchain shipment propose` to the hospital, `coldchain blood deliver`)",
-            shipment.get_blood_request_id()
-        )));
+        // Closed by delivery while the hospital still wants it; once the
+        // hospital has withdrawn the request, the bank ends the shipment.
+        let request_id = shipment.get_blood_request_id();
+        let request: Option<EmergencyRequest> =
+            state::load(context, &RecordKind::EmergencyRequest.address(request_id))?;
+        if request.is_none_or(|r| r.get_status() != RequestStatus::REQUEST_CANCELLED) {
+            return Err(invalid(format!(
+                "shipment {id} carries blood for emergency request {request_id}; it is closed by delivery, not cancelled (`coldchain shipment propose` to the hospital, `coldchain blood deliver`), unless the hospital withdraws the request first (`coldchain blood cancel --request {request_id} --reason …`)"
+            )));
+        }
     }
     not_before(
         by.now,

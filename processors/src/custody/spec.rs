@@ -46,7 +46,8 @@ pub fn transaction_spec(payload: &CustodyPayload) -> Result<TransactionSpec, Spe
         Action::cancel_shipment(a) => {
             let mut touched = vec![shipment(a.get_shipment_id())];
             touched.extend(goods());
-            let mut inputs = vec![agents];
+            // A blood shipment may be cancelled once its request is withdrawn.
+            let mut inputs = vec![agents, EmergencyRequest.address_prefix()];
             inputs.extend(touched.iter().cloned());
             (inputs, touched)
         }
@@ -158,6 +159,19 @@ pub fn transaction_spec(payload: &CustodyPayload) -> Result<TransactionSpec, Spe
                 shipment(a.get_shipment_id()),
             ];
             let mut inputs = vec![agents];
+            inputs.extend(touched.iter().cloned());
+            (inputs, touched)
+        }
+        Action::cancel_blood_request(a) => {
+            let touched = vec![
+                EmergencyRequest.address(a.get_request_id()),
+                BloodUnit.address_prefix(),
+            ];
+            let mut inputs = vec![
+                agents,
+                BloodOffer.address_prefix(),
+                Shipment.address_prefix(),
+            ];
             inputs.extend(touched.iter().cloned());
             (inputs, touched)
         }

@@ -817,3 +817,137 @@ fn a_hospital_collecting_blood_at_the_bank_delivers_it_at_its_site_then_confirms
         world.shipment("BSH1").get_closed_at_s()
     );
 }
+
+fn withdraw(request: &str, reason: &str) -> C {
+    let mut action = CancelBloodRequest::new();
+    action.set_request_id(request.into());
+    action.set_reason(reason.into());
+    C::cancel_blood_request(action)
+}
+
+#[test]
+fn an_open_request_is_withdrawn_and_its_offered_units_are_released() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    world.events();
+    assert_invalid(world.custody(&bank.agent, withdraw("R1", "not needed")), "");
+    assert_invalid(
+        world.custody(&hospital.agent, withdraw("R1", "  ")),
+        "give the reason for withdrawing emergency request R1",
+    );
+    world.now += 60;
+    world
+        .custody(&hospital.agent, withdraw("R1", "patient stabilised"))
+        .unwrap();
+    let request: EmergencyRequest = world.load(RecordKind::EmergencyRequest, "R1");
+    assert_eq!(request.get_status(), RequestStatus::REQUEST_CANCELLED);
+    assert_eq!(request.get_cancelled_reason(), "patient stabilised");
+    assert_eq!(request.get_cancelled_at_s(), world.now);
+    assert_eq!(unit_record(&world, "W123427000001").get_offered_in(), "");
+    let types: Vec<String> = world.events().into_iter().map(|e| e.event_type).collect();
+    assert_eq!(types, ["coldchain/blood-request-cancelled"]);
+    // Withdrawn is final: no new offer, no second withdrawal.
+    assert_invalid(
+        world.custody(&bank.agent, offer("R1", "O2", &["W123427000003"])),
+        "",
+    );
+    assert_invalid(
+        world.custody(&hospital.agent, withdraw("R1", "again")),
+        "is REQUEST_CANCELLED",
+    );
+}
+
+/// The defect left open in issue 12: the hospital refuses the hand-off at its
+/// door, and the request and its shipment could never close. Now the hospital
+/// withdraws the request, then the bank cancels the shipment and gets its
+/// units back.
+#[test]
+fn a_request_whose_delivery_was_refused_is_withdrawn_and_the_bank_ends_the_shipment() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    world
+        .custody(&hospital.agent, accept("R1", "O1", "BSH1"))
+        .unwrap();
+    world.now += 600;
+    world
+        .propose(&bank.agent, "BSH1", "hosp", &hospital.site)
+        .unwrap();
+    world.now += 600;
+    let mut reject = RejectHandoff::new();
+    reject.set_shipment_id("BSH1".into());
+    reject.set_reason("bag leaking".into());
+    world
+        .custody(&hospital.agent, C::reject_handoff(reject))
+        .unwrap();
+    let mut cancel = CancelShipment::new();
+    cancel.set_shipment_id("BSH1".into());
+    cancel.set_reason("returned to stock".into());
+    assert_invalid(
+        world.custody(&bank.agent, C::cancel_shipment(cancel.clone())),
+        "unless the hospital withdraws the request first (`coldchain blood cancel --request R1",
+    );
+    world.now += 60;
+    world
+        .custody(&hospital.agent, withdraw("R1", "bags refused at the door"))
+        .unwrap();
+    world.now += 60;
+    world
+        .custody(&bank.agent, C::cancel_shipment(cancel))
+        .unwrap();
+    assert_eq!(
+        world.shipment("BSH1").get_status(),
+        ShipmentStatus::CANCELLED
+    );
+    let unit = unit_record(&world, "W123427000001");
+    assert_eq!(unit.get_holder_org_id(), "bank");
+    assert_eq!(unit.get_shipment_id(), "");
+}
+
+#[test]
+fn a_delivered_request_is_confirmed_not_withdrawn() {
+    let Blood {
+        mut world,
+        bank,
+        hospital,
+    } = setup();
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    world
+        .custody(&hospital.agent, accept("R1", "O1", "BSH1"))
+        .unwrap();
+    world.now += 600;
+    world
+        .propose(&bank.agent, "BSH1", "hosp", &hospital.site)
+        .unwrap();
+    let mut accept_handoff = AcceptHandoff::new();
+    accept_handoff.set_shipment_id("BSH1".into());
+    world
+        .custody(&hospital.agent, C::accept_handoff(accept_handoff))
+        .unwrap();
+    assert_invalid(
+        world.custody(&hospital.agent, withdraw("R1", "changed our mind")),
+        "was delivered; confirm the delivery instead (`coldchain blood deliver --request R1`)",
+    );
+}
