@@ -364,7 +364,7 @@ async fn scanner_input_is_read_the_same_by_the_api_and_the_page() {
         browser.open(&page);
         browser.wait_for("document.readyState === 'complete' && document.getElementById('code')");
         browser.eval("document.getElementById('code').focus()");
-        let mut scan = |browser: &mut Browser, text: &str| {
+        let scan = |browser: &mut Browser, text: &str| {
             browser.call("Input.insertText", serde_json::json!({"text": text}));
             browser.call("Input.dispatchKeyEvent", serde_json::json!({"type": "keyDown", "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r"}));
             browser.call("Input.dispatchKeyEvent", serde_json::json!({"type": "keyUp", "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13}));
