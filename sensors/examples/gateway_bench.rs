@@ -4,7 +4,10 @@
 //! edges (the first few devices have excursions; every reading whose in-range
 //! state changes is flushed at once) and peak RSS.
 //!
-//! `cargo run --release -p coldchain-sensors --example gateway_bench -- <devices> <readings/s per device> <seconds> [readings per message] [devices with excursions]`
+//! `cargo run --release -p coldchain-sensors --example gateway_bench -- <devices> <readings/s per device> <seconds> [readings per message] [devices with excursions] [binary|json|senml]`
+//!
+//! `senml`: the loggers publish SenML (RFC 8428) JSON packs on `…/<device>/senml`
+//! (names `urn:dev:mac:<device>:temp`, times in ms), read through `[mqtt.senml]`.
 use coldchain_gateway::{Gateway, GatewayConfig};
 use coldchain_node::{Node, NodeConfig};
 use coldchain_processors::addressing::{gateway_key, RecordKind};
@@ -12,7 +15,9 @@ use coldchain_processors::messages::coldchain::{
     Device, GatewayGrant, Shipment, ShipmentStatus, StorageProfile,
 };
 use coldchain_processors::signing::Signer;
-use coldchain_sensors::{Encoding, MqttTransport, Scenario, Simulator, SimulatorConfig, Sink};
+use coldchain_sensors::{
+    senml_time_ms, Encoding, MqttTransport, Scenario, Simulator, SimulatorConfig, Sink,
+};
 use protobuf::Message;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -68,6 +73,9 @@ fn now_ms() -> u64 {
 #[derive(Default)]
 struct EdgeClock {
     watched: HashSet<String>,
+    /// SenML: the gateway knows a reading by its time in ms, stamped as the transport does.
+    senml: bool,
+    senml_last_ms: HashMap<String, u64>,
     in_range: HashMap<String, bool>,
     sent_at_ms: HashMap<(String, u64), u64>,
 }
@@ -82,11 +90,20 @@ impl EdgeClock {
         }
         let now = now_ms();
         for reading in readings {
+            let sequence = if self.senml {
+                let last = self
+                    .senml_last_ms
+                    .entry(reading.device_id.clone())
+                    .or_insert(0);
+                senml_time_ms(last, reading.time_s)
+            } else {
+                reading.sequence
+            };
             let is = RANGE_CDEG.contains(&reading.temperature_cdeg);
             let was = self.in_range.insert(reading.device_id.clone(), is);
             if was.map_or(!is, |was| was != is) {
                 self.sent_at_ms
-                    .insert((reading.device_id.clone(), reading.sequence), now);
+                    .insert((reading.device_id.clone(), sequence), now);
             }
         }
     }
@@ -127,6 +144,12 @@ async fn main() -> anyhow::Result<()> {
     let seconds = number(3, 20.0) as u64;
     let per_message = number(4, 10.0) as usize;
     let excursion_devices = (number(5, DEFAULT_EXCURSION_DEVICES as f64) as usize).min(devices);
+    let encoding = match args.get(6).map(String::as_str) {
+        None | Some("binary") => Encoding::Binary,
+        Some("json") => Encoding::Json,
+        Some("senml") => Encoding::Senml,
+        Some(other) => anyhow::bail!("encoding {other:?} is not binary, json or senml"),
+    };
     let dir = tempfile::tempdir()?;
     let signer = Signer::generate();
     let key = dir.path().join("gw.priv");
@@ -144,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
     let ids = simulator.device_ids();
     let mut edges = EdgeClock {
         watched: ids.iter().take(excursion_devices).cloned().collect(),
+        senml: encoding == Encoding::Senml,
         ..EdgeClock::default()
     };
     let mut node_config = NodeConfig::new(dir.path().join("node"));
@@ -156,7 +180,8 @@ async fn main() -> anyhow::Result<()> {
         "key_file = {key:?}\nrest_url = {:?}\nqueue_path = {:?}\nmetrics_bind = \"\"\n\
          [batching]\nmax_readings = 500\nmax_age_ms = 250\nmax_transactions_per_batch = 100\ntick_ms = 20\n\
          [submission]\nmax_in_flight_batches = 16\nstatus_wait_s = 1\n\
-         [[mqtt]]\nclient_id = \"{prefix}-gw\"\ntopic_prefix = {prefix:?}\n",
+         [[mqtt]]\nclient_id = \"{prefix}-gw\"\ntopic_prefix = {prefix:?}\n\
+         [mqtt.senml]\nname_prefix = \"urn:dev:mac:\"\n",
         node.rest_url(),
         dir.path().join("queue.sqlite"),
     );
@@ -175,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
         &format!("{prefix}-sim"),
         &prefix,
         "carrier",
-        Encoding::Binary,
+        encoding,
     )
     .await;
     let started = Instant::now();
@@ -195,7 +220,7 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let m = gateway.metrics();
     let committed = m.committed.load(Relaxed);
-    println!("devices {devices}, offered {:.0} readings/s ({rate}/s/device, {per_message}/message) for {seconds} s", devices as f64 * rate);
+    println!("devices {devices}, offered {:.0} readings/s ({rate}/s/device, {per_message}/message, {encoding:?}) for {seconds} s", devices as f64 * rate);
     println!("sent {} readings in {:.1} s ({:.0}/s); committed {committed} in {:.1} s => {:.0} readings/s end to end",
         sent.readings, send_done.as_secs_f64(), sent.readings as f64 / send_done.as_secs_f64(), elapsed.as_secs_f64(), committed as f64 / elapsed.as_secs_f64());
     println!(

@@ -23,7 +23,7 @@ pub mod sequences;
 pub mod transport;
 
 pub use logger::{Logger, Scenario};
-pub use transport::{Encoding, MqttTransport, ReaderWait, SerialTransport};
+pub use transport::{senml_time_ms, Encoding, MqttTransport, ReaderWait, SerialTransport};
 
 use coldchain_gateway::protocol::DeviceReading;
 use std::time::{Duration, Instant};

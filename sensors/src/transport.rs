@@ -1,6 +1,6 @@
 //! How simulated loggers reach the gateway: MQTT publishes or lines on a
 //! pseudo-terminal serial pair. I/O only; the readings come from [`crate::logger`].
-use coldchain_gateway::protocol::{mqtt_payload, serial_line, DeviceReading};
+use coldchain_gateway::protocol::{mqtt_payload, senml, serial_line, DeviceReading};
 use std::io::Write;
 
 /// Payload encoding on MQTT.
@@ -8,6 +8,10 @@ use std::io::Write;
 pub enum Encoding {
     Json,
     Binary,
+    /// SenML (RFC 8428) JSON on `<prefix>/<org>/<device>/senml`, names
+    /// `urn:dev:mac:<device>:temp` (the gateway's `[mqtt.senml] name_prefix =
+    /// "urn:dev:mac:"`), times in milliseconds.
+    Senml,
 }
 
 /// An MQTT publisher for `<prefix>/<org>/<device>/readings`.
@@ -16,6 +20,8 @@ pub struct MqttTransport {
     prefix: String,
     org: String,
     encoding: Encoding,
+    /// SenML: each device's last time sent (ms), so readings of one second keep apart.
+    senml_clock: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     _events: tokio::task::JoinHandle<()>,
 }
 
@@ -65,6 +71,7 @@ impl MqttTransport {
             prefix: prefix.into(),
             org: org.into(),
             encoding,
+            senml_clock: Default::default(),
             _events: events,
         }
     }
@@ -74,16 +81,52 @@ impl MqttTransport {
         let Some(first) = readings.first() else {
             return Ok(());
         };
-        let topic = format!("{}/{}/{}/readings", self.prefix, self.org, first.device_id);
+        let level = match self.encoding {
+            Encoding::Senml => senml::JSON_TOPIC_LEVEL,
+            Encoding::Json | Encoding::Binary => "readings",
+        };
+        let topic = format!("{}/{}/{}/{level}", self.prefix, self.org, first.device_id);
         let payload = match self.encoding {
             Encoding::Json => mqtt_payload::encode_json(readings),
             Encoding::Binary => mqtt_payload::encode_binary(readings),
+            Encoding::Senml => {
+                let stamped = self.senml_times(readings);
+                senml::encode_json(&format!("urn:dev:mac:{}:", first.device_id), &stamped)
+            }
         };
         self.client
             .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
             .await
             .map_err(|e| anyhow::anyhow!("MQTT publish failed: {e}"))
     }
+}
+
+impl MqttTransport {
+    /// SenML carries no sequence: a reading is known by its time, which the
+    /// gateway turns into its sequence (milliseconds). A logger measuring
+    /// several times a second stamps each reading at least 1 ms after the last.
+    fn senml_times(&self, readings: &[DeviceReading]) -> Vec<DeviceReading> {
+        let mut clock = self.senml_clock.lock().unwrap_or_else(|p| p.into_inner());
+        readings
+            .iter()
+            .map(|r| {
+                let ms = senml_time_ms(clock.entry(r.device_id.clone()).or_insert(0), r.time_s);
+                DeviceReading {
+                    sequence: ms,
+                    time_s: ms / 1000,
+                    ..r.clone()
+                }
+            })
+            .collect()
+    }
+}
+
+/// The SenML time (ms) of a device's next reading taken in second `time_s`,
+/// after the device's `last` one: at least 1 ms later. Advances `last`.
+pub fn senml_time_ms(last: &mut u64, time_s: u64) -> u64 {
+    let ms = (time_s * 1000).max(*last + 1);
+    *last = ms;
+    ms
 }
 
 /// A pseudo-terminal pair in raw mode: the simulator writes to the master,

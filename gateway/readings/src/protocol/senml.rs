@@ -588,31 +588,39 @@ fn to_readings(
         .collect()
 }
 
-/// Encodes one device's readings as a SenML JSON pack (`bn` = `base_name`,
-/// times absolute from `bt`, temperatures in Cel); for simulators and tests.
+/// Encodes one device's readings as a SenML JSON pack, for simulators and
+/// tests: `bn` = `base_name`, `bt` the first reading's time, each record's `t`
+/// the offset from it, temperatures in Cel, humidity in %RH, the door as `vb`.
+/// As when the gateway reads SenML, a reading's `sequence` is its time in
+/// milliseconds: that is the time written (so sub-second readings keep apart).
 pub fn encode_json(base_name: &str, readings: &[DeviceReading]) -> Vec<u8> {
-    let base_time = readings.first().map_or(0, |r| r.time_s);
+    let base_ms = readings.first().map_or(0, |r| r.sequence);
+    let seconds =
+        |ms: u64| serde_json::Number::from_f64(ms as f64 / 1000.0).unwrap_or_else(|| 0.into());
+    let offset = |r: &DeviceReading| {
+        let ms = r.sequence as i64 - base_ms as i64;
+        serde_json::Number::from_f64(ms as f64 / 1000.0).unwrap_or_else(|| 0.into())
+    };
     let mut records = Vec::with_capacity(readings.len() * 2);
     for (i, r) in readings.iter().enumerate() {
-        let mut record = serde_json::json!({
-            "n": "temp", "u": "Cel",
-            "v": serde_json::Number::from_f64(r.temperature_cdeg as f64 / 100.0).unwrap_or_else(|| 0.into()),
-            "t": r.time_s as i64 - base_time as i64,
-        });
+        let celsius = serde_json::Number::from_f64(r.temperature_cdeg as f64 / 100.0)
+            .unwrap_or_else(|| 0.into());
+        let mut record = serde_json::json!({"n": "temp", "u": "Cel", "v": celsius});
         if i == 0 {
             record["bn"] = base_name.into();
-            record["bt"] = base_time.into();
+            record["bt"] = seconds(base_ms).into();
+        } else {
+            record["t"] = offset(r).into();
         }
         records.push(record);
         if let Some(h) = r.humidity_permille {
             records.push(
-                serde_json::json!({"n": "hum", "u": "%RH", "v": h as f64 / 10.0,
-                "t": r.time_s as i64 - base_time as i64}),
+                serde_json::json!({"n": "hum", "u": "%RH", "v": h as f64 / 10.0, "t": offset(r)}),
             );
         }
         if let Some(door) = r.door {
-            records.push(serde_json::json!({"n": "door", "vb": door == Door::Open,
-                "t": r.time_s as i64 - base_time as i64}));
+            records
+                .push(serde_json::json!({"n": "door", "vb": door == Door::Open, "t": offset(r)}));
         }
     }
     serde_json::Value::Array(records).to_string().into_bytes()

@@ -288,6 +288,29 @@ fn topics_name_org_and_format() {
     assert_eq!(split_senml_topic("acme/x/senml"), None);
 }
 
+#[test]
+fn sub_second_readings_keep_their_milliseconds() {
+    let readings: Vec<DeviceReading> = (0..50u64)
+        .map(|i| {
+            let ms = T0 * 1000 + 123 + i * 20;
+            DeviceReading {
+                device_id: "aa".into(),
+                sequence: ms,
+                time_s: ms / 1000,
+                temperature_cdeg: 480,
+                humidity_permille: None,
+                door: None,
+                location: None,
+            }
+        })
+        .collect();
+    let pack = encode_json("urn:dev:mac:aa:", &readings);
+    assert_eq!(
+        parse_pack(SenmlFormat::Json, &pack, &naming()).unwrap(),
+        readings
+    );
+}
+
 proptest! {
     #[test]
     fn encoded_packs_parse_back(temps in proptest::collection::vec(-9_999i32..9_999, 1..20)) {
