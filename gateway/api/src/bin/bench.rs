@@ -1,7 +1,10 @@
 //! `coldchain-api-bench`: builds a large synthetic index (lots, shipments,
 //! readings) through the real index write path, starts the API on it and
 //! measures verification, provenance and readings latency and throughput
-//! with `wrk` running as a separate process. Prints a Markdown table.
+//! with `wrk` running as a separate process. Prints a Markdown table, with
+//! the CPU time the API (this process) and wrk used during each run and the
+//! load average when it started: on a shared box, requests per API
+//! CPU-second move much less with other load than requests per second do.
 //!
 //! Usage: `coldchain-api-bench [--lots N] [--readings N] [--big-shipment N]
 //! [--index URL] [--duration S] [--connections C]`.
@@ -254,6 +257,53 @@ struct WrkResult {
     rps: f64,
     p50: String,
     p99: String,
+    /// Requests wrk completed (rps × its measured duration).
+    requests: f64,
+    /// CPU seconds this process (the API under test) used during the run.
+    api_cpu_s: f64,
+    /// CPU seconds wrk used (user + system, from the wait for it).
+    wrk_cpu_s: f64,
+    /// 1-minute load average when the run started.
+    load_at_start: String,
+}
+
+/// CPU seconds used so far by this process and by its waited-for children,
+/// from `/proc/self/stat` (utime + stime, cutime + cstime) in clock ticks.
+fn cpu_seconds(ticks_per_s: f64) -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: the first is field 3 (state), so field n is at n - 3.
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0.0);
+    (
+        (field(14) + field(15)) / ticks_per_s,
+        (field(16) + field(17)) / ticks_per_s,
+    )
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux if it cannot be asked).
+fn clock_ticks_per_s() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .filter(|t: &f64| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+fn load_average_1min() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn wrk(
@@ -278,6 +328,9 @@ fn wrk(
         lua,
         "request = function() return wrk.format(\"GET\", paths[math.random(#paths)]) end"
     )?;
+    let ticks_per_s = clock_ticks_per_s();
+    let load_at_start = load_average_1min();
+    let (api_before, wrk_before) = cpu_seconds(ticks_per_s);
     let output = Command::new("wrk")
         .args([
             "-t",
@@ -302,10 +355,21 @@ fn wrk(
     if text.contains("Non-2xx") {
         bail!("{name}: some requests failed:\n{text}");
     }
+    let (api_after, wrk_after) = cpu_seconds(ticks_per_s);
+    // "N requests in 10.00s, …": the count wrk completed.
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(0.0);
     Ok(WrkResult {
         rps: field("Requests/sec:").parse().unwrap_or(0.0),
         p50: field("50%"),
         p99: field("99%"),
+        requests,
+        api_cpu_s: api_after - api_before,
+        wrk_cpu_s: wrk_after - wrk_before,
+        load_at_start,
     })
 }
 
@@ -395,7 +459,9 @@ async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<()> {
             )
         })
         .collect();
-    println!("\n| request | requests/s | p50 | p99 |\n|---|---|---|---|");
+    println!(
+        "\n| request | requests/s | p50 | p99 | API CPU s | requests per API CPU-second | wrk CPU s | load (1 min) at start |\n|---|---|---|---|---|---|---|---|"
+    );
     for (name, paths) in [
         ("verification (Digital Link)", &verify),
         ("lot provenance", &provenance),
@@ -410,9 +476,19 @@ async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<()> {
             dir,
             &name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
         )?;
+        let per_cpu_s = if result.api_cpu_s > 0.0 {
+            format!("{:.0}", result.requests / result.api_cpu_s)
+        } else {
+            "?".into()
+        };
         println!(
-            "| {name} | {:.0} | {} | {} |",
-            result.rps, result.p50, result.p99
+            "| {name} | {:.0} | {} | {} | {:.2} | {per_cpu_s} | {:.2} | {} |",
+            result.rps,
+            result.p50,
+            result.p99,
+            result.api_cpu_s,
+            result.wrk_cpu_s,
+            result.load_at_start
         );
     }
     api.stop().await;
