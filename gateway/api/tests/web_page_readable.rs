@@ -518,6 +518,9 @@ async fn temperature_chart_is_readable_on_a_phone_and_a_desktop() {
             ": Nov 14, 2023, 23:36 – Nov 15, 2023, 00:46 (22:36–23:46 UTC); 1 h 10 min; peak 12.00 °C",
             "No data from logger D2: Nov 14, 2023, 23:46 – Nov 15, 2023, 01:46 (22:46–00:46 UTC); 2 h 00 min",
             "Readings hash chain verified over 3 batches.",
+            // The lot's record per logger of the shipment (sensor family 1.1).
+            "Logger D1: ",
+            "Logger D2: ",
         ] {
             assert!(
                 text.contains(expected),

@@ -251,13 +251,23 @@ async function showProvenance() {
     const summary = t && t.reading_count > 0
       ? `${plural(t.reading_count, "reading")}, min ${celsius(t.min_cdeg)}, max ${celsius(t.max_cdeg)}, MKT ${t.mkt_cdeg == null ? "—" : celsius(t.mkt_cdeg)}, ${duration(t.time_out_of_range_s)} out of range, ${plural(t.excursions_total, "excursion")}, ${plural(t.gaps_total, "data gap")}`
       : "no readings recorded yet";
+    const budget = t && t.stability_budget_used ? ` Stability budget used: ${t.stability_budget_used}.` : "";
     target.replaceChildren(
       el("h3", {}, `${p.product.product_name} — lot ${p.product.lot}`),
-      el("p", {}, `Status: ${human(p.product.status)}. Expires ${day(p.product.expiry_date)}. Held by ${p.product.holder_withheld ? "(not shown to you)" : p.product.custodian_org_id}. Temperatures: ${summary}.`),
+      el("p", {}, `Status: ${human(p.product.status)}. Expires ${day(p.product.expiry_date)}. Held by ${p.product.holder_withheld ? "(not shown to you)" : p.product.custodian_org_id}. Temperatures: ${summary}.${budget}`),
       el("h3", {}, "Custody"), el("ol", { class: "timeline" }, ...items));
     for (const s of p.shipments) {
       const readings = await api(`/api/v1/shipments/${encodeURIComponent(s.shipment_id)}/readings?points=300`);
       target.append(el("h3", {}, `Shipment ${s.shipment_id} temperatures`));
+      // Each logger of this shipment, as the lot's record judged it.
+      const loggers = ((t && t.loggers) || []).filter((l) => l.shipment_id === s.shipment_id && l.reading_count > 0);
+      if (loggers.length) {
+        target.append(el("ul", { class: "loggers" }, ...loggers.map((l) => el("li", {},
+          el("strong", {}, l.device_id ? `Logger ${l.device_id}` : "Readings from before per-logger records"),
+          `: ${plural(l.reading_count, "reading")}, ${celsius(l.min_cdeg)} to ${celsius(l.max_cdeg)}, ${duration(l.time_above_s + l.time_below_s)} out of range, ${plural(l.excursions_total, "excursion")}`,
+          l.stability_budget_used_ppb == null ? "" : `, stability budget used ${(Math.floor(l.stability_budget_used_ppb / 1e6) / 10).toString()} %`,
+          l.compromised ? el("span", { class: "status-compromised" }, ` — breached: ${readable(l.compromised_reason)}`) : ""))));
+      }
       temperatures(target, readings);
     }
   } catch (error) {
