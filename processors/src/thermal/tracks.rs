@@ -52,8 +52,9 @@ fn track_order(track: &ThermalRecord, shipment_id: &str, device_id: &str) -> Ord
 /// Applies one logger's readings batch (`payload_sha512` is the digest of the
 /// transaction payload carrying it) to its track in `record`, then recomputes
 /// the record's summary. The track lists at most `listed` closed excursions and
-/// gaps (the sensor handler lists them on a shipment's tracks only: a lot's
-/// track of that shipment would repeat them). Returns the track's excursion
+/// gaps, and keeps its own readings chain only when `listed > 0` (the sensor
+/// handler gives 0 for a lot's or blood unit's track: the shipment's track of
+/// the same logger lists them and chains exactly the same batches). Returns the track's excursion
 /// outcomes, and `Compromised` when the record (not only a track) has just
 /// become so.
 pub fn record_logger_readings(
@@ -110,9 +111,13 @@ fn apply_to_track(
     let mut outcomes = apply_rules(track, profile, device_id, readings, listed)?;
     // A track's breach is reported once, for the record, by the summary below.
     outcomes.retain(|o| !matches!(o, ThermalOutcome::Compromised { .. }));
-    track.readings_chain_head = next_chain_head(&track.readings_chain_head, payload_sha512)
-        .ok_or_else(|| ThermalError::CorruptChainHead(format!("a track ({device_id})")))?;
-    track.readings_batches = track.readings_batches.saturating_add(1);
+    if listed > 0 {
+        // A lot's track of (shipment, logger) would chain exactly the batches the
+        // shipment's track of that logger chains: only the shipment keeps it.
+        track.readings_chain_head = next_chain_head(&track.readings_chain_head, payload_sha512)
+            .ok_or_else(|| ThermalError::CorruptChainHead(format!("a track ({device_id})")))?;
+        track.readings_batches = track.readings_batches.saturating_add(1);
+    }
     record.readings_chain_head = next_chain_head(&record.readings_chain_head, payload_sha512)
         .ok_or_else(|| ThermalError::CorruptChainHead(record.subject.clone()))?;
     record.readings_batches = record.readings_batches.saturating_add(1);
