@@ -39,12 +39,12 @@ pub struct StabilityArgs {
     /// label range, from the manufacturer's stability data: `MIN..MAX=TIME` in
     /// °C (inclusive, 0.01 °C steps) and `h`, `d` or `min` (repeat for more bands;
     /// bands must not overlap). Example: `--stability-band 8.01..25=72h`.
-    #[arg(long = "stability-band", value_parser = parse_band)]
+    #[arg(long = "stability-band", value_name = "MIN..MAX=TIME", value_parser = parse_band)]
     pub bands: Vec<StabilityBand>,
     /// Arrhenius degradation budget (the model of vaccine vial monitors):
     /// `EA@REF=TIME` — activation energy in J/mol, reference temperature in °C,
     /// time allowed at the reference. Example: `--arrhenius 100000@37=30d`.
-    #[arg(long = "arrhenius", value_parser = parse_arrhenius)]
+    #[arg(long = "arrhenius", value_name = "EA@REF=TIME", value_parser = parse_arrhenius)]
     pub arrhenius: Option<StabilityArrhenius>,
 }
 
