@@ -29,6 +29,7 @@
 use super::{DeviceReading, Door, PARSE_LIMIT_CDEG};
 use cbor::Item;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Topic level (last) of SenML JSON packs.
@@ -127,14 +128,14 @@ pub enum SenmlError {
 
 /// One value of a record, as decoded from JSON or CBOR.
 #[derive(Clone, Debug, PartialEq)]
-enum Field {
+enum Field<'a> {
     Number(f64),
-    Text(String),
+    Text(Cow<'a, str>),
     Bool(bool),
     Bytes,
 }
 
-impl Field {
+impl Field<'_> {
     fn kind(&self) -> &'static str {
         match self {
             Field::Number(_) => "a number",
@@ -146,7 +147,82 @@ impl Field {
 }
 
 /// A record's fields by their JSON label (CBOR integer labels translated).
-type RawRecord = BTreeMap<String, Field>;
+/// JSON text is borrowed from the payload where it holds no escapes: a pack
+/// is read without copying its strings (the gateway reads ~50 000 records/s).
+type RawRecord<'a> = BTreeMap<Label<'a>, Field<'a>>;
+
+/// A record's label, borrowed from the payload when it can be.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Label<'a>(Cow<'a, str>);
+
+impl Label<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Label<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Accepts a borrowed string where the input allows, else an owned one.
+struct TextVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TextVisitor {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Label<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor).map(Label)
+    }
+}
+
+/// A JSON field value: a number, a string or a boolean (null, arrays and
+/// objects are no SenML value).
+struct FieldVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FieldVisitor {
+    type Value = Field<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a SenML value (a number, a string or a boolean)")
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Field::Number(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Field::Number(v as f64))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Field::Number(v as f64))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Field::Bool(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Owned(v.to_string())))
+    }
+}
+
+impl<'de> Deserialize<'de> for Field<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor)
+    }
+}
 
 /// RFC 8428 §6 Table 6: CBOR integer labels.
 fn cbor_label(label: i128) -> Option<&'static str> {
@@ -204,50 +280,14 @@ pub fn parse_pack(
     })
 }
 
-fn json_records(payload: &[u8]) -> Result<Vec<RawRecord>, String> {
-    let body: serde_json::Value = serde_json::from_slice(payload)
-        .map_err(|e| format!("not valid JSON ({e}); a SenML pack is an array of record objects"))?;
-    let serde_json::Value::Array(items) = body else {
-        return Err("a SenML pack is a JSON array of records, got something else".into());
-    };
-    if items.len() > MAX_RECORDS {
-        return Err(format!(
-            "the pack holds {} records, more than {MAX_RECORDS}; send fewer per message",
-            items.len()
-        ));
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let serde_json::Value::Object(fields) = item else {
-                return Err(format!("record {} is not an object", i + 1));
-            };
-            let mut record = RawRecord::new();
-            for (key, value) in fields {
-                let field = match value {
-                    serde_json::Value::Number(n) => {
-                        Field::Number(n.as_f64().ok_or_else(|| {
-                            format!("record {}: {key} {n} is not a number", i + 1)
-                        })?)
-                    }
-                    serde_json::Value::String(s) => Field::Text(s.clone()),
-                    serde_json::Value::Bool(b) => Field::Bool(*b),
-                    other => {
-                        return Err(format!(
-                            "record {}: {key} is {other}, which no SenML field is",
-                            i + 1
-                        ))
-                    }
-                };
-                record.insert(key.clone(), field);
-            }
-            Ok(record)
-        })
-        .collect()
+fn json_records(payload: &[u8]) -> Result<Vec<RawRecord<'_>>, String> {
+    let records: Vec<RawRecord<'_>> = serde_json::from_slice(payload).map_err(|e| {
+        format!("not valid JSON or not SenML ({e}); a SenML pack is an array of record objects whose values are numbers, strings or booleans")
+    })?;
+    Ok(records)
 }
 
-fn cbor_records(payload: &[u8]) -> Result<Vec<RawRecord>, String> {
+fn cbor_records(payload: &[u8]) -> Result<Vec<RawRecord<'static>>, String> {
     let pack = cbor::read_one(payload)?;
     let Item::Array(items) = pack else {
         return Err("a SenML pack is a CBOR array of records (maps)".into());
@@ -263,7 +303,7 @@ fn cbor_records(payload: &[u8]) -> Result<Vec<RawRecord>, String> {
             for (key, value) in pairs {
                 let label = match key {
                     Item::Int(n) => match cbor_label(n) {
-                        Some(label) => label.to_string(),
+                        Some(label) => Cow::Borrowed(label),
                         None if n < 0 => {
                             // Negative labels not in Table 6 are "must understand" (RFC 8428 §12.2).
                             return Err(format!(
@@ -273,7 +313,7 @@ fn cbor_records(payload: &[u8]) -> Result<Vec<RawRecord>, String> {
                         }
                         None => continue,
                     },
-                    Item::Text(text) => text,
+                    Item::Text(text) => text.into(),
                     other => {
                         return Err(format!(
                             "record {}: a map key is {other:?}; labels are integers or text",
@@ -284,7 +324,7 @@ fn cbor_records(payload: &[u8]) -> Result<Vec<RawRecord>, String> {
                 let field = match value {
                     Item::Int(n) => Field::Number(n as f64),
                     Item::Float(f) => Field::Number(f),
-                    Item::Text(t) => Field::Text(t),
+                    Item::Text(t) => Field::Text(Cow::Owned(t)),
                     Item::Bool(b) => Field::Bool(b),
                     Item::Bytes => Field::Bytes,
                     Item::Null | Item::Array(_) | Item::Map(_) => {
@@ -294,7 +334,7 @@ fn cbor_records(payload: &[u8]) -> Result<Vec<RawRecord>, String> {
                         ))
                     }
                 };
-                record.insert(label, field);
+                record.insert(Label(label), field);
             }
             Ok(record)
         })
@@ -303,11 +343,11 @@ fn cbor_records(payload: &[u8]) -> Result<Vec<RawRecord>, String> {
 
 /// A record after base values are applied (RFC 8428 §4.6).
 #[derive(Clone, Debug, PartialEq)]
-struct Resolved {
+struct Resolved<'a> {
     index: usize,
     name: String,
     time_ms: u64,
-    unit: Option<String>,
+    unit: Option<&'a str>,
     value: ResolvedValue,
 }
 
@@ -317,10 +357,10 @@ enum ResolvedValue {
     Bool(bool),
 }
 
-fn resolve(records: &[RawRecord]) -> Result<Vec<Resolved>, String> {
-    let mut base_name = String::new();
+fn resolve<'a>(records: &'a [RawRecord<'_>]) -> Result<Vec<Resolved<'a>>, String> {
+    let mut base_name = "";
     let mut base_time = 0.0f64;
-    let mut base_unit: Option<String> = None;
+    let mut base_unit: Option<&str> = None;
     let mut base_value: Option<f64> = None;
     let mut version: Option<f64> = None;
     let mut resolved = Vec::with_capacity(records.len());
@@ -328,7 +368,8 @@ fn resolve(records: &[RawRecord]) -> Result<Vec<Resolved>, String> {
         let at = |what: String| format!("record {}: {what}", i + 1);
         if let Some(label) = record
             .keys()
-            .find(|k| !KNOWN_LABELS.contains(&k.as_str()) && k.ends_with('_'))
+            .map(Label::as_str)
+            .find(|k| !KNOWN_LABELS.contains(k) && k.ends_with('_'))
         {
             return Err(at(format!(
                 "unknown must-understand field {label:?}; the gateway reads RFC 8428 fields only"
@@ -345,10 +386,10 @@ fn resolve(records: &[RawRecord]) -> Result<Vec<Resolved>, String> {
                 ))),
             }
         };
-        let text = |label: &str| -> Result<Option<String>, String> {
+        let text = |label: &str| -> Result<Option<&str>, String> {
             match record.get(label) {
                 None => Ok(None),
-                Some(Field::Text(t)) => Ok(Some(t.clone())),
+                Some(Field::Text(t)) => Ok(Some(t.as_ref())),
                 Some(other) => Err(at(format!(
                     "{label} is {}, expected a string",
                     other.kind()
@@ -419,7 +460,7 @@ fn resolve(records: &[RawRecord]) -> Result<Vec<Resolved>, String> {
             index: i,
             name,
             time_ms: (time * 1000.0).round() as u64,
-            unit: text("u")?.or_else(|| base_unit.clone()),
+            unit: text("u")?.or(base_unit),
             value,
         });
     }
@@ -464,18 +505,21 @@ fn quantity(record: &Resolved) -> Result<Quantity, String> {
             "value {value} is beyond any sensor's range; refused"
         )));
     }
-    let (mantissa, places) = exact_decimal(value);
-    let converted = match record.unit.as_deref() {
-        Some("Cel") => Quantity::TemperatureCdeg(rescale(mantissa, places, 2) as i32),
+    let converted = match record.unit {
+        Some("Cel") => Quantity::TemperatureCdeg(scaled(value, 2) as i32),
         Some("K") => {
             // v − 273.15 exactly, then rounded once to hundredths.
-            let wide = places.max(2);
-            let mantissa = mantissa * 10i128.pow(wide - places);
-            let offset = 27_315 * 10i128.pow(wide - 2);
-            Quantity::TemperatureCdeg(rescale(mantissa - offset, wide, 2) as i32)
+            let celsius = near_whole(value, 2).map(|centi_kelvin| centi_kelvin - 27_315).unwrap_or_else(|| {
+                let (mantissa, places) = exact_decimal(value);
+                let wide = places.max(2);
+                let mantissa = mantissa * 10i128.pow(wide - places);
+                let offset = 27_315 * 10i128.pow(wide - 2);
+                rescale(mantissa - offset, wide, 2)
+            });
+            Quantity::TemperatureCdeg(celsius as i32)
         }
         Some("%RH") => {
-            let permille = rescale(mantissa, places, 1);
+            let permille = scaled(value, 1);
             Quantity::HumidityPermille(u32::try_from(permille).map_err(|_| {
                 at(format!("humidity {value} %RH is negative"))
             })?)
@@ -492,6 +536,24 @@ fn quantity(record: &Resolved) -> Result<Quantity, String> {
         }
     };
     Ok(converted)
+}
+
+/// `value` × 10^places when that is within 10^-6 of a whole number: then the
+/// decimal the value was written as rounds to that number whatever its
+/// further digits, and the slower exact path is not needed (most readings).
+fn near_whole(value: f64, places: u32) -> Option<i128> {
+    let scaled = value * 10f64.powi(places as i32);
+    let whole = scaled.round();
+    ((scaled - whole).abs() < 1e-6).then_some(whole as i128)
+}
+
+/// `value` rounded half away from zero to `places` decimals, as a whole
+/// number of 10^-places, on its shortest decimal form.
+fn scaled(value: f64, places: u32) -> i128 {
+    near_whole(value, places).unwrap_or_else(|| {
+        let (mantissa, digits) = exact_decimal(value);
+        rescale(mantissa, digits, places)
+    })
 }
 
 /// The exact decimal that Rust's shortest round-trip form of `value` shows,

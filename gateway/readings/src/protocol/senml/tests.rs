@@ -328,6 +328,15 @@ proptest! {
     }
 
     #[test]
+    fn the_fast_rounding_path_agrees_with_exact_decimals(mantissa in -10_000_000i64..10_000_000, places in 0u32..6) {
+        let value: f64 = format!("{}e-{places}", mantissa).parse().unwrap();
+        for to in [1u32, 2] {
+            let (m, p) = exact_decimal(value);
+            prop_assert_eq!(scaled(value, to), rescale(m, p, to), "{} to {} places", value, to);
+        }
+    }
+
+    #[test]
     fn hostile_cbor_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = parse_pack(SenmlFormat::Cbor, &bytes, &naming());
     }
