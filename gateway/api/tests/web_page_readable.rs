@@ -8,7 +8,9 @@
 //!   text, gaps as breaks in the line; no readings says so, in words;
 //! - the blood board fits a phone; the token leaves the address bar but
 //!   survives a reload; no raw enum word, YYYYMMDD date or "1 batches" shows;
-//!   a favicon and no failed request or console error.
+//!   a favicon and no failed request or console error;
+//! - a bag label scanned into the blood board (issue 14 item 5) finds its unit,
+//!   shown by its DIN as printed; a wrong check character is refused in words.
 //!
 //! `COLDCHAIN_KEEP_SCREENSHOTS=<dir>` keeps the screenshots for a human look.
 #[path = "support/browser.rs"]
@@ -654,6 +656,119 @@ async fn blood_board_fits_a_phone_and_shows_words_not_codes() {
                 "{name}: {expected:?} missing from: {text}"
             );
         }
+    }
+    api.stop().await;
+}
+
+/// A blood bank technician scans a bag's ISBT 128 label into the board, the
+/// way a keyboard-wedge scanner types it (DIN and product code run together,
+/// then Enter): that unit is shown by its DIN as printed on the label; a DIN
+/// typed with a wrong check character is refused in words; at 390 px nothing
+/// overflows and the page logs nothing but that one refused request.
+#[tokio::test]
+async fn blood_board_finds_a_scanned_bag_by_its_label() {
+    use coldchain_processors::isbt128::{din_check_character, din_label_text};
+    let mut ledger = Ledger::new();
+    let story = story(&mut ledger);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = serve(&ledger, dir.path()).await;
+    let base = api.url();
+    let token = token_for(&base, &story.hospital).await;
+    let label = din_label_text("W123427000001").expect("label text");
+    let other_label = din_label_text("W123427000002").expect("label text");
+    let check = din_check_character("W123427000001").expect("check character");
+    let wrong = if check == 'K' { 'L' } else { 'K' };
+    let mistyped = format!("W123427000001{wrong}");
+    for (width, height, mobile, name) in [(390, 844, true, "phone"), (1280, 900, false, "desktop")]
+    {
+        let url = format!("{base}/blood#token={token}");
+        let mistyped = mistyped.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            let mut browser = Browser::start(width, height, mobile);
+            browser.open(&url);
+            browser.wait_for("document.querySelector('#blood-units table')");
+            let board = browser.eval("document.getElementById('blood-units').innerText");
+            let scan = |browser: &mut Browser, text: &str| {
+                browser.eval("document.getElementById('bag').focus()");
+                browser.call("Input.insertText", serde_json::json!({"text": text}));
+                browser.call("Input.dispatchKeyEvent", serde_json::json!({"type": "keyDown", "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r"}));
+                browser.call("Input.dispatchKeyEvent", serde_json::json!({"type": "keyUp", "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13}));
+            };
+            // The bag's DIN bar code (flags 00) and product code, as scanned.
+            scan(&mut browser, "=W12342700000100=<E0398V00");
+            browser.wait_for("document.querySelector('#bag-found .bag')");
+            let found = browser.eval("document.getElementById('bag-found').innerText");
+            let cells = browser.eval("[...document.querySelectorAll('#bag-found td.din')].map(c => c.innerText)");
+            keep(&mut browser, &format!("blood-scan-{name}"));
+            assert_readable(&mut browser, &format!("scanned bag on a {name}"));
+            // The same DIN typed from the label with a wrong check character;
+            // on a desktop the first scan's text was selected, so this replaces it.
+            browser.eval("document.getElementById('bag').value = ''");
+            scan(&mut browser, &mistyped);
+            browser.wait_for("document.querySelector('#bag-found .error')");
+            let refused = browser.eval("document.getElementById('bag-found').innerText");
+            // Page, window, rightmost cell or line, and DIN cells whose text
+            // (kept on one line, as printed) runs out of its cell.
+            let fits = browser.eval("[document.documentElement.scrollWidth, window.innerWidth, Math.max(...[...document.querySelectorAll('#blood-section td, #blood-section p')].map(c => c.getBoundingClientRect().right)), [...document.querySelectorAll('td.din')].filter(c => c.scrollWidth > c.clientWidth).map(c => [c.scrollWidth, c.clientWidth, c.innerText])]");
+            keep(&mut browser, &format!("blood-scan-refused-{name}"));
+            // Two bags' DINs run together: two answers, one per bag.
+            browser.eval("document.getElementById('bag').value = ''");
+            scan(&mut browser, "=W12342700000100=W12342700000200");
+            browser.wait_for("document.querySelectorAll('#bag-found .bag').length === 2");
+            let two = browser.eval("[...document.querySelectorAll('#bag-found td.din')].map(c => c.innerText)");
+            let requested = browser.requested();
+            (board, found, cells, refused, fits, two, requested, browser.problems())
+        })
+        .await
+        .expect("browser");
+        let (board, found, cells, refused, fits, two, requested, problems) = seen;
+        assert_eq!(two, serde_json::json!([label, other_label]), "{name}");
+        let board = board.as_str().unwrap_or_default();
+        // The board lists units as printed on their labels, not as bare ids.
+        assert!(board.contains(&label), "{name}: {label:?} not in {board}");
+        assert!(board.contains(&other_label), "{name}: {board}");
+        assert!(
+            !board.contains("W123427000001"),
+            "{name}: bare id in {board}"
+        );
+        // The scanned bag: that unit, with its printed label, and only it.
+        let found = found.as_str().unwrap_or_default();
+        assert_eq!(cells, serde_json::json!([label]), "{name}: {found}");
+        assert!(found.contains(&format!("Found {label}")), "{name}: {found}");
+        assert!(
+            found.contains("red cells") && found.contains("O-"),
+            "{name}: {found}"
+        );
+        assert!(!found.contains(&other_label), "{name}: {found}");
+        // Both scans reached the API percent-encoded as unit= and product=.
+        assert!(
+            requested.iter().any(|u| u
+                .ends_with("/api/v1/blood/units?unit=%3DW12342700000100&product=%3D%3CE0398V00")),
+            "{name}: {requested:#?}"
+        );
+        // The mistyped check character: the API's reason, in words.
+        let refused = refused.as_str().unwrap_or_default();
+        assert!(
+            refused.contains(&format!(
+                "has check character '{wrong}', but ISO 7064 MOD 37-2 gives '{check}'"
+            )),
+            "{name}: {refused}"
+        );
+        assert!(refused.contains("re-type the number"), "{name}: {refused}");
+        assert!(
+            fits[0].as_u64() <= fits[1].as_u64()
+                && fits[2].as_f64().unwrap_or(f64::MAX) <= f64::from(width)
+                && fits[3] == serde_json::json!([]),
+            "{name}: {fits} (page width, window width, rightmost cell or line, DIN cells overflowing)"
+        );
+        // Nothing logged but the refused lookup's 400.
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.contains("HTTP 400 for") || p.contains("status of 400")),
+            "{name}: {problems:#?}"
+        );
+        assert!(!problems.is_empty(), "{name}: the refused scan is a 400");
     }
     api.stop().await;
 }

@@ -429,9 +429,101 @@ function chart(readings, series, W) {
 
 function cell(label, value, attrs) { return el("td", Object.assign({ "data-label": label }, attrs || {}), value); }
 
+// Available units as a board table; each unit by its DIN as printed on the
+// bag's label (check character boxed), the 13 characters only if the API has
+// no label text for it.
+function unitTable(units) {
+  const heads = ["DIN (as on the label)", "Component", "Blood type", "Volume", "Expires", "Site"];
+  return el("table", { class: "board" },
+    el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...units.map((u) => el("tr", {},
+      cell("DIN", u.din_label || u.donation_id, { class: "din" }), cell("Component", human(u.component)),
+      cell("Blood type", u.blood_type), cell("Volume", `${u.volume_ml} ml`),
+      cell("Expires", day(u.expiry_date)), cell("Site", `GLN ${u.site_gln}`)))));
+}
+
+// What a keyboard-wedge ISBT 128 scanner types, cut into bags. Scans are cut
+// at the fixed lengths of their data structures, as the API's parser
+// (processors/src/isbt128.rs) cuts them: `=<` product code 10, `=%` blood
+// group 6, `&>` expiry 12, `=>` expiry 8, `=` + DIN 16. A second DIN or
+// product code starts the next bag. Text with no data identifier is a DIN
+// typed from the label (spaces kept, the API ignores them). Anything else goes
+// to the API as a DIN, so the API says in words what is wrong with it.
+function bagScans(text) {
+  const trimmed = text.trim();
+  if (!trimmed) return [];
+  if (!/[=&]/.test(trimmed)) return [{ unit: trimmed.toUpperCase(), also: [] }];
+  const bags = [];
+  let bag = { also: [] };
+  const put = (key, scan) => {
+    if (bag[key]) { bags.push(bag); bag = { also: [] }; }
+    bag[key] = scan;
+  };
+  for (const word of trimmed.split(/\s+/)) {
+    let rest = word;
+    while (rest) {
+      const isDin = /^=[A-NP-Z1-9]/.test(rest);
+      const length = rest.startsWith("=<") ? 10 : rest.startsWith("=%") ? 6 : rest.startsWith("&>") ? 12
+        : rest.startsWith("=>") ? 8 : isDin ? 16 : 0;
+      if (!length) { put("unit", rest); break; }
+      const scan = rest.slice(0, length);
+      rest = rest.slice(length);
+      if (scan.startsWith("=<")) put("product", scan);
+      else if (isDin) put("unit", scan);
+      else bag.also.push(scan.startsWith("=%") ? "blood group" : "expiry");
+    }
+  }
+  bags.push(bag);
+  return bags;
+}
+
+// One bag's answer from the API: its unit, the units of its product, or the
+// API's reason in words.
+async function findBag(bag) {
+  const query = [];
+  if (bag.unit) query.push("unit=" + encodeURIComponent(bag.unit));
+  if (bag.product) query.push("product=" + encodeURIComponent(bag.product));
+  const scanned = [bag.unit, bag.product].filter(Boolean).join(" ");
+  const box = el("div", { class: "bag" });
+  const kinds = [...new Set(bag.also)];
+  const also = kinds.length ? [el("p", { class: "hint" },
+    `The ${kinds.join(" and ")} bar code${kinds.length > 1 ? "s are" : " is"} not needed to find a unit and ${kinds.length > 1 ? "were" : "was"} not used.`)] : [];
+  if (!query.length) {
+    box.append(el("p", { class: "error" }, "Scan the donation number (DIN) or the product code to find a unit."), ...also);
+    return box;
+  }
+  try {
+    const found = await api("/api/v1/blood/units?" + query.join("&"));
+    const units = found.units;
+    if (bag.unit && units.length) {
+      box.append(el("p", { class: "found" }, `Found ${units[0].din_label || units[0].donation_id}: available, in specification.`), unitTable(units));
+    } else if (bag.unit) {
+      box.append(el("p", { class: "not-found" }, `No available unit with the donation number ${scanned}: it is not registered, or it is not available now (offered, shipped, transfused, expired, out of its temperature range${bag.product ? ", or not the component of that product code" : ""}).`));
+    } else {
+      box.append(el("p", { class: "found" }, `${plural(units.length, "available unit")} of the product ${bag.product}${units.length ? ":" : "."}`),
+        ...(units.length ? [unitTable(units)] : []));
+    }
+  } catch (error) {
+    box.append(el("p", { class: "error" }, el("strong", {}, `Cannot read ${scanned}: `), error.message.replace(/^(unit|product): /, "")));
+  }
+  box.append(...also);
+  return box;
+}
+
 async function bloodBoard() {
   $("verify-section").hidden = true;
   $("blood-section").hidden = false;
+  $("bag-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const bags = bagScans($("bag").value);
+    // A scanner ends with Enter: select the text once the answer is shown, so
+    // the next bag's scan replaces it (not on a touch screen, see verify).
+    const scanning = document.activeElement === $("bag") && !matchMedia("(pointer: coarse)").matches;
+    const answers = [];
+    for (const bag of bags) answers.push(await findBag(bag));
+    $("bag-found").replaceChildren(...answers);
+    if (scanning) $("bag").select();
+  });
   const show = async () => {
     try {
       const requests = await api("/api/v1/blood/requests");
@@ -445,14 +537,8 @@ async function bloodBoard() {
             cell("Units", r.units), cell("Needed by", when(r.needed_by_s)),
             cell("Hospital", `${r.hospital_org_id} (GLN ${r.hospital_gln})`), cell("Status", human(r.status))))))
           : el("p", {}, "No open requests."));
-      const unitHeads = ["Donation", "Component", "Blood type", "Expires", "Site"];
       $("blood-units").replaceChildren(el("h3", {}, `Available in-spec units (${units.units.length})`),
-        units.units.length ? el("table", { class: "board" },
-          el("thead", {}, el("tr", {}, ...unitHeads.map((h) => el("th", { scope: "col" }, h)))),
-          el("tbody", {}, ...units.units.map((u) => el("tr", {},
-            cell("Donation", u.donation_id), cell("Component", human(u.component)), cell("Blood type", u.blood_type),
-            cell("Expires", day(u.expiry_date)), cell("Site", `GLN ${u.site_gln}`)))))
-          : el("p", {}, "No units available."));
+        units.units.length ? unitTable(units.units) : el("p", {}, "No units available."));
     } catch (error) {
       $("blood-requests").replaceChildren(el("p", { class: "error" }, error.message));
     }
