@@ -61,12 +61,13 @@ pub struct SenmlNaming {
 impl SenmlNaming {
     /// The device a resolved record name belongs to.
     pub fn device_of(&self, name: &str) -> Option<String> {
-        if let Some((_, device)) = self
-            .devices
-            .iter()
-            .filter(|(key, _)| name.starts_with(key.as_str()))
-            .max_by_key(|(key, _)| key.len())
-        {
+        // Longest key first, by looking up the name's prefixes (cost grows with
+        // the name's length, not with the size of the table).
+        let mapped = (1..=name.len())
+            .rev()
+            .filter(|end| name.is_char_boundary(*end))
+            .find_map(|end| self.devices.get(&name[..end]));
+        if let Some(device) = mapped {
             return Some(device.clone());
         }
         let rest = name.strip_prefix(self.name_prefix.as_deref().filter(|p| !p.is_empty())?)?;

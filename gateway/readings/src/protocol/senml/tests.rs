@@ -204,6 +204,28 @@ fn readings_need_one_temperature_per_time_and_one_device_per_pack() {
 }
 
 #[test]
+fn the_longest_mapped_name_start_wins() {
+    let naming = SenmlNaming {
+        devices: BTreeMap::from([
+            ("urn:dev:ow:1".to_string(), "A".to_string()),
+            ("urn:dev:ow:10".to_string(), "B".to_string()),
+        ]),
+        name_prefix: Some("urn:dev:mac:".into()),
+    };
+    assert_eq!(
+        naming.device_of("urn:dev:ow:10e2:temp").as_deref(),
+        Some("B")
+    );
+    assert_eq!(naming.device_of("urn:dev:ow:1x:temp").as_deref(), Some("A"));
+    assert_eq!(naming.device_of("urn:dev:ow:2").as_deref(), None);
+    assert_eq!(
+        naming.device_of("urn:dev:mac:0a/temp").as_deref(),
+        Some("0a")
+    );
+    assert_eq!(naming.device_of("urn:dev:mac:").as_deref(), None);
+}
+
+#[test]
 fn unknown_names_are_their_own_refusal() {
     let result = json(&format!(
         r#"[{{"n":"urn:dev:imei:1","u":"Cel","t":{T0},"v":4}}]"#
