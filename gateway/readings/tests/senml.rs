@@ -5,7 +5,7 @@
 mod support;
 
 use base64::Engine;
-use coldchain_gateway::protocol::senml::{self, SenmlNaming};
+use coldchain_gateway::protocol::senml;
 use coldchain_gateway::protocol::{DeviceReading, Door};
 use coldchain_gateway::queue::Queue;
 use coldchain_gateway::validation::{Plausibility, Reason};
@@ -18,6 +18,8 @@ use support::*;
 struct Setup {
     _dir: tempfile::TempDir,
     config: GatewayConfig,
+    /// The config as TOML (what `coldchain-gateway --config` would read).
+    text: String,
     prefix: String,
     broker_port: u16,
     _broker: Option<std::process::Child>,
@@ -48,6 +50,7 @@ fn setup(ledger_url: &str) -> Setup {
     Setup {
         _dir: dir,
         config,
+        text,
         prefix,
         broker_port,
         _broker: broker,
@@ -243,7 +246,7 @@ async fn hostile_senml_becomes_dead_letters_kept_as_received_and_replayable() {
     );
     gateway.stop().await;
 
-    let mut queue = Queue::open(&setup.config.queue_path).unwrap();
+    let queue = Queue::open(&setup.config.queue_path).unwrap();
     let letters = queue.dead_letters(None, 100).unwrap();
     assert_eq!(letters.len(), 8);
     let find = |needle: &str| {
@@ -273,36 +276,45 @@ async fn hostile_senml_becomes_dead_letters_kept_as_received_and_replayable() {
     assert_eq!(stranger_letter.reason, "unknown_device");
     assert!(stranger_letter.detail.contains("[mqtt.senml"));
 
-    // Replay the stranger once its name is mapped: it is queued from the bytes kept.
+    // The operator maps the stranger's name and replays it with the CLI: it is
+    // queued from the bytes kept, read with that broker's [mqtt.senml].
+    let fixed = setup
+        .text
+        .replace(
+            "\"urn:dev:ow:10e2073a01080063\" = \"FRIDGE-7\"\n",
+            "\"urn:dev:ow:10e2073a01080063\" = \"FRIDGE-7\"\n\"urn:dev:imei:4901542032375181\" = \"IMEI-1\"\n",
+        )
+        + "[devices.IMEI-1]\norg = \"pharmacy\"\nshipment = \"S-IMEI\"\n";
+    let config_file = setup._dir.path().join("gateway.toml");
+    std::fs::write(&config_file, fixed).unwrap();
+    drop(queue);
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_coldchain-gateway"))
+        .arg("--config")
+        .arg(&config_file)
+        .args(["dead-letters", "replay", &stranger_letter.id.to_string()])
+        .env("COLDCHAIN_LOG", "warn")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert_eq!(
+        printed.trim(),
+        format!("{}: queued 1 reading", stranger_letter.id)
+    );
+    let queue = Queue::open(&setup.config.queue_path).unwrap();
+    assert_eq!(queue.stats(0).unwrap().queued, 1);
     let limits = Plausibility {
         clock_skew_tolerance_s: 300,
         max_backlog_age_s: 86_400,
     };
-    let mapped = SenmlNaming {
-        name_prefix: Some("urn:dev:imei:".into()),
-        ..Default::default()
-    };
-    let route = |device: &str| {
-        (device == "4901542032375181").then(|| coldchain_gateway::queue::Route {
-            org: "pharmacy".into(),
-            shipment: "S-IMEI".into(),
-            range: None,
-        })
-    };
-    let prefix = setup.prefix.clone();
-    let outcome = queue
-        .replay_dead_letter_with(
-            stranger_letter.id,
-            &route,
-            &|p| (p == prefix).then(|| mapped.clone()),
-            now_s() * 1000,
-            limits,
-            1 << 30,
-        )
-        .unwrap();
-    assert_eq!(outcome.to_string(), "queued 1 reading", "{outcome}");
+    let route = |_: &str| None;
     // Without a [mqtt.senml] for the prefix, a SenML entry is kept, saying why.
     let wrong_unit_id = find("\"degF\"").id;
+    let mut queue = queue;
     let kept = queue
         .replay_dead_letter(wrong_unit_id, &route, now_s() * 1000, limits, 1 << 30)
         .unwrap();
