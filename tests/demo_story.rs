@@ -259,7 +259,11 @@ fn demo_exit_ends_by_itself_and_its_chain_tells_the_story_afterwards() {
     // before sending MQTT CONNECT).
     let stderr = String::from_utf8_lossy(&output.stderr);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
-    assert!(errors.is_empty(), "the demo logged errors:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "the demo logged errors:\n{}",
+        errors.join("\n")
+    );
     let summary: serde_json::Value = stdout
         .lines()
         .rev()

@@ -397,7 +397,8 @@ impl GatewayConfig {
         }
         let mut modbus_devices = std::collections::BTreeSet::new();
         for line in &self.modbus {
-            line.check(&mut modbus_devices).map_err(ConfigError::Invalid)?;
+            line.check(&mut modbus_devices)
+                .map_err(ConfigError::Invalid)?;
         }
         for (id, range) in &self.shipments {
             if range.min_cdeg > range.max_cdeg {
@@ -482,13 +483,24 @@ max_cdeg = 800
         );
         let mut config = GatewayConfig::from_toml(&text).unwrap();
         let senml = config.mqtt[0].senml.clone().unwrap();
-        assert_eq!(senml.device_of("urn:dev:ow:10e2:temp").as_deref(), Some("TRK-1"));
-        assert_eq!(senml.device_of("urn:dev:mac:00aa:temp").as_deref(), Some("00aa"));
+        assert_eq!(
+            senml.device_of("urn:dev:ow:10e2:temp").as_deref(),
+            Some("TRK-1")
+        );
+        assert_eq!(
+            senml.device_of("urn:dev:mac:00aa:temp").as_deref(),
+            Some("00aa")
+        );
         assert!(config.check().is_ok());
         config.mqtt[0].senml = Some(Default::default());
         let message = config.check().unwrap_err().to_string();
-        assert!(message.contains("[mqtt.senml] maps no SenML name"), "{message}");
-        assert!(GatewayConfig::from_toml(SAMPLE).unwrap().mqtt[0].senml.is_none());
+        assert!(
+            message.contains("[mqtt.senml] maps no SenML name"),
+            "{message}"
+        );
+        assert!(GatewayConfig::from_toml(SAMPLE).unwrap().mqtt[0]
+            .senml
+            .is_none());
     }
 
     #[test]

@@ -337,11 +337,7 @@ fn logger_readings() -> impl Strategy<Value = Vec<(u64, i32)>> {
 
 /// Splits each logger's readings into batches and returns them in one commit
 /// order chosen by `order` (a logger's batches keep their own order).
-fn interleave(
-    loggers: &[Logger<'_>],
-    cuts: &[usize],
-    order: &[usize],
-) -> Vec<Batch> {
+fn interleave(loggers: &[Logger<'_>], cuts: &[usize], order: &[usize]) -> Vec<Batch> {
     let mut queues: Vec<std::collections::VecDeque<Vec<(u64, i32)>>> = loggers
         .iter()
         .enumerate()
