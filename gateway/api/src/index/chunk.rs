@@ -390,6 +390,43 @@ impl Buckets {
     }
 }
 
+/// What a bucket query of the index fills, chunk by chunk: blended
+/// [`Buckets`] or one series per logger ([`DeviceBuckets`]). Both stores run
+/// one loop over the chunk rows for either.
+pub trait BucketSink: Sized + Send + 'static {
+    type Output: Default + Send + 'static;
+    /// An empty sink for the window, given the span of the readings found.
+    fn start(from_s: u64, to_s: u64, span: Option<(u64, u64)>, layout: BucketLayout) -> Self;
+    fn add_chunk(&mut self, chunk: &ChunkRow<'_>) -> Result<(), ChunkError>;
+    fn finish(self) -> Self::Output;
+}
+
+impl BucketSink for Buckets {
+    type Output = Vec<Bucket>;
+    fn start(from_s: u64, to_s: u64, span: Option<(u64, u64)>, layout: BucketLayout) -> Self {
+        Buckets::new(from_s, to_s, span, layout)
+    }
+    fn add_chunk(&mut self, chunk: &ChunkRow<'_>) -> Result<(), ChunkError> {
+        Buckets::add_chunk(self, chunk)
+    }
+    fn finish(self) -> Vec<Bucket> {
+        Buckets::finish(self)
+    }
+}
+
+impl BucketSink for DeviceBuckets {
+    type Output = Vec<DeviceSeries>;
+    fn start(from_s: u64, to_s: u64, span: Option<(u64, u64)>, layout: BucketLayout) -> Self {
+        DeviceBuckets::new(from_s, to_s, span, layout)
+    }
+    fn add_chunk(&mut self, chunk: &ChunkRow<'_>) -> Result<(), ChunkError> {
+        DeviceBuckets::add_chunk(self, chunk)
+    }
+    fn finish(self) -> Vec<DeviceSeries> {
+        DeviceBuckets::finish(self)
+    }
+}
+
 /// [`Buckets`] kept per logger on one shared grid (the grid of all the
 /// loggers' readings), so each logger's series lines up with the others and
 /// with the shipment's buckets: memory is one accumulator per logger and bucket.

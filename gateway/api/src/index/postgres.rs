@@ -238,6 +238,50 @@ fn stored_row(row: &Row) -> Option<StoredRecord> {
 }
 
 impl PostgresIndex {
+    /// The chunk rows of a bucket query fed to a sink (blended or per logger).
+    /// Streamed: tokio-postgres hands rows over a bounded channel, so only a
+    /// few chunks are in memory however long the shipment is.
+    async fn fill_buckets<S: chunk::BucketSink>(
+        &self,
+        query: &BucketQuery,
+    ) -> Result<S::Output, IndexError> {
+        use futures_util::TryStreamExt;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [
+            &query.shipment_id,
+            &to_i64(query.from_s),
+            &to_i64(query.to_s),
+        ];
+        let rows = self.reader.query_raw(CHUNKS_FOR_BUCKETS, params).await?;
+        let mut rows = std::pin::pin!(rows);
+        let mut sink: Option<S> = None;
+        while let Some(row) = rows.try_next().await? {
+            let sink = match &mut sink {
+                Some(sink) => sink,
+                None => sink.insert(S::start(
+                    query.from_s,
+                    query.to_s,
+                    Some((to_u64(row.try_get(0)?), to_u64(row.try_get(1)?))),
+                    query.layout,
+                )),
+            };
+            let txn_id: &str = row.try_get(6)?;
+            let block_num = to_u64(row.try_get(5)?);
+            let count: i32 = row.try_get(7)?;
+            let chunk = chunk::ChunkRow {
+                device_id: row.try_get(2)?,
+                first_time_s: to_u64(row.try_get(3)?),
+                last_time_s: to_u64(row.try_get(4)?),
+                block_num,
+                txn_id,
+                count: u64::try_from(count).unwrap_or(u64::MAX),
+                blob: row.try_get(8)?,
+            };
+            sink.add_chunk(&chunk)
+                .map_err(|e| chunk::corrupt_chunk(&query.shipment_id, txn_id, block_num, e))?;
+        }
+        Ok(sink.map(S::finish).unwrap_or_default())
+    }
+
     /// Connects and creates the tables when missing.
     pub async fn connect(url: &str) -> Result<PostgresIndex, IndexError> {
         let (base, schema) = split_schema(url)?;
@@ -732,90 +776,14 @@ impl IndexStore for PostgresIndex {
     }
 
     fn reading_buckets(&self, query: BucketQuery) -> IndexFuture<'_, Vec<Bucket>> {
-        Box::pin(async move {
-            use futures_util::TryStreamExt;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [
-                &query.shipment_id,
-                &to_i64(query.from_s),
-                &to_i64(query.to_s),
-            ];
-            // Streamed: tokio-postgres hands rows over a bounded channel, so only
-            // a few chunks are in memory however long the shipment is.
-            let rows = self.reader.query_raw(CHUNKS_FOR_BUCKETS, params).await?;
-            let mut rows = std::pin::pin!(rows);
-            let mut buckets: Option<chunk::Buckets> = None;
-            while let Some(row) = rows.try_next().await? {
-                let buckets = match &mut buckets {
-                    Some(buckets) => buckets,
-                    None => buckets.insert(chunk::Buckets::new(
-                        query.from_s,
-                        query.to_s,
-                        Some((to_u64(row.try_get(0)?), to_u64(row.try_get(1)?))),
-                        query.layout,
-                    )),
-                };
-                let txn_id: &str = row.try_get(6)?;
-                let block_num = to_u64(row.try_get(5)?);
-                let count: i32 = row.try_get(7)?;
-                let chunk = chunk::ChunkRow {
-                    device_id: row.try_get(2)?,
-                    first_time_s: to_u64(row.try_get(3)?),
-                    last_time_s: to_u64(row.try_get(4)?),
-                    block_num,
-                    txn_id,
-                    count: u64::try_from(count).unwrap_or(u64::MAX),
-                    blob: row.try_get(8)?,
-                };
-                buckets
-                    .add_chunk(&chunk)
-                    .map_err(|e| chunk::corrupt_chunk(&query.shipment_id, txn_id, block_num, e))?;
-            }
-            Ok(buckets.map(chunk::Buckets::finish).unwrap_or_default())
-        })
+        Box::pin(async move { self.fill_buckets::<chunk::Buckets>(&query).await })
     }
 
     fn device_reading_buckets(
         &self,
         query: BucketQuery,
     ) -> IndexFuture<'_, Vec<chunk::DeviceSeries>> {
-        Box::pin(async move {
-            use futures_util::TryStreamExt;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [
-                &query.shipment_id,
-                &to_i64(query.from_s),
-                &to_i64(query.to_s),
-            ];
-            let rows = self.reader.query_raw(CHUNKS_FOR_BUCKETS, params).await?;
-            let mut rows = std::pin::pin!(rows);
-            let mut series: Option<chunk::DeviceBuckets> = None;
-            while let Some(row) = rows.try_next().await? {
-                let series = match &mut series {
-                    Some(series) => series,
-                    None => series.insert(chunk::DeviceBuckets::new(
-                        query.from_s,
-                        query.to_s,
-                        Some((to_u64(row.try_get(0)?), to_u64(row.try_get(1)?))),
-                        query.layout,
-                    )),
-                };
-                let txn_id: &str = row.try_get(6)?;
-                let block_num = to_u64(row.try_get(5)?);
-                let count: i32 = row.try_get(7)?;
-                let chunk = chunk::ChunkRow {
-                    device_id: row.try_get(2)?,
-                    first_time_s: to_u64(row.try_get(3)?),
-                    last_time_s: to_u64(row.try_get(4)?),
-                    block_num,
-                    txn_id,
-                    count: u64::try_from(count).unwrap_or(u64::MAX),
-                    blob: row.try_get(8)?,
-                };
-                series
-                    .add_chunk(&chunk)
-                    .map_err(|e| chunk::corrupt_chunk(&query.shipment_id, txn_id, block_num, e))?;
-            }
-            Ok(series.map(chunk::DeviceBuckets::finish).unwrap_or_default())
-        })
+        Box::pin(async move { self.fill_buckets::<chunk::DeviceBuckets>(&query).await })
     }
 
     fn readings_batches(&self, shipment_id: &str) -> IndexFuture<'_, Vec<ReadingsBatchRow>> {

@@ -511,90 +511,14 @@ impl IndexStore for SqliteIndex {
     }
 
     fn reading_buckets(&self, query: BucketQuery) -> IndexFuture<'_, Vec<Bucket>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(CHUNKS_FOR_BUCKETS)?;
-            let mut rows = stmt.query(params![
-                query.shipment_id,
-                to_i64(query.from_s),
-                to_i64(query.to_s)
-            ])?;
-            let mut buckets: Option<chunk::Buckets> = None;
-            while let Some(row) = rows.next()? {
-                let buckets = match &mut buckets {
-                    Some(buckets) => buckets,
-                    None => buckets.insert(chunk::Buckets::new(
-                        query.from_s,
-                        query.to_s,
-                        Some((to_u64(row.get(0)?), to_u64(row.get(1)?))),
-                        query.layout,
-                    )),
-                };
-                let device_id: String = row.get(2)?;
-                let txn_id: String = row.get(6)?;
-                let block_num = to_u64(row.get(5)?);
-                let blob = row.get_ref(8)?.as_blob().map_err(|e| {
-                    IndexError::Corrupt(format!("readings chunk column is not a blob: {e}"))
-                })?;
-                let chunk = chunk::ChunkRow {
-                    device_id: &device_id,
-                    first_time_s: to_u64(row.get(3)?),
-                    last_time_s: to_u64(row.get(4)?),
-                    block_num,
-                    txn_id: &txn_id,
-                    count: to_u64(row.get(7)?),
-                    blob,
-                };
-                buckets
-                    .add_chunk(&chunk)
-                    .map_err(|e| chunk::corrupt_chunk(&query.shipment_id, &txn_id, block_num, e))?;
-            }
-            Ok(buckets.map(chunk::Buckets::finish).unwrap_or_default())
-        })
+        self.read(move |conn| fill_buckets::<chunk::Buckets>(conn, &query))
     }
 
     fn device_reading_buckets(
         &self,
         query: BucketQuery,
     ) -> IndexFuture<'_, Vec<chunk::DeviceSeries>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(CHUNKS_FOR_BUCKETS)?;
-            let mut rows = stmt.query(params![
-                query.shipment_id,
-                to_i64(query.from_s),
-                to_i64(query.to_s)
-            ])?;
-            let mut series: Option<chunk::DeviceBuckets> = None;
-            while let Some(row) = rows.next()? {
-                let series = match &mut series {
-                    Some(series) => series,
-                    None => series.insert(chunk::DeviceBuckets::new(
-                        query.from_s,
-                        query.to_s,
-                        Some((to_u64(row.get(0)?), to_u64(row.get(1)?))),
-                        query.layout,
-                    )),
-                };
-                let device_id: String = row.get(2)?;
-                let txn_id: String = row.get(6)?;
-                let block_num = to_u64(row.get(5)?);
-                let blob = row.get_ref(8)?.as_blob().map_err(|e| {
-                    IndexError::Corrupt(format!("readings chunk column is not a blob: {e}"))
-                })?;
-                let chunk = chunk::ChunkRow {
-                    device_id: &device_id,
-                    first_time_s: to_u64(row.get(3)?),
-                    last_time_s: to_u64(row.get(4)?),
-                    block_num,
-                    txn_id: &txn_id,
-                    count: to_u64(row.get(7)?),
-                    blob,
-                };
-                series
-                    .add_chunk(&chunk)
-                    .map_err(|e| chunk::corrupt_chunk(&query.shipment_id, &txn_id, block_num, e))?;
-            }
-            Ok(series.map(chunk::DeviceBuckets::finish).unwrap_or_default())
-        })
+        self.read(move |conn| fill_buckets::<chunk::DeviceBuckets>(conn, &query))
     }
 
     fn readings_batches(&self, shipment_id: &str) -> IndexFuture<'_, Vec<ReadingsBatchRow>> {
@@ -683,4 +607,47 @@ impl IndexStore for SqliteIndex {
             Ok(rows)
         })
     }
+}
+
+/// The chunk rows of a bucket query fed to a sink (blended or per logger).
+fn fill_buckets<S: chunk::BucketSink>(
+    conn: &Connection,
+    query: &BucketQuery,
+) -> Result<S::Output, IndexError> {
+    let mut stmt = conn.prepare_cached(CHUNKS_FOR_BUCKETS)?;
+    let mut rows = stmt.query(params![
+        query.shipment_id,
+        to_i64(query.from_s),
+        to_i64(query.to_s)
+    ])?;
+    let mut sink: Option<S> = None;
+    while let Some(row) = rows.next()? {
+        let sink = match &mut sink {
+            Some(sink) => sink,
+            None => sink.insert(S::start(
+                query.from_s,
+                query.to_s,
+                Some((to_u64(row.get(0)?), to_u64(row.get(1)?))),
+                query.layout,
+            )),
+        };
+        let device_id: String = row.get(2)?;
+        let txn_id: String = row.get(6)?;
+        let block_num = to_u64(row.get(5)?);
+        let blob = row.get_ref(8)?.as_blob().map_err(|e| {
+            IndexError::Corrupt(format!("readings chunk column is not a blob: {e}"))
+        })?;
+        let chunk = chunk::ChunkRow {
+            device_id: &device_id,
+            first_time_s: to_u64(row.get(3)?),
+            last_time_s: to_u64(row.get(4)?),
+            block_num,
+            txn_id: &txn_id,
+            count: to_u64(row.get(7)?),
+            blob,
+        };
+        sink.add_chunk(&chunk)
+            .map_err(|e| chunk::corrupt_chunk(&query.shipment_id, &txn_id, block_num, e))?;
+    }
+    Ok(sink.map(S::finish).unwrap_or_default())
 }
