@@ -818,6 +818,24 @@ fn a_hospital_collecting_blood_at_the_bank_delivers_it_at_its_site_then_confirms
     );
 }
 
+/// The bank offers U1 and U2 for R1, the hospital accepts them as BSH1, and
+/// ten minutes later the bank proposes the hand-off at the hospital.
+fn offered_accepted_and_proposed(world: &mut World, bank: &Org, hospital: &Org) {
+    world
+        .custody(
+            &bank.agent,
+            offer("R1", "O1", &["W123427000001", "W123427000002"]),
+        )
+        .unwrap();
+    world
+        .custody(&hospital.agent, accept("R1", "O1", "BSH1"))
+        .unwrap();
+    world.now += 600;
+    world
+        .propose(&bank.agent, "BSH1", "hosp", &hospital.site)
+        .unwrap();
+}
+
 fn withdraw(request: &str, reason: &str) -> C {
     let mut action = CancelBloodRequest::new();
     action.set_request_id(request.into());
@@ -877,19 +895,7 @@ fn a_request_whose_delivery_was_refused_is_withdrawn_and_the_bank_ends_the_shipm
         bank,
         hospital,
     } = setup();
-    world
-        .custody(
-            &bank.agent,
-            offer("R1", "O1", &["W123427000001", "W123427000002"]),
-        )
-        .unwrap();
-    world
-        .custody(&hospital.agent, accept("R1", "O1", "BSH1"))
-        .unwrap();
-    world.now += 600;
-    world
-        .propose(&bank.agent, "BSH1", "hosp", &hospital.site)
-        .unwrap();
+    offered_accepted_and_proposed(&mut world, &bank, &hospital);
     world.now += 600;
     let mut reject = RejectHandoff::new();
     reject.set_shipment_id("BSH1".into());
@@ -928,19 +934,7 @@ fn a_delivered_request_is_confirmed_not_withdrawn() {
         bank,
         hospital,
     } = setup();
-    world
-        .custody(
-            &bank.agent,
-            offer("R1", "O1", &["W123427000001", "W123427000002"]),
-        )
-        .unwrap();
-    world
-        .custody(&hospital.agent, accept("R1", "O1", "BSH1"))
-        .unwrap();
-    world.now += 600;
-    world
-        .propose(&bank.agent, "BSH1", "hosp", &hospital.site)
-        .unwrap();
+    offered_accepted_and_proposed(&mut world, &bank, &hospital);
     let mut accept_handoff = AcceptHandoff::new();
     accept_handoff.set_shipment_id("BSH1".into());
     world
