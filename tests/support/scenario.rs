@@ -429,6 +429,29 @@ pub fn play(
     let shipment: Shipment =
         state(&node.url, &RecordKind::Shipment.address("SHP-2")).expect("SHP-2 in state");
     let t1 = shipment.get_created_at_s();
+    // A second logger in SHP-2 reads in range (LOGGER-1 came free when SHP-1 was
+    // delivered): sensor family 1.1 keeps one track per logger, so its readings
+    // cannot hide LOGGER-2's breach below, on the real validator as on the node.
+    cli.ok(
+        "carrier",
+        &[
+            "device",
+            "attach",
+            "--shipment",
+            "SHP-2",
+            "--device",
+            "LOGGER-1",
+        ],
+    );
+    let status = submit_readings(
+        &node.url,
+        &gateway,
+        "coldtrans",
+        "LOGGER-1",
+        "SHP-2",
+        readings(6, t0.max(t1) + 10, &[500, 510, 520]),
+    );
+    assert_eq!(status["status"], "COMMITTED", "{status}");
     let hot: Vec<i32> = std::iter::repeat_n(1500, 55).collect();
     let mut batch: Vec<_> = readings(1, t1, &[500; 5])
         .into_iter()
@@ -443,6 +466,21 @@ pub fn play(
     }));
     let status = submit_readings(&node.url, &gateway, "coldtrans", "LOGGER-2", "SHP-2", batch);
     assert_eq!(status["status"], "COMMITTED", "{status}");
+    let two_loggers: ThermalRecord =
+        state(&node.url, &RecordKind::ShipmentThermal.address("SHP-2")).expect("SHP-2 thermal");
+    let tracks: Vec<&str> = two_loggers
+        .get_tracks()
+        .iter()
+        .map(|t| t.get_device_id())
+        .collect();
+    assert_eq!(tracks, ["LOGGER-1", "LOGGER-2"]);
+    assert!(
+        two_loggers
+            .get_compromised_reason()
+            .ends_with("(logger LOGGER-2)"),
+        "{}",
+        two_loggers.get_compromised_reason()
+    );
     let lot_five: Lot =
         state(&node.url, &RecordKind::Lot.address(&goods_key(GTIN, "L5"))).expect("lot L5");
     assert_eq!(lot_five.get_status(), LotStatus::COMPROMISED);
