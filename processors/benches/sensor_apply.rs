@@ -145,6 +145,7 @@ fn requests(shipments: u64, loggers: u64, transactions: u64) -> Vec<TpProcessReq
             let spec = record_readings_spec(&batch, ORG, GATEWAY);
             let mut header = TransactionHeader::new();
             header.set_signer_public_key(GATEWAY.to_string());
+            header.set_family_version(spec.family_version.clone());
             let mut request = TpProcessRequest::new();
             request.set_header(header);
             request.set_payload(spec.payload);

@@ -18,6 +18,9 @@ pub const FAMILY_VERSION: &str = "1.0";
 /// (1.0 merged all loggers of a shipment into one record; see
 /// `docs/families-sensor.md` for the cut-over).
 pub const SENSOR_FAMILY_VERSION: &str = "1.1";
+/// The sensor family's first version, still served so blocks written with it
+/// replay (merged records, no tracks; see `docs/families-sensor.md`).
+pub const SENSOR_FAMILY_VERSION_1_0: &str = "1.0";
 
 /// The on-chain setting holding the comma-separated public keys of network admins.
 pub const ADMINS_SETTING: &str = "coldchain.admins";

@@ -32,6 +32,8 @@ fn signer(n: u8) -> Signer {
 fn request(signer: &Signer, payload: Vec<u8>) -> TpProcessRequest {
     let mut header = TransactionHeader::new();
     header.set_signer_public_key(signer.public_key().to_string());
+    // The sensor handler serves 1.0 and 1.1 by the header; the others ignore it.
+    header.set_family_version(coldchain_processors::addressing::SENSOR_FAMILY_VERSION.into());
     let mut request = TpProcessRequest::new();
     request.set_header(header);
     request.set_payload(payload);

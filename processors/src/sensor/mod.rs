@@ -49,7 +49,12 @@ impl TransactionHandler for SensorHandler {
     }
 
     fn family_versions(&self) -> Vec<String> {
-        vec![addressing::SENSOR_FAMILY_VERSION.to_string()]
+        // 1.0 stays served so a validator replaying blocks written before 1.1
+        // (or a network before its cut-over vote) computes the same state.
+        vec![
+            addressing::SENSOR_FAMILY_VERSION_1_0.to_string(),
+            addressing::SENSOR_FAMILY_VERSION.to_string(),
+        ]
     }
 
     fn namespaces(&self) -> Vec<String> {
@@ -62,6 +67,16 @@ impl TransactionHandler for SensorHandler {
         context: &mut dyn TransactionContext,
     ) -> Result<(), ApplyError> {
         let payload = request.get_payload();
+        let rules = match request.get_header().get_family_version() {
+            addressing::SENSOR_FAMILY_VERSION => Rules::PerLogger,
+            addressing::SENSOR_FAMILY_VERSION_1_0 => Rules::Merged,
+            other => {
+                return Err(ApplyError::InvalidTransaction(format!(
+                    "coldchain-sensor version {other} is not served; send version {}",
+                    addressing::SENSOR_FAMILY_VERSION
+                )))
+            }
+        };
         let batch = checks::decode_record_readings(payload)?;
         checks::check_batch(&batch)?;
         record_readings(
@@ -69,8 +84,18 @@ impl TransactionHandler for SensorHandler {
             &batch,
             request.get_header().get_signer_public_key(),
             &thermal::payload_digest(payload),
+            rules,
         )
     }
+}
+
+/// Which version's rules a transaction is applied with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rules {
+    /// 1.0: every logger's readings merged into one record, in commit order.
+    Merged,
+    /// 1.1: one track per logger ([`crate::thermal::tracks`]).
+    PerLogger,
 }
 
 /// What the subject of a thermal record is; named in events.
@@ -134,6 +159,7 @@ fn record_readings(
     batch: &RecordReadings,
     signer: &str,
     payload_sha512: &[u8; 64],
+    rules: Rules,
 ) -> Result<(), ApplyError> {
     let device_address = RecordKind::Device.address(&batch.device_id);
     let shipment_address = RecordKind::Shipment.address(&batch.shipment_id);
@@ -221,7 +247,7 @@ fn record_readings(
             &shipment,
             batch,
             signer,
-            payload_sha512,
+            (payload_sha512, rules),
             &mut writes,
         )?;
     }
@@ -240,7 +266,7 @@ fn apply_to_subject(
     shipment: &Shipment,
     batch: &RecordReadings,
     signer: &str,
-    payload_sha512: &[u8; 64],
+    (payload_sha512, rules): (&[u8; 64], Rules),
     writes: &mut Vec<(String, Vec<u8>)>,
 ) -> Result<(), ApplyError> {
     // A lot's record is judged by the lot's own profile, read from the lot the
@@ -269,18 +295,45 @@ fn apply_to_subject(
         time_s: r.time_s,
         temperature_cdeg: r.temperature_cdeg,
     });
-    let outcomes = thermal::record_logger_readings(
-        &mut record,
-        &batch.shipment_id,
-        &batch.device_id,
-        points,
-        payload_sha512,
-        match subject.kind {
-            SubjectKind::Shipment => thermal::MAX_LISTED_PER_TRACK,
-            SubjectKind::Lot | SubjectKind::BloodUnit => 0,
-        },
-    )
-    .map_err(|e| ApplyError::InternalError(e.to_string()))?;
+    let outcomes = match rules {
+        Rules::PerLogger => thermal::record_logger_readings(
+            &mut record,
+            &batch.shipment_id,
+            &batch.device_id,
+            points,
+            payload_sha512,
+            match subject.kind {
+                SubjectKind::Shipment => thermal::MAX_LISTED_PER_TRACK,
+                SubjectKind::Lot | SubjectKind::BloodUnit => 0,
+            },
+        )
+        .map_err(|e| ApplyError::InternalError(e.to_string()))?,
+        Rules::Merged => {
+            if !record.tracks.is_empty() {
+                return Err(ApplyError::InvalidTransaction(format!(
+                    "the thermal record of {} is kept per logger since coldchain-sensor {}; \
+                     send these readings as version {}",
+                    subject.key,
+                    addressing::SENSOR_FAMILY_VERSION,
+                    addressing::SENSOR_FAMILY_VERSION
+                )));
+            }
+            // Exactly what version 1.0 wrote.
+            let outcomes = thermal::apply_readings(&mut record, &batch.device_id, points)
+                .map_err(|e| ApplyError::InternalError(e.to_string()))?;
+            record.readings_chain_head =
+                thermal::next_chain_head(&record.readings_chain_head, payload_sha512).ok_or_else(
+                    || {
+                        ApplyError::InternalError(format!(
+                            "thermal record of {} holds a malformed readings_chain_head",
+                            subject.key
+                        ))
+                    },
+                )?;
+            record.readings_batches = record.readings_batches.saturating_add(1);
+            outcomes
+        }
+    };
 
     for outcome in &outcomes {
         emit(context, outcome, subject, batch)?;

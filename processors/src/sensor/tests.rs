@@ -73,8 +73,18 @@ impl Fixture {
     }
 
     fn submit_as(&mut self, signer: &str, payload: Vec<u8>) -> Result<(), ApplyError> {
+        self.submit_version(signer, addressing::SENSOR_FAMILY_VERSION, payload)
+    }
+
+    fn submit_version(
+        &mut self,
+        signer: &str,
+        version: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), ApplyError> {
         let mut header = TransactionHeader::new();
         header.set_signer_public_key(signer.to_string());
+        header.set_family_version(version.to_string());
         let mut request = TpProcessRequest::new();
         request.set_header(header);
         request.set_payload(payload);
@@ -498,7 +508,10 @@ fn spec_names_exact_addresses_and_goods_prefixes() {
 fn handler_registers_the_sensor_family_namespace() {
     let handler = SensorHandler::new();
     assert_eq!(handler.family_name(), "coldchain-sensor");
-    assert_eq!(handler.family_versions(), vec!["1.1".to_string()]);
+    assert_eq!(
+        handler.family_versions(),
+        vec!["1.0".to_string(), "1.1".to_string()]
+    );
     assert_eq!(handler.namespaces(), vec![namespace(SENSOR_FAMILY)]);
 }
 
@@ -594,6 +607,7 @@ fn spec_covers_every_address_the_handler_reads_and_writes() {
     };
     let mut header = TransactionHeader::new();
     header.set_signer_public_key(GATEWAY.to_string());
+    header.set_family_version(spec.family_version.clone());
     let mut request = TpProcessRequest::new();
     request.set_header(header);
     request.set_payload(spec.payload);
@@ -739,4 +753,50 @@ fn a_second_logger_cannot_hide_the_first_loggers_excursion() {
         .filter(|e| e.event_type == EVENT_COMPROMISED)
         .collect();
     assert_eq!(compromised.len(), 3, "shipment and both lots, once each");
+}
+
+/// Version 1.0 stays served, with its own rules, so blocks written before 1.1
+/// replay to the same state: two loggers merge into one record (no tracks),
+/// and a 1.0 transaction is refused once the record keeps tracks.
+#[test]
+fn version_1_0_transactions_keep_the_merged_rules() {
+    let mut fixture = Fixture::new();
+    let mut second = fixture.device();
+    second.device_id = "D-2".to_string();
+    state::store(
+        &mut fixture.context,
+        RecordKind::Device.address("D-2"),
+        &second,
+    )
+    .unwrap();
+    let payload = spec::record_readings_payload(&batch(&[(1, 60, 500), (2, 120, 900)]));
+    fixture.submit_version(GATEWAY, "1.0", payload).unwrap();
+    let mut other = batch(&[(1, 130, 500)]);
+    other.device_id = "D-2".to_string();
+    fixture
+        .submit_version(GATEWAY, "1.0", spec::record_readings_payload(&other))
+        .unwrap();
+    let merged = fixture.thermal("S-1", RecordKind::ShipmentThermal);
+    assert!(merged.tracks.is_empty());
+    assert_eq!(merged.reading_count, 3);
+    // 1.0's flaw, kept for replay: D-2's in-range reading closed D-1's excursion.
+    assert_eq!(merged.closed.len(), 1);
+    // A 1.1 transaction turns the record into tracks; 1.0 is then refused.
+    fixture.submit(&batch(&[(3, 180, 500)])).unwrap();
+    let tracked = fixture.thermal("S-1", RecordKind::ShipmentThermal);
+    assert_eq!(tracked.tracks.len(), 2, "the 1.0 figures and D-1's track");
+    let mut late = batch(&[(2, 190, 500)]);
+    late.device_id = "D-2".to_string();
+    let refused = fixture.submit_version(GATEWAY, "1.0", spec::record_readings_payload(&late));
+    match refused {
+        Err(ApplyError::InvalidTransaction(message)) => assert!(
+            message.contains("kept per logger since coldchain-sensor 1.1"),
+            "{message}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let unknown = fixture.submit_version(GATEWAY, "2.0", spec::record_readings_payload(&late));
+    assert!(
+        matches!(unknown, Err(ApplyError::InvalidTransaction(m)) if m.contains("version 2.0 is not served"))
+    );
 }

@@ -405,8 +405,7 @@ impl Tally<'_> {
             if open.duration_s > limit {
                 return Some(format!(
                     "single {side} excursion of {} s since {} exceeds the limit of {limit} s",
-                    open.duration_s,
-                    crate::identifiers::utc_time_text(open.start_s)
+                    open.duration_s, open.start_s
                 ));
             }
         }

@@ -78,8 +78,7 @@ fn a_second_logger_in_range_does_not_close_the_first_loggers_excursion() {
     assert!(record.compromised);
     assert_eq!(
         record.compromised_reason,
-        "single high excursion of 62 s since 1970-01-01 00:16:50 UTC exceeds the limit of 60 s \
-         (logger TRK-42)"
+        "single high excursion of 62 s since 1010 exceeds the limit of 60 s (logger TRK-42)"
     );
     assert_eq!(record.compromised_at_s, 1_072);
     assert_eq!(
