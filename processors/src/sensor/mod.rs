@@ -295,7 +295,7 @@ fn apply_to_subject(
         time_s: r.time_s,
         temperature_cdeg: r.temperature_cdeg,
     });
-    let outcomes = match rules {
+    let applied = match rules {
         Rules::PerLogger => thermal::record_logger_readings(
             &mut record,
             &batch.shipment_id,
@@ -306,8 +306,7 @@ fn apply_to_subject(
                 SubjectKind::Shipment => thermal::MAX_LISTED_PER_TRACK,
                 SubjectKind::Lot | SubjectKind::BloodUnit => 0,
             },
-        )
-        .map_err(|e| ApplyError::InternalError(e.to_string()))?,
+        ),
         Rules::Merged => {
             if !record.tracks.is_empty() {
                 return Err(ApplyError::InvalidTransaction(format!(
@@ -319,21 +318,10 @@ fn apply_to_subject(
                 )));
             }
             // Exactly what version 1.0 wrote.
-            let outcomes = thermal::apply_readings(&mut record, &batch.device_id, points)
-                .map_err(|e| ApplyError::InternalError(e.to_string()))?;
-            record.readings_chain_head =
-                thermal::next_chain_head(&record.readings_chain_head, payload_sha512).ok_or_else(
-                    || {
-                        ApplyError::InternalError(format!(
-                            "thermal record of {} holds a malformed readings_chain_head",
-                            subject.key
-                        ))
-                    },
-                )?;
-            record.readings_batches = record.readings_batches.saturating_add(1);
-            outcomes
+            thermal::apply_merged(&mut record, &batch.device_id, points, payload_sha512)
         }
     };
+    let outcomes = applied.map_err(|e| ApplyError::InternalError(e.to_string()))?;
 
     for outcome in &outcomes {
         emit(context, outcome, subject, batch)?;

@@ -10,6 +10,8 @@
 //! copy is complete and unaltered.
 use sha2::{Digest, Sha512};
 
+use crate::messages::coldchain::ThermalRecord;
+
 /// The head after appending a batch whose payload has SHA-512 `payload_sha512`.
 /// `None` when `previous_head` is neither empty nor 128 hex characters.
 pub fn next_chain_head(previous_head: &str, payload_sha512: &[u8; 64]) -> Option<String> {
@@ -24,6 +26,14 @@ pub fn next_chain_head(previous_head: &str, payload_sha512: &[u8; 64]) -> Option
     let mut text = [0u8; 128];
     hex::encode_to_slice(hasher.finalize(), &mut text).ok()?;
     String::from_utf8(text.to_vec()).ok()
+}
+
+/// Appends one accepted batch to `record`'s chain: its head and its batch count.
+/// `None` (and `record` unchanged) when the stored head is malformed.
+pub fn append_batch(record: &mut ThermalRecord, payload_sha512: &[u8; 64]) -> Option<()> {
+    record.readings_chain_head = next_chain_head(&record.readings_chain_head, payload_sha512)?;
+    record.readings_batches = record.readings_batches.saturating_add(1);
+    Some(())
 }
 
 /// SHA-512 of a transaction payload, as raw bytes.

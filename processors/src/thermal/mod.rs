@@ -31,7 +31,7 @@ pub mod presets;
 pub mod stability;
 pub mod tracks;
 
-pub use chain::{next_chain_head, payload_digest};
+pub use chain::{append_batch, next_chain_head, payload_digest};
 pub use mkt::{mkt_cdeg, mkt_exceeds};
 pub use tracks::{record_logger_readings, track_of};
 
@@ -175,6 +175,21 @@ pub fn apply_readings(
 ) -> Result<Vec<ThermalOutcome>, ThermalError> {
     let profile = record.profile.as_ref().cloned().unwrap_or_default();
     apply_rules(record, &profile, device_id, readings, MAX_LISTED)
+}
+
+/// Sensor family 1.0's rule, kept so its blocks replay: `readings` of any
+/// logger merged into `record` in commit order, then the batch appended to the
+/// record's chain.
+pub fn apply_merged(
+    record: &mut ThermalRecord,
+    device_id: &str,
+    readings: impl IntoIterator<Item = ReadingPoint>,
+    payload_sha512: &[u8; 64],
+) -> Result<Vec<ThermalOutcome>, ThermalError> {
+    let outcomes = apply_readings(record, device_id, readings)?;
+    append_batch(record, payload_sha512)
+        .ok_or_else(|| ThermalError::CorruptChainHead(record.subject.clone()))?;
+    Ok(outcomes)
 }
 
 /// [`apply_readings`] under `profile` (a track holds no profile of its own),

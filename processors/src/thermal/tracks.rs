@@ -28,7 +28,7 @@ use std::cmp::Ordering;
 use crate::messages::coldchain::{DataGap, StorageProfile, ThermalRecord};
 
 use super::{
-    apply_rules, mkt, next_chain_head, show_cdeg, stability, ReadingPoint, ThermalError,
+    append_batch, apply_rules, mkt, show_cdeg, stability, ReadingPoint, ThermalError,
     ThermalOutcome, MAX_LISTED, MKT_MIN_WINDOW_S,
 };
 
@@ -114,13 +114,11 @@ fn apply_to_track(
     if listed > 0 {
         // A lot's track of (shipment, logger) would chain exactly the batches the
         // shipment's track of that logger chains: only the shipment keeps it.
-        track.readings_chain_head = next_chain_head(&track.readings_chain_head, payload_sha512)
+        append_batch(track, payload_sha512)
             .ok_or_else(|| ThermalError::CorruptChainHead(format!("a track ({device_id})")))?;
-        track.readings_batches = track.readings_batches.saturating_add(1);
     }
-    record.readings_chain_head = next_chain_head(&record.readings_chain_head, payload_sha512)
+    append_batch(record, payload_sha512)
         .ok_or_else(|| ThermalError::CorruptChainHead(record.subject.clone()))?;
-    record.readings_batches = record.readings_batches.saturating_add(1);
 
     let was_compromised = record.compromised;
     summarise(record, profile)?;
