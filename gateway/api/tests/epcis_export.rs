@@ -4,23 +4,9 @@
 //! holds spaces); the CSV leaves `door` empty when the logger did not say.
 mod support;
 
-use coldchain_api::chain::ingest;
-use coldchain_api::{Api, ApiConfig, ApiHandle};
 use support::http::{signed_get, token_for};
 use support::scenario::{self, GTIN, T0};
 use support::{drop_postgres_schema, postgres_url, Ledger};
-
-async fn start(index_url: &str) -> ApiHandle {
-    Api::start(ApiConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        rest_url: "http://127.0.0.1:9".into(),
-        component: "tcp://127.0.0.1:9".into(),
-        index_url: index_url.into(),
-        follow: false,
-    })
-    .await
-    .expect("API starts")
-}
 
 async fn two_loggers_two_series(index_url: &str) {
     let mut ledger = Ledger::new();
@@ -53,13 +39,7 @@ async fn two_loggers_two_series(index_url: &str) {
         start_s,
         &[600, 1_200, 700],
     );
-    let api = start(index_url).await;
-    let index = api.index();
-    for update in &ledger.blocks {
-        ingest(index.as_ref(), &ledger.lookup(), update.clone())
-            .await
-            .expect("ingested");
-    }
+    let api = support::serve_ledger(index_url, &ledger).await;
     let base = api.url();
 
     let (status, epcis) = signed_get(

@@ -6,31 +6,11 @@
 //! compromised naming D2, and the summaries list each logger.
 mod support;
 
-use coldchain_api::chain::ingest;
-use coldchain_api::{Api, ApiConfig, ApiHandle};
 use coldchain_processors::messages::coldchain::RegistryPayload_oneof_action as R;
 use coldchain_processors::messages::coldchain::{CreateLot, StabilityBand};
 use support::http::{get, signed_get};
 use support::scenario::{self, site, GTIN, T0};
 use support::{drop_postgres_schema, postgres_url, registry, Chain, Ledger};
-
-async fn start(index_url: &str, ledger: &Ledger) -> ApiHandle {
-    let api = Api::start(ApiConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        rest_url: "http://127.0.0.1:9".into(),
-        component: "tcp://127.0.0.1:9".into(),
-        index_url: index_url.into(),
-        follow: false,
-    })
-    .await
-    .expect("API starts");
-    for update in &ledger.blocks {
-        ingest(api.index().as_ref(), &ledger.lookup(), update.clone())
-            .await
-            .expect("ingested");
-    }
-    api
-}
 
 async fn a_second_logger_cannot_hide_an_excursion(index_url: &str) {
     let mut ledger = Ledger::new();
@@ -59,7 +39,7 @@ async fn a_second_logger_cannot_hide_an_excursion(index_url: &str) {
             &[500],
         );
     }
-    let api = start(index_url, &ledger).await;
+    let api = support::serve_ledger(index_url, &ledger).await;
     let base = api.url();
 
     let (status, verdict) = get(&base, &format!("/api/v1/verify?gtin={GTIN}&lot=L-OK")).await;
@@ -148,7 +128,7 @@ async fn the_stability_budget_used_is_shown(index_url: &str) {
         start_s,
         &[500, 1_200, 1_200, 1_200, 500],
     );
-    let api = start(index_url, &ledger).await;
+    let api = support::serve_ledger(index_url, &ledger).await;
     let base = api.url();
 
     let (status, verdict) = get(&base, &format!("/api/v1/verify?gtin={GTIN}&lot=L-BUDGET")).await;

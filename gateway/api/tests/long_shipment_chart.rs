@@ -5,7 +5,6 @@ mod support;
 
 use coldchain_api::chain::ingest;
 use coldchain_api::index::{BlockRef, BlockUpdate, Reading, ReadingsBatch};
-use coldchain_api::{Api, ApiConfig, ApiHandle};
 use support::http::signed_get;
 use support::scenario::{self, GTIN, T0};
 use support::{drop_postgres_schema, postgres_url, Ledger};
@@ -14,18 +13,6 @@ const CHUNKS: u64 = 2_500;
 const PER_CHUNK: u64 = 100;
 const STEP_S: u64 = 10;
 const START: u64 = T0 + 1_000;
-
-async fn start(index_url: &str) -> ApiHandle {
-    Api::start(ApiConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        rest_url: "http://127.0.0.1:9".into(),
-        component: "tcp://127.0.0.1:9".into(),
-        index_url: index_url.into(),
-        follow: false,
-    })
-    .await
-    .expect("API starts")
-}
 
 /// A block of `CHUNKS` readings transactions for SH-COLD: 5.00 °C throughout,
 /// except one 15.00 °C reading at the very end.
@@ -68,7 +55,7 @@ async fn chart_covers_the_whole_shipment(index_url: &str) {
     let mut ledger = Ledger::new();
     let parties = scenario::register(&mut ledger);
     scenario::ship_to_carrier(&mut ledger, &parties, "SH-COLD", "L-OK", "D1", T0 + 100);
-    let api = start(index_url).await;
+    let api = support::start_offline_api(index_url).await;
     let index = api.index();
     for update in &ledger.blocks {
         ingest(index.as_ref(), &ledger.lookup(), update.clone())

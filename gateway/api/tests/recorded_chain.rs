@@ -8,22 +8,9 @@ use std::sync::Arc;
 
 use coldchain_api::chain::{ingest, Ingested};
 use coldchain_api::index::IndexStore;
-use coldchain_api::{Api, ApiConfig, ApiHandle};
 use support::http::{get, signed_get, token_for};
 use support::scenario::{self, GTIN};
 use support::{drop_postgres_schema, postgres_url, Ledger};
-
-async fn start(index_url: &str) -> ApiHandle {
-    Api::start(ApiConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        rest_url: "http://127.0.0.1:9".into(),
-        component: "tcp://127.0.0.1:9".into(),
-        index_url: index_url.into(),
-        follow: false,
-    })
-    .await
-    .expect("API starts")
-}
 
 async fn feed(index: &Arc<dyn IndexStore>, ledger: &Ledger, from: usize) {
     let lookup = ledger.lookup();
@@ -45,7 +32,7 @@ async fn story(index_url: &str) {
     let mut ledger = Ledger::new();
     // The API is down while the first blocks commit; it catches up from the index head.
     let parties = scenario::register(&mut ledger);
-    let api = start(index_url).await;
+    let api = support::start_offline_api(index_url).await;
     let index = api.index();
     feed(&index, &ledger, 0).await;
     let before = ledger.blocks.len();
@@ -391,7 +378,7 @@ async fn fork(index_url: &str) {
         scenario::T0 + 200,
         &[500, 510],
     );
-    let api = start(index_url).await;
+    let api = support::start_offline_api(index_url).await;
     let index = api.index();
     feed(&index, &ledger, 0).await;
     let base = api.url();

@@ -6,25 +6,12 @@ mod support;
 
 use coldchain_api::access::signed_message;
 use coldchain_api::chain::ingest;
-use coldchain_api::{Api, ApiConfig, ApiHandle};
 use coldchain_processors::messages::coldchain::{RegistryPayload_oneof_action, RevokeAgent};
 use coldchain_processors::signing::Signer;
 use support::http::{get, now_s, signed_get};
 use support::scenario::{self, GTIN, T0};
 use support::Ledger;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn start(index_url: &str) -> ApiHandle {
-    Api::start(ApiConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        rest_url: "http://127.0.0.1:9".into(),
-        component: "tcp://127.0.0.1:9".into(),
-        index_url: index_url.into(),
-        follow: false,
-    })
-    .await
-    .expect("API starts")
-}
 
 /// Restricted endpoints: (method, path and query).
 fn restricted() -> Vec<(&'static str, String)> {
@@ -87,7 +74,7 @@ async fn every_restricted_endpoint_refuses_unauthenticated_and_unauthorised_call
     let mut ledger = Ledger::new();
     let parties = scenario::register(&mut ledger);
     scenario::ship_to_carrier(&mut ledger, &parties, "SH-COLD", "L-OK", "D1", T0 + 100);
-    let api = start(&format!(
+    let api = support::start_offline_api(&format!(
         "sqlite://{}",
         dir.path().join("index.db").display()
     ))
@@ -345,7 +332,7 @@ async fn raw(base: &str, request: &str) -> (String, serde_json::Value) {
 #[tokio::test]
 async fn oversized_or_chunked_bodies_are_refused_not_taken_as_empty() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let api = start(&format!(
+    let api = support::start_offline_api(&format!(
         "sqlite://{}",
         dir.path().join("index.db").display()
     ))

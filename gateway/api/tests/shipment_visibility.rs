@@ -19,8 +19,6 @@
 //!   not see S3.
 mod support;
 
-use coldchain_api::chain::{ingest, Ingested};
-use coldchain_api::{Api, ApiConfig, ApiHandle};
 use coldchain_processors::messages::coldchain::CustodyPayload_oneof_action as C;
 use coldchain_processors::messages::coldchain::RegistryPayload_oneof_action as R;
 use coldchain_processors::messages::coldchain::*;
@@ -28,18 +26,6 @@ use coldchain_processors::signing::Signer;
 use support::http::signed_get;
 use support::scenario::{self, site, Parties, GTIN, T0};
 use support::{custody, drop_postgres_schema, gln, postgres_url, registry, Chain, Ledger};
-
-async fn start(index_url: &str) -> ApiHandle {
-    Api::start(ApiConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        rest_url: "http://127.0.0.1:9".into(),
-        component: "tcp://127.0.0.1:9".into(),
-        index_url: index_url.into(),
-        follow: false,
-    })
-    .await
-    .expect("API starts")
-}
 
 /// The scenario's parties plus a distributor and an organisation with no
 /// part in the lot.
@@ -314,17 +300,6 @@ fn returned_story(ledger: &mut Ledger) -> Cast {
     cast
 }
 
-async fn serve(index_url: &str, ledger: &Ledger) -> ApiHandle {
-    let api = start(index_url).await;
-    for update in &ledger.blocks {
-        let outcome = ingest(api.index().as_ref(), &ledger.lookup(), update.clone())
-            .await
-            .expect("ingested");
-        assert_eq!(outcome, Ingested::Applied);
-    }
-    api
-}
-
 /// What `who` sees of L-OK: shipment ids (provenance), the shipments named by
 /// EPCIS events, and the provenance body.
 async fn seen(base: &str, who: &Signer) -> (Vec<String>, Vec<String>, serde_json::Value) {
@@ -412,7 +387,7 @@ async fn refused_leg_reaches_later_receivers(index_url: &str) {
     let mut ledger = Ledger::new();
     let cast = refused_story(&mut ledger);
     let p = &cast.p;
-    let api = serve(index_url, &ledger).await;
+    let api = support::serve_ledger(index_url, &ledger).await;
     let base = api.url();
     let story = &["S1", "S2", "S3"];
 
@@ -482,7 +457,7 @@ async fn returned_goods_bring_their_past(index_url: &str) {
     let mut ledger = Ledger::new();
     let cast = returned_story(&mut ledger);
     let p = &cast.p;
-    let api = serve(index_url, &ledger).await;
+    let api = support::serve_ledger(index_url, &ledger).await;
     let base = api.url();
     let story = &["S1", "S2", "S2R", "S3"];
     let all = story;

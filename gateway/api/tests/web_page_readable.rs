@@ -18,8 +18,7 @@ mod browser;
 mod support;
 
 use browser::Browser;
-use coldchain_api::chain::ingest;
-use coldchain_api::{Api, ApiConfig, ApiHandle};
+use coldchain_api::ApiHandle;
 use coldchain_processors::messages::coldchain::CustodyPayload_oneof_action as C;
 use coldchain_processors::messages::coldchain::RegistryPayload_oneof_action as R;
 use coldchain_processors::messages::coldchain::*;
@@ -206,22 +205,8 @@ fn organisation(ledger: &mut Ledger, org: &str, site_body: &str, role: Role) -> 
 }
 
 async fn serve(story_ledger: &Ledger, dir: &std::path::Path) -> ApiHandle {
-    let api = Api::start(ApiConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        rest_url: "http://127.0.0.1:9".into(),
-        component: "tcp://127.0.0.1:9".into(),
-        index_url: format!("sqlite://{}", dir.join("index.db").display()),
-        follow: false,
-    })
-    .await
-    .expect("API starts");
-    let lookup = story_ledger.lookup();
-    for block in &story_ledger.blocks {
-        ingest(api.index().as_ref(), &lookup, block.clone())
-            .await
-            .expect("ingested");
-    }
-    api
+    let index_url = format!("sqlite://{}", dir.join("index.db").display());
+    support::serve_ledger(&index_url, story_ledger).await
 }
 
 fn keep(browser: &mut Browser, name: &str) {

@@ -331,3 +331,30 @@ pub async fn drop_postgres_schema(test: &str) {
         .await
         .expect("schema dropped");
 }
+
+/// A provenance API on `index_url` that follows no node (its node endpoints
+/// point at a closed port): tests feed its index themselves.
+pub async fn start_offline_api(index_url: &str) -> coldchain_api::ApiHandle {
+    coldchain_api::Api::start(coldchain_api::ApiConfig {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        rest_url: "http://127.0.0.1:9".into(),
+        component: "tcp://127.0.0.1:9".into(),
+        index_url: index_url.into(),
+        follow: false,
+    })
+    .await
+    .expect("API starts")
+}
+
+/// [`start_offline_api`] with every block of `ledger` ingested in order.
+pub async fn serve_ledger(index_url: &str, ledger: &Ledger) -> coldchain_api::ApiHandle {
+    let api = start_offline_api(index_url).await;
+    let lookup = ledger.lookup();
+    for update in &ledger.blocks {
+        let outcome = coldchain_api::chain::ingest(api.index().as_ref(), &lookup, update.clone())
+            .await
+            .expect("ingested");
+        assert_eq!(outcome, coldchain_api::chain::Ingested::Applied);
+    }
+    api
+}
